@@ -1,0 +1,134 @@
+#pragma once
+/// @file config.h
+/// Typed configuration: parsed once from YAML into plain structs, then no component sees YAML.
+/// Priority: built-in defaults < config file < `--set section.key=value` overrides.
+/// Every field is declared once, in its section's `visit`, which drives loading, overriding,
+/// validation and saving alike.
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace nmt {
+
+/// A bad config file, key, type or value; the message names the origin, key and expectation.
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+enum class ModelType { Rnn, Transformer };
+enum class RnnCell { Lstm, Gru };
+/// RNN attention: Bahdanau et al. 2015 (additive) or Luong et al. 2015 (global).
+enum class AttentionType { Bahdanau, Luong };
+/// Luong et al. 2015 score functions: h_tᵀh̄_s, h_tᵀW h̄_s, vᵀtanh(W[h_t; h̄_s]).
+enum class AttentionScore { Dot, General, Concat };
+enum class LrSchedule { Constant, Plateau, Noam };
+enum class StopMetric { Bleu, Perplexity };
+
+struct DataConfig {
+  std::string train_src, train_tgt;  ///< training corpus, one sentence per line
+  std::string valid_src, valid_tgt;  ///< validation corpus
+  std::string test_src, test_tgt;    ///< optional test corpus (scored after training)
+  int max_len = 100;                 ///< pairs with more subword tokens on either side are dropped
+  std::string vocab_type = "unigram";  ///< SentencePiece model type: unigram | bpe
+  int vocab_size = 8000;             ///< SentencePiece vocabulary size (per model)
+  bool joint_vocab = true;           ///< one SentencePiece model over source and target text
+  double character_coverage = 1.0;   ///< SentencePiece character coverage
+  std::string spm_src, spm_tgt;      ///< existing SentencePiece models (empty: train them)
+  int batch_tokens = 2000;           ///< token budget per batch (padded, max of src/tgt)
+  template <class V> void visit(V& v);
+};
+
+struct ModelConfig {
+  ModelType type = ModelType::Rnn;
+  int embed_dim = 256;        ///< token embedding size (d_model for the Transformer)
+  int hidden_size = 512;      ///< RNN hidden size (the encoder uses hidden_size/2 per direction)
+  int encoder_layers = 2;
+  int decoder_layers = 1;
+  double dropout = 0.3;       ///< dropout on embeddings and between layers / on residuals
+  bool tie_embeddings = true;      ///< target embedding shares weights with the output layer
+  bool share_embeddings = false;   ///< source and target embeddings shared (needs joint_vocab)
+  // RNN
+  RnnCell cell = RnnCell::Lstm;
+  AttentionType attention = AttentionType::Bahdanau;
+  AttentionScore attention_score = AttentionScore::General;  ///< for attention: luong
+  bool input_feeding = true;  ///< feed the attentional vector h̃_{t-1} to the next step
+  // Transformer
+  int heads = 4;
+  int ff_dim = 1024;
+  bool pre_norm = true;            ///< layer norm before (true) or after (false) each sublayer
+  bool learned_positions = false;  ///< learned instead of sinusoidal position embeddings
+  double attention_dropout = 0.1;
+  double activation_dropout = 0.0;
+  template <class V> void visit(V& v);
+};
+
+struct TrainConfig {
+  std::string model_dir = "runs/model";  ///< checkpoints, vocabularies, resolved config, log
+  uint64_t seed = 1;
+  int threads = 0;               ///< CPU threads for both OpenBLAS and ATen; 0 = all cores
+  std::string device = "auto";   ///< cpu | cuda | cuda:N | auto (CUDA when available)
+  double lr = 1e-3;              ///< Adam learning rate (peak rate for noam)
+  double beta1 = 0.9, beta2 = 0.999;
+  double weight_decay = 0.0;
+  double clip_norm = 5.0;        ///< gradient L2-norm clipping; 0 disables
+  double label_smoothing = 0.0;
+  LrSchedule lr_schedule = LrSchedule::Plateau;
+  double lr_decay = 0.5;         ///< plateau: factor applied when validation does not improve
+  int lr_patience = 1;           ///< plateau: validations without improvement before decay
+  double min_lr = 1e-5;
+  int warmup_steps = 4000;       ///< noam: linear warm-up updates
+  int accum_steps = 1;           ///< batches accumulated per update
+  int max_epochs = 30;
+  int64_t max_steps = 0;         ///< 0 = unlimited
+  double max_time = 0;           ///< wall-clock budget in minutes; 0 = unlimited
+  int valid_every = 500;         ///< updates between validations (and at each epoch end)
+  int log_every = 100;           ///< updates between log lines
+  StopMetric stop_metric = StopMetric::Bleu;  ///< metric that selects the best checkpoint
+  int patience = 5;              ///< validations without improvement before early stopping
+  int valid_max_sentences = 0;   ///< score only the first N validation sentences; 0 = all
+  template <class V> void visit(V& v);
+};
+
+struct SearchConfig {
+  int beam_size = 5;             ///< 1 = greedy
+  double length_penalty = 1.0;   ///< GNMT α: score / ((5+|y|)/6)^α (Wu et al. 2016)
+  double max_len_a = 1.5;        ///< maximum output length a·|x| + b (subword tokens)
+  int max_len_b = 10;
+  int batch_tokens = 3000;       ///< source-token budget per translation batch
+  template <class V> void visit(V& v);
+};
+
+struct Config {
+  DataConfig data;
+  ModelConfig model;
+  TrainConfig train;
+  SearchConfig search;
+};
+
+/// The built-in default: the Multi30k German→English RNN configuration.
+Config default_config();
+
+/// Load `path` over the defaults, then apply overrides of the form "section.key=value".
+/// Throws ConfigError naming the file (or "--set"), the key and what was expected, for an
+/// unknown section or key, a wrong type, or an out-of-range value.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+/// Parse YAML text (used for the embedded default and for configs stored in checkpoints).
+/// `origin` names the text in error messages.
+Config parse_config(const std::string& yaml_text, const std::string& origin,
+                    const std::vector<std::string>& overrides = {});
+
+/// Apply "section.key=value" overrides to `config`. Throws ConfigError.
+void apply_overrides(Config& config, const std::vector<std::string>& overrides);
+
+/// Cross-field checks (e.g. share_embeddings needs joint_vocab). Throws ConfigError.
+void validate(const Config& config);
+
+/// The complete resolved config as YAML (every key, so a run can be reproduced from it).
+std::string to_yaml(const Config& config);
+
+/// Number of threads `threads: 0` resolves to (all cores).
+int resolve_threads(int threads);
+
+}  // namespace nmt

@@ -1,0 +1,49 @@
+#pragma once
+/// @file corpus.h
+/// Reading line-aligned parallel text and encoding it into Examples.
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "nmt/data/batch.h"
+#include "nmt/data/vocab.h"
+
+namespace nmt::data {
+
+/// Lines of `path`, one per `\n`-terminated line (a final line without `\n` counts; a final `\n`
+/// does not start an empty line). A trailing `\r` is stripped and a leading UTF-8 BOM dropped;
+/// everything else (TABs, U+00A0, repeated or trailing spaces) is kept verbatim.
+/// Throws std::runtime_error naming the file when it is missing or unreadable, and naming the file
+/// and the 1-based line number when a line is not valid UTF-8.
+std::vector<std::string> read_lines(const std::string& path);
+
+/// Two line-aligned files: src[i] translates to tgt[i].
+struct ParallelText {
+  std::vector<std::string> src;
+  std::vector<std::string> tgt;
+  std::string src_path;
+  std::string tgt_path;
+  size_t size() const { return src.size(); }
+};
+
+/// Reads both files with read_lines(). Throws std::runtime_error naming both files and both line
+/// counts when they differ.
+ParallelText read_parallel(const std::string& src_path, const std::string& tgt_path);
+
+/// What encode_corpus() kept and dropped. total = kept + empty + too_long.
+struct FilterStats {
+  size_t total = 0;     ///< pairs read
+  size_t kept = 0;      ///< pairs returned
+  size_t empty = 0;     ///< dropped: a side is empty after trimming (or encodes to no token)
+  size_t too_long = 0;  ///< dropped: a side has more than max_len subword tokens
+};
+
+/// Encodes every pair (src with src_vocab, tgt with tgt_vocab; no BOS/EOS) and drops pairs where
+/// either side is empty or longer than `max_len` subword tokens (max_len <= 0: no limit).
+/// Example::index is the pair's 0-based line number. `stats` (may be null) receives the counts.
+/// Encoding runs through Vocab::encode_batch on all hardware threads.
+std::vector<Example> encode_corpus(const ParallelText& text, const Vocab& src_vocab,
+                                   const Vocab& tgt_vocab, int max_len,
+                                   FilterStats* stats = nullptr);
+
+}  // namespace nmt::data

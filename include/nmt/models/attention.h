@@ -1,0 +1,38 @@
+#pragma once
+/// @file attention.h
+/// Global (soft) attention over encoder states: scores → masked softmax → context vector.
+/// Scores: additive vᵀtanh(W_q q + W_k k) (Bahdanau et al. 2015; Luong's `concat` is the same
+/// function), `dot` qᵀk and `general` qᵀW k (Luong et al. 2015).
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+
+#include "nmt/config.h"
+
+namespace nmt::models {
+
+struct AttentionOutput {
+  at::Tensor context;  ///< [B, K] weighted sum of values
+  at::Tensor weights;  ///< [B, S] alignment α, zero on padding, rows sum to 1
+};
+
+class GlobalAttentionImpl : public torch::nn::Module {
+ public:
+  enum class Score { Additive, Dot, General };
+  /// query_dim Q, key_dim K (dot needs Q == K), hidden size A of the additive score.
+  GlobalAttentionImpl(Score score, int64_t query_dim, int64_t key_dim, int64_t hidden_dim);
+  /// Per-sentence precomputation kept in the decoder state: keys [B, S, K] → [B, S, A or Q].
+  at::Tensor project_keys(const at::Tensor& keys);
+  /// query [B, Q]; proj_keys from project_keys; values [B, S, K]; mask [B, S] bool (true = real).
+  AttentionOutput forward(const at::Tensor& query, const at::Tensor& proj_keys,
+                          const at::Tensor& values, const at::Tensor& mask);
+
+ private:
+  Score score_;
+  torch::nn::Linear key_proj_{nullptr}, query_proj_{nullptr}, v_{nullptr};
+};
+TORCH_MODULE(GlobalAttention);
+
+/// Softmax over the last dimension with masked (false) positions given exactly zero weight.
+at::Tensor masked_softmax(const at::Tensor& scores, const at::Tensor& mask);
+
+}  // namespace nmt::models

@@ -1,0 +1,65 @@
+#pragma once
+/// @file rnn.h
+/// RNN encoder-decoder with attention.
+/// Encoder: embeddings → bidirectional LSTM/GRU (hidden_size/2 per direction, packed so padding
+/// never enters a state). Decoder (Luong et al. 2015, "Effective Approaches to Attention-based
+/// Neural Machine Translation"): stacked LSTM/GRU cells; attentional vector
+/// h̃_t = tanh(W_c [c_t; h_t]) predicts y_t; with input feeding h̃_{t-1} is fed with y_{t-1}.
+/// With `attention: bahdanau` (Bahdanau et al. 2015) the query is the previous state h_{t-1}
+/// and the context c_t is an input of the RNN cell.
+#include <memory>
+#include <vector>
+
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/rnn.h>
+
+#include "nmt/models/attention.h"
+#include "nmt/models/seq2seq.h"
+
+namespace nmt::models {
+
+/// Decoder state of the RNN: encoder memory, per-sentence key projections, layer states and
+/// the attentional vector fed to the next step. All tensors have rows = batch entries.
+struct RnnDecoderState : DecoderState {
+  at::Tensor memory;     ///< [B, S, H] encoder outputs (values of the attention)
+  at::Tensor proj_keys;  ///< [B, S, A] attention keys, projected once per sentence
+  at::Tensor src_mask;   ///< [B, S] bool, true on real source tokens
+  std::vector<at::Tensor> h, c;  ///< per decoder layer, [B, H] (c empty for GRU)
+  at::Tensor feed;       ///< [B, H] attentional vector h̃_{t-1} (input feeding)
+  std::unique_ptr<DecoderState> select(const at::Tensor& rows) const override;
+};
+
+class RnnSeq2SeqImpl : public Seq2SeqImpl {
+ public:
+  RnnSeq2SeqImpl(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab);
+  ForwardOutput forward(const data::Batch& batch) override;
+  std::unique_ptr<DecoderState> start(const at::Tensor& src) override;
+  StepOutput step(const at::Tensor& prev, DecoderState& state) override;
+
+ private:
+  /// src [B, S] → initial state with memory [B, S, H].
+  std::unique_ptr<RnnDecoderState> encode(const at::Tensor& src);
+  /// One decoder step from embedded input emb [B, E]; updates state; returns h̃_t [B, H]
+  /// and, through `weights`, the alignment [B, S].
+  at::Tensor decode_step(const at::Tensor& emb, RnnDecoderState& state, at::Tensor& weights);
+  /// h̃ [..., H] → log-probs [..., V].
+  at::Tensor output_log_probs(const at::Tensor& attn_vec);
+
+  ModelConfig config_;
+  bool lstm_;
+  torch::nn::Embedding src_embed_{nullptr}, tgt_embed_{nullptr};
+  torch::nn::LSTM enc_lstm_{nullptr};
+  torch::nn::GRU enc_gru_{nullptr};
+  torch::nn::Linear bridge_{nullptr};
+  torch::nn::ModuleList cells_{nullptr};
+  GlobalAttention attention_{nullptr};
+  torch::nn::Linear combine_{nullptr};
+  torch::nn::Linear pre_output_{nullptr};  ///< H → E when the output layer is tied and H ≠ E
+  torch::nn::Linear output_{nullptr};      ///< untied output layer
+  at::Tensor output_bias_;                 ///< tied output layer bias [V]
+  torch::nn::Dropout dropout_{nullptr};
+};
+
+}  // namespace nmt::models

@@ -1,0 +1,54 @@
+#pragma once
+/// @file seq2seq.h
+/// The interface every model implements, and the only one search and training see.
+/// Decoding follows Marian's design: `start` encodes a source batch into an explicit
+/// DecoderState; `step` consumes one target token per row and returns next-token log-probs;
+/// `DecoderState::select` reorders the state's rows for surviving beam hypotheses.
+#include <memory>
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include "nmt/config.h"
+#include "nmt/data/batch.h"
+
+namespace nmt::models {
+
+/// Everything a decoder carries from one step to the next (hidden states, encoder memory,
+/// attention caches). Rows are batch entries (sentence × beam).
+class DecoderState {
+ public:
+  virtual ~DecoderState() = default;
+  /// A new state whose row i is row `rows[i]` of this one. rows: [B'] int64 on the state's device.
+  virtual std::unique_ptr<DecoderState> select(const at::Tensor& rows) const = 0;
+};
+
+/// Output of one decoding step.
+struct StepOutput {
+  at::Tensor log_probs;  ///< [B, V] log p(y_t | y_<t, x)
+  at::Tensor attention;  ///< [B, S] alignment over source positions (undefined if none)
+};
+
+/// Output of a teacher-forced pass over a whole batch.
+struct ForwardOutput {
+  at::Tensor log_probs;  ///< [B, T, V] log p(y_t | y_<t, x) for every target position
+  at::Tensor attention;  ///< [B, T, S] alignment (undefined if the model has none)
+  at::Tensor aux_loss;   ///< scalar added to the summed token loss (regularisers); may be undefined
+};
+
+/// A sequence-to-sequence model. Subclasses register their parameters as torch modules.
+class Seq2SeqImpl : public torch::nn::Module {
+ public:
+  /// Teacher-forced pass: batch.src [B, S] and batch.tgt_in [B, T] → per-position log-probs.
+  virtual ForwardOutput forward(const data::Batch& batch) = 0;
+  /// Encode src [B, S] (EOS-terminated, kPad-padded) into the initial decoder state.
+  virtual std::unique_ptr<DecoderState> start(const at::Tensor& src) = 0;
+  /// Advance every row by one token: prev [B] int64 (kBos at the first step). Updates `state`.
+  virtual StepOutput step(const at::Tensor& prev, DecoderState& state) = 0;
+};
+using Seq2Seq = std::shared_ptr<Seq2SeqImpl>;
+
+/// Build the model a config describes. Throws ConfigError for an unsupported combination.
+Seq2Seq make_model(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab);
+
+}  // namespace nmt::models

@@ -1,0 +1,33 @@
+#pragma once
+/// @file runtime.h
+/// Process-wide set-up: thread pools, device choice, atomic file writes.
+#include <string>
+
+#include <c10/core/Device.h>
+
+namespace nmt {
+
+/// Process tuning that must happen first thing in main(); measured on 2 cores, each step below
+/// doubles training speed or more:
+///  - glibc malloc is told to keep freed memory instead of returning large blocks to the kernel
+///    (otherwise every training step re-faults hundreds of MB of fresh pages);
+///  - ATen's OpenMP workers must wait passively between operators, or they spin and starve
+///    OpenBLAS's own threads. libgomp reads OMP_WAIT_POLICY only when it is loaded, so when the
+///    variable is unset this re-executes the program once with OMP_WAIT_POLICY=PASSIVE.
+/// Returns normally when no re-execution was needed (or it failed).
+void tune_process(char** argv);
+
+/// Set both thread pools that matter on CPU: OpenBLAS's (matrix products) and ATen's intra-op
+/// pool (everything else). `threads` 0 = all cores. Warns when OpenBLAS is not the BLAS in use
+/// (LibTorch is then about 20x slower). Returns the thread count used.
+int setup_threads(int threads);
+
+/// "cpu", "cuda", "cuda:N" or "auto" (CUDA when available, else CPU). Throws ConfigError when
+/// CUDA is asked for but unavailable.
+c10::Device resolve_device(const std::string& name);
+
+/// Write `content` to `path` atomically: a temporary file beside it, then rename.
+/// Throws std::runtime_error naming the file.
+void write_file_atomic(const std::string& path, const std::string& content);
+
+}  // namespace nmt

@@ -1,0 +1,93 @@
+#pragma once
+/// @file search.h
+/// Greedy and batched beam search over the Seq2Seq start/step API. Knows nothing of model
+/// types: the model is only asked for next-token log-probs, and its DecoderState is reordered
+/// with `select`.
+#include <cstdint>
+#include <vector>
+
+#include <ATen/Tensor.h>
+
+#include "nmt/models/seq2seq.h"
+
+namespace nmt::search {
+
+struct SearchOptions {
+  int beam_size = 5;
+  double length_penalty = 1.0;  ///< GNMT α (Wu et al. 2016): score = log p / ((5+|y|)/6)^α
+  double max_len_a = 1.5;       ///< max output length = floor(a·|x| + b) tokens, EOS included
+  int max_len_b = 10;
+  bool keep_attention = false;  ///< fill Hypothesis::attention
+};
+
+SearchOptions to_search_options(const SearchConfig& config);
+
+struct Hypothesis {
+  std::vector<int64_t> tokens;  ///< output ids, without BOS and EOS
+  double log_prob = 0;          ///< Σ_t log p(y_t | y_<t, x), EOS included
+  double score = 0;             ///< log_prob / GNMT length penalty (the ranking score)
+  at::Tensor attention;         ///< [|tokens|+1, S] alignment per output step (if requested)
+};
+
+/// GNMT length penalty lp(n) = ((5 + n) / 6)^α.
+double length_penalty(int64_t length, double alpha);
+
+/// Maximum output length for each row of src [B, S]: floor(a·|x| + b), at least 1 (EOS).
+std::vector<int64_t> max_lengths(const at::Tensor& src, const SearchOptions& options);
+
+/// The beam bookkeeping, independent of any model: it receives the log-probs of the live rows
+/// and says which rows survive with which next tokens (as OpenNMT-py's decode strategies).
+/// Rows are grouped by sentence: row r belongs to live sentence r / K.
+class BeamSearch {
+ public:
+  BeamSearch(int64_t batch_size, const SearchOptions& options, std::vector<int64_t> max_lengths);
+
+  /// Tokens to feed at the first step: [B·K] kBos.
+  at::Tensor initial_tokens() const;
+  /// Rows to expand the initial [B] state to [B·K].
+  at::Tensor initial_rows() const;
+
+  struct Advance {
+    at::Tensor rows;    ///< [R'] int64: rows of the current state to keep (select with these)
+    at::Tensor tokens;  ///< [R'] int64: the next input token of each kept row
+  };
+  /// log_probs [R, V] for the current live rows (R = live sentences × K); attention [R, S] or
+  /// undefined. Finishes hypotheses that end in EOS or reach their maximum length.
+  Advance advance(const at::Tensor& log_probs, const at::Tensor& attention);
+
+  bool done() const { return live_.empty(); }
+  /// Best hypothesis per sentence, by score (call when done()).
+  std::vector<Hypothesis> best() const;
+  /// All finished hypotheses per sentence, best first.
+  const std::vector<std::vector<Hypothesis>>& finished() const { return finished_; }
+
+ private:
+  struct Row {
+    std::vector<int64_t> tokens;
+    std::vector<at::Tensor> attention;
+    double log_prob = 0;
+  };
+  void finish(int64_t sentence, const Row& row, int64_t token, double log_prob, const at::Tensor& att);
+
+  SearchOptions options_;
+  int64_t K_;
+  std::vector<int64_t> max_lengths_;
+  std::vector<int64_t> live_;  ///< sentence ids still searching, in row-group order
+  std::vector<Row> rows_;      ///< live_.size() × K rows
+  std::vector<std::vector<Hypothesis>> finished_;
+  int64_t step_ = 0;
+};
+
+/// Beam search for every row of src [B, S]; returns the best hypothesis per row.
+std::vector<Hypothesis> beam_search(models::Seq2SeqImpl& model, const at::Tensor& src,
+                                    const SearchOptions& options);
+
+/// Greedy (argmax) decoding for every row of src [B, S].
+std::vector<Hypothesis> greedy_search(models::Seq2SeqImpl& model, const at::Tensor& src,
+                                      const SearchOptions& options);
+
+/// beam_search, or greedy_search when beam_size == 1. Runs without gradients, in eval mode.
+std::vector<Hypothesis> decode(models::Seq2SeqImpl& model, const at::Tensor& src,
+                               const SearchOptions& options);
+
+}  // namespace nmt::search

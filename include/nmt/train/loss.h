@@ -1,0 +1,17 @@
+#pragma once
+/// @file loss.h
+/// Token-level cross-entropy with label smoothing (Szegedy et al. 2016), padding ignored.
+#include <ATen/Tensor.h>
+
+namespace nmt::train {
+
+struct LossOutput {
+  at::Tensor loss;  ///< scalar: Σ over non-pad tokens of the (smoothed) cross-entropy, in nats
+  at::Tensor nll;   ///< scalar: Σ over non-pad tokens of −log p(y_t) (unsmoothed, detached)
+};
+
+/// log_probs [B, T, V]; targets [B, T] int64 with kPad on padding; ε = label_smoothing.
+/// Smoothed loss per token: (1−ε)·(−log p(y_t)) + ε·mean_v(−log p(v)) (as fairseq).
+LossOutput sequence_loss(const at::Tensor& log_probs, const at::Tensor& targets, double label_smoothing);
+
+}  // namespace nmt::train

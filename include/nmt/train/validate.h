@@ -1,0 +1,35 @@
+#pragma once
+/// @file validate.h
+/// Validation: teacher-forced cross-entropy and perplexity, and BLEU of beam-search output.
+#include <string>
+#include <vector>
+
+#include "nmt/data/batch.h"
+#include "nmt/data/vocab.h"
+#include "nmt/models/seq2seq.h"
+#include "nmt/search/search.h"
+
+namespace nmt::train {
+
+/// A validation set, encoded once.
+struct ValidationSet {
+  std::vector<data::Example> examples;       ///< encoded pairs (for cross-entropy)
+  std::vector<std::vector<int64_t>> src_ids; ///< encoded sources (for decoding)
+  std::vector<std::string> references;       ///< raw target lines (for BLEU)
+};
+
+struct ValidationResult {
+  double loss = 0;        ///< mean cross-entropy per target token, nats (no label smoothing)
+  double perplexity = 0;  ///< exp(loss)
+  double bleu = 0;        ///< corpus BLEU (sacreBLEU defaults) of decoded output, 0..100
+  int64_t tokens = 0;     ///< target tokens scored
+  std::vector<std::string> hypotheses;  ///< detokenised output, in set order
+};
+
+/// Evaluate `model` on `set` (eval mode, no gradients). Decoding is skipped when `with_bleu`
+/// is false.
+ValidationResult validate(models::Seq2SeqImpl& model, const ValidationSet& set,
+                          const data::Vocab& tgt_vocab, const search::SearchOptions& options,
+                          int64_t batch_tokens, c10::Device device, bool with_bleu = true);
+
+}  // namespace nmt::train

@@ -1,0 +1,31 @@
+// nmt: neural machine translation — train, translate, eval.
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+
+#include "nmt/cli/commands.h"
+#include "nmt/cli/eval_cmd.h"
+#include "nmt/cli/model_io.h"
+#include "nmt/runtime.h"
+
+int main(int argc, char** argv) {
+  nmt::tune_process(argv);
+  CLI::App app{"nmt: neural machine translation (RNN attention, Transformer) on LibTorch"};
+  app.set_version_flag("--version", NMT_VERSION);
+  app.require_subcommand(1);
+  nmt::cli::setup_logging(false);
+  app.add_flag_callback("-v,--verbose", [] { nmt::cli::setup_logging(true); }, "debug logging");
+  nmt::cli::setup_train(app);
+  nmt::cli::setup_translate(app);
+  nmt::cli::setup_eval(app, nmt::cli::translate_file);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

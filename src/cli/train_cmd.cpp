@@ -1,0 +1,71 @@
+#include <filesystem>
+#include <memory>
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "nmt/cli/commands.h"
+#include "nmt/config.h"
+#include "nmt/runtime.h"
+#include "nmt/train/checkpoint.h"
+#include "nmt/train/trainer.h"
+
+namespace nmt::cli {
+namespace {
+
+struct TrainOptions {
+  std::string config_file;
+  std::vector<std::string> overrides;
+  std::string resume_dir;
+};
+
+/// Log to stderr and to <model_dir>/train.log (appending, so a resumed run keeps its history).
+void log_to_model_dir(const std::string& model_dir) {
+  std::filesystem::create_directories(model_dir);
+  auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(
+      (std::filesystem::path(model_dir) / "train.log").string(), /*truncate=*/false);
+  spdlog::default_logger()->sinks().push_back(file);
+}
+
+void run_train(const TrainOptions& o) {
+  if (!o.resume_dir.empty()) {
+    if (!o.config_file.empty()) throw std::runtime_error("--resume takes the config stored in the model directory; drop -c");
+    auto ck_config = train::load_checkpoint((std::filesystem::path(o.resume_dir) / "last.pt").string(),
+                                            c10::Device(c10::kCPU)).config;
+    apply_overrides(ck_config, o.overrides);
+    log_to_model_dir(o.resume_dir);
+    setup_threads(ck_config.train.threads);
+    train::resume_training(o.resume_dir, o.overrides);
+    return;
+  }
+  Config config = o.config_file.empty() ? default_config() : load_config(o.config_file);
+  apply_overrides(config, o.overrides);
+  if (o.config_file.empty()) spdlog::info("no -c given: using the built-in Multi30k RNN config");
+  log_to_model_dir(config.train.model_dir);
+  spdlog::info("{} threads; config:\n{}", setup_threads(config.train.threads), to_yaml(config));
+  train::train_new(config);
+}
+
+}  // namespace
+
+void setup_logging(bool verbose) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("nmt"));
+  spdlog::set_pattern("[%Y-%m-%d %H:%M:%S] [%^%l%$] %v");
+  spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
+  spdlog::flush_on(spdlog::level::info);
+}
+
+void setup_train(CLI::App& app) {
+  auto opts = std::make_shared<TrainOptions>();
+  auto* cmd = app.add_subcommand("train", "train a model from a YAML config");
+  cmd->add_option("-c,--config", opts->config_file, "YAML config (default: built-in Multi30k RNN config)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--set", opts->overrides, "override a config value: section.key=value (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--resume", opts->resume_dir, "continue the run in this model directory")
+      ->check(CLI::ExistingDirectory);
+  cmd->callback([opts] { run_train(*opts); });
+}
+
+}  // namespace nmt::cli

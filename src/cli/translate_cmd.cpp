@@ -1,0 +1,65 @@
+#include <iostream>
+#include <memory>
+
+#include <spdlog/spdlog.h>
+
+#include "nmt/cli/commands.h"
+#include "nmt/cli/model_io.h"
+#include "nmt/data/corpus.h"
+#include "nmt/runtime.h"
+#include "nmt/search/translator.h"
+
+namespace nmt::cli {
+namespace {
+
+struct TranslateOptions {
+  std::string model_dir, input, output, device;
+  int beam = 0;              ///< 0: the model's search.beam_size
+  double length_penalty = -1;
+  int batch_tokens = 0;
+  int threads = 0;
+};
+
+std::vector<std::string> read_stdin() {
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(std::cin, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(std::move(line));
+  }
+  return lines;
+}
+
+void run_translate(const TranslateOptions& o) {
+  auto m = load_model(o.model_dir, o.threads, o.device);
+  const auto& ck = m.checkpoint;
+  auto options = search::to_search_options(ck.config.search);
+  if (o.beam > 0) options.beam_size = o.beam;
+  if (o.length_penalty >= 0) options.length_penalty = o.length_penalty;
+  const int64_t batch_tokens = o.batch_tokens > 0 ? o.batch_tokens : ck.config.search.batch_tokens;
+  auto lines = o.input.empty() || o.input == "-" ? read_stdin() : data::read_lines(o.input);
+  auto out = search::translate_text(*ck.model, ck.src_vocab, ck.tgt_vocab, lines, options, batch_tokens, m.device);
+  std::string text;
+  for (const auto& line : out) text += line + "\n";
+  if (o.output.empty() || o.output == "-") std::cout << text << std::flush;
+  else write_file_atomic(o.output, text);
+}
+
+}  // namespace
+
+void setup_translate(CLI::App& app) {
+  auto opts = std::make_shared<TranslateOptions>();
+  auto* cmd = app.add_subcommand("translate", "translate raw text with a trained model");
+  cmd->add_option("-m,--model", opts->model_dir, "model directory written by nmt train")
+      ->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("-i,--input", opts->input, "source text, one sentence per line (default: stdin)");
+  cmd->add_option("-o,--output", opts->output, "output file (default: stdout); written atomically");
+  cmd->add_option("-b,--beam", opts->beam, "beam size (1 = greedy; default: the model's search.beam_size)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--length-penalty", opts->length_penalty, "GNMT length penalty alpha")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch-tokens", opts->batch_tokens, "source tokens per batch")->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", opts->threads, "CPU threads (default: the model's train.threads)");
+  cmd->add_option("--device", opts->device, "cpu | cuda | cuda:N | auto");
+  cmd->callback([opts] { run_translate(*opts); });
+}
+
+}  // namespace nmt::cli

@@ -1,0 +1,50 @@
+#include "nmt/models/attention.h"
+
+#include <limits>
+
+namespace nmt::models {
+
+GlobalAttentionImpl::GlobalAttentionImpl(Score score, int64_t query_dim, int64_t key_dim,
+                                         int64_t hidden_dim)
+    : score_(score) {
+  using torch::nn::LinearOptions;
+  switch (score_) {
+    case Score::Additive:
+      key_proj_ = register_module("key_proj", torch::nn::Linear(LinearOptions(key_dim, hidden_dim).bias(false)));
+      query_proj_ = register_module("query_proj", torch::nn::Linear(LinearOptions(query_dim, hidden_dim).bias(false)));
+      v_ = register_module("v", torch::nn::Linear(LinearOptions(hidden_dim, 1).bias(false)));
+      break;
+    case Score::General:
+      key_proj_ = register_module("key_proj", torch::nn::Linear(LinearOptions(key_dim, query_dim).bias(false)));
+      break;
+    case Score::Dot:
+      TORCH_CHECK(query_dim == key_dim, "dot attention needs query_dim == key_dim, got ", query_dim,
+                  " and ", key_dim);
+      break;
+  }
+}
+
+at::Tensor GlobalAttentionImpl::project_keys(const at::Tensor& keys) {
+  return score_ == Score::Dot ? keys : key_proj_(keys);
+}
+
+at::Tensor masked_softmax(const at::Tensor& scores, const at::Tensor& mask) {
+  auto masked = scores.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
+  return at::softmax(masked, -1);
+}
+
+AttentionOutput GlobalAttentionImpl::forward(const at::Tensor& query, const at::Tensor& proj_keys,
+                                             const at::Tensor& values, const at::Tensor& mask) {
+  at::Tensor scores;  // [B, S]
+  if (score_ == Score::Additive) {
+    auto hidden = at::tanh(proj_keys + query_proj_(query).unsqueeze(1));  // [B, S, A]
+    scores = v_(hidden).squeeze(-1);
+  } else {
+    scores = at::bmm(proj_keys, query.unsqueeze(2)).squeeze(2);  // [B, S]
+  }
+  auto weights = masked_softmax(scores, mask);
+  auto context = at::bmm(weights.unsqueeze(1), values).squeeze(1);  // [B, K]
+  return {context, weights};
+}
+
+}  // namespace nmt::models

@@ -1,0 +1,17 @@
+#include "nmt/models/seq2seq.h"
+
+#include "nmt/models/rnn.h"
+
+namespace nmt::models {
+
+Seq2Seq make_model(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab) {
+  switch (config.type) {
+    case ModelType::Rnn:
+      return std::make_shared<RnnSeq2SeqImpl>(config, src_vocab, tgt_vocab);
+    case ModelType::Transformer:
+      break;
+  }
+  throw ConfigError("model.type: transformer is not implemented yet");
+}
+
+}  // namespace nmt::models

@@ -1,0 +1,204 @@
+#include "nmt/search/search.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include <torch/torch.h>
+
+namespace nmt::search {
+
+SearchOptions to_search_options(const SearchConfig& c) {
+  SearchOptions o;
+  o.beam_size = c.beam_size;
+  o.length_penalty = c.length_penalty;
+  o.max_len_a = c.max_len_a;
+  o.max_len_b = c.max_len_b;
+  return o;
+}
+
+double length_penalty(int64_t length, double alpha) {
+  return std::pow((5.0 + static_cast<double>(length)) / 6.0, alpha);
+}
+
+std::vector<int64_t> max_lengths(const at::Tensor& src, const SearchOptions& options) {
+  // Source length without padding and without the final EOS.
+  auto lengths = (src.ne(data::kPad).sum(1) - 1).clamp_min(0).to(at::kCPU, at::kLong);
+  std::vector<int64_t> out(lengths.size(0));
+  auto acc = lengths.accessor<int64_t, 1>();
+  for (size_t i = 0; i < out.size(); ++i)
+    out[i] = std::max<int64_t>(1, static_cast<int64_t>(options.max_len_a * acc[i] + options.max_len_b));
+  return out;
+}
+
+BeamSearch::BeamSearch(int64_t batch_size, const SearchOptions& options, std::vector<int64_t> max_lengths)
+    : options_(options), K_(options.beam_size), max_lengths_(std::move(max_lengths)),
+      finished_(batch_size) {
+  TORCH_CHECK(K_ >= 1, "beam size must be >= 1");
+  for (int64_t b = 0; b < batch_size; ++b) live_.push_back(b);
+  rows_.resize(batch_size * K_);
+  // Only the first row of each sentence is live at the start: the K copies are identical.
+  for (int64_t r = 0; r < static_cast<int64_t>(rows_.size()); ++r)
+    if (r % K_ != 0) rows_[r].log_prob = -std::numeric_limits<double>::infinity();
+}
+
+at::Tensor BeamSearch::initial_tokens() const {
+  return at::full({static_cast<int64_t>(rows_.size())}, data::kBos, at::kLong);
+}
+
+at::Tensor BeamSearch::initial_rows() const {
+  return at::arange(static_cast<int64_t>(live_.size()), at::kLong).repeat_interleave(K_);
+}
+
+void BeamSearch::finish(int64_t sentence, const Row& row, int64_t token, double log_prob,
+                        const at::Tensor& att) {
+  Hypothesis h;
+  h.tokens = row.tokens;
+  if (token != data::kEos) h.tokens.push_back(token);  // cut at max length: keep the token
+  h.log_prob = log_prob;
+  h.score = log_prob / length_penalty(static_cast<int64_t>(row.tokens.size()) + 1, options_.length_penalty);
+  if (options_.keep_attention && att.defined()) {
+    auto steps = row.attention;
+    steps.push_back(att);
+    h.attention = at::stack(steps, 0);
+  }
+  finished_[sentence].push_back(std::move(h));
+}
+
+BeamSearch::Advance BeamSearch::advance(const at::Tensor& log_probs, const at::Tensor& attention) {
+  const int64_t n_live = static_cast<int64_t>(live_.size());
+  const int64_t V = log_probs.size(1);
+  TORCH_CHECK(log_probs.size(0) == n_live * K_, "advance: expected ", n_live * K_, " rows, got ",
+              log_probs.size(0));
+  std::vector<double> base(rows_.size());
+  for (size_t r = 0; r < rows_.size(); ++r) base[r] = rows_[r].log_prob;
+  // Top 2K candidates per sentence, found on the model's device; only those come to the CPU.
+  auto scores = log_probs.to(at::kFloat) +
+                at::tensor(base, at::kDouble).to(log_probs.device(), at::kFloat).unsqueeze(1);  // [R, V]
+  auto top = scores.view({n_live, K_ * V}).topk(std::min<int64_t>(2 * K_, K_ * V), 1);
+  auto top_scores = std::get<0>(top).to(at::kCPU, at::kDouble).contiguous();
+  auto top_ids = std::get<1>(top).to(at::kCPU).contiguous();
+  auto s_acc = top_scores.accessor<double, 2>();
+  auto i_acc = top_ids.accessor<int64_t, 2>();
+  at::Tensor att_cpu = options_.keep_attention && attention.defined() ? attention.to(at::kCPU, at::kFloat) : at::Tensor();
+  const int64_t t = ++step_;  // tokens generated after this step, EOS included
+
+  std::vector<int64_t> keep_rows, keep_tokens, next_live;
+  std::vector<Row> next_rows;
+  for (int64_t i = 0; i < n_live; ++i) {
+    const int64_t sentence = live_[i];
+    const bool at_max = t >= max_lengths_[sentence];
+    std::vector<std::pair<int64_t, int64_t>> continuing;  // (row, token)
+    std::vector<double> continuing_lp;
+    for (int64_t j = 0; j < top_ids.size(1); ++j) {
+      const double s = s_acc[i][j];
+      if (!std::isfinite(s)) break;
+      const int64_t row = i * K_ + i_acc[i][j] / V;
+      const int64_t token = i_acc[i][j] % V;
+      const at::Tensor att = att_cpu.defined() ? att_cpu[row] : at::Tensor();
+      if (token == data::kEos || at_max) {
+        // EOS counts only among the K best candidates (as fairseq); at max length the K best
+        // candidates are finished as they stand.
+        if (j < K_) finish(sentence, rows_[row], token, s, att);
+      } else if (static_cast<int64_t>(continuing.size()) < K_) {
+        continuing.emplace_back(row, token);
+        continuing_lp.push_back(s);
+      }
+    }
+    if (static_cast<int64_t>(finished_[sentence].size()) >= K_ || at_max || continuing.empty()) continue;
+    next_live.push_back(sentence);
+    for (int64_t k = 0; k < K_; ++k) {
+      // Pad with a dead copy when fewer than K candidates continue.
+      const bool real = k < static_cast<int64_t>(continuing.size());
+      auto [row, token] = continuing[real ? k : 0];
+      Row next = rows_[row];
+      next.tokens.push_back(token);
+      if (att_cpu.defined()) next.attention.push_back(att_cpu[row]);
+      next.log_prob = real ? continuing_lp[k] : -std::numeric_limits<double>::infinity();
+      keep_rows.push_back(row);
+      keep_tokens.push_back(token);
+      next_rows.push_back(std::move(next));
+    }
+  }
+  live_ = std::move(next_live);
+  rows_ = std::move(next_rows);
+  return {at::tensor(keep_rows, at::kLong), at::tensor(keep_tokens, at::kLong)};
+}
+
+std::vector<Hypothesis> BeamSearch::best() const {
+  std::vector<Hypothesis> out;
+  for (const auto& hyps : finished_) {
+    auto it = std::max_element(hyps.begin(), hyps.end(),
+                               [](const Hypothesis& a, const Hypothesis& b) { return a.score < b.score; });
+    out.push_back(it == hyps.end() ? Hypothesis{} : *it);
+  }
+  return out;
+}
+
+std::vector<Hypothesis> beam_search(models::Seq2SeqImpl& model, const at::Tensor& src,
+                                    const SearchOptions& options) {
+  const auto device = src.device();
+  BeamSearch beam(src.size(0), options, max_lengths(src, options));
+  auto state = model.start(src)->select(beam.initial_rows().to(device));
+  auto tokens = beam.initial_tokens().to(device);
+  while (!beam.done()) {
+    auto out = model.step(tokens, *state);
+    auto adv = beam.advance(out.log_probs, out.attention);
+    if (beam.done()) break;
+    state = state->select(adv.rows.to(device));
+    tokens = adv.tokens.to(device);
+  }
+  return beam.best();
+}
+
+std::vector<Hypothesis> greedy_search(models::Seq2SeqImpl& model, const at::Tensor& src,
+                                      const SearchOptions& options) {
+  const int64_t B = src.size(0);
+  const auto limits = max_lengths(src, options);
+  const int64_t max_len = *std::max_element(limits.begin(), limits.end());
+  std::vector<Hypothesis> hyps(B);
+  std::vector<std::vector<at::Tensor>> att(B);
+  std::vector<bool> done(B, false);
+  auto state = model.start(src);
+  auto tokens = at::full({B}, data::kBos, src.options().dtype(at::kLong));
+  for (int64_t t = 1; t <= max_len; ++t) {
+    auto out = model.step(tokens, *state);
+    auto best = out.log_probs.max(1);
+    auto lp_cpu = std::get<0>(best).to(at::kCPU, at::kDouble);
+    auto ids = std::get<1>(best).to(at::kCPU);
+    auto lp = lp_cpu.accessor<double, 1>();
+    auto id = ids.accessor<int64_t, 1>();
+    auto att_cpu = options.keep_attention && out.attention.defined() ? out.attention.to(at::kCPU, at::kFloat) : at::Tensor();
+    bool all_done = true;
+    for (int64_t b = 0; b < B; ++b) {
+      if (done[b]) continue;
+      const int64_t token = id[b];
+      hyps[b].log_prob += lp[b];
+      if (att_cpu.defined()) att[b].push_back(att_cpu[b]);
+      if (token == data::kEos || t >= limits[b]) {
+        done[b] = true;
+        if (token != data::kEos) hyps[b].tokens.push_back(token);
+        hyps[b].score = hyps[b].log_prob / length_penalty(t, options.length_penalty);
+        if (!att[b].empty()) hyps[b].attention = at::stack(att[b], 0);
+      } else {
+        hyps[b].tokens.push_back(token);
+        all_done = false;
+      }
+    }
+    if (all_done) break;
+    tokens = ids.to(src.device());
+  }
+  return hyps;
+}
+
+std::vector<Hypothesis> decode(models::Seq2SeqImpl& model, const at::Tensor& src,
+                               const SearchOptions& options) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  auto out = options.beam_size == 1 ? greedy_search(model, src, options) : beam_search(model, src, options);
+  if (was_training) model.train();
+  return out;
+}
+
+}  // namespace nmt::search

@@ -1,0 +1,283 @@
+#include "nmt/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include <torch/torch.h>
+#include <spdlog/spdlog.h>
+
+#include "nmt/data/batching.h"
+#include "nmt/data/corpus.h"
+#include "nmt/runtime.h"
+#include "nmt/train/checkpoint.h"
+#include "nmt/train/loss.h"
+#include "nmt/train/schedule.h"
+#include "nmt/train/validate.h"
+
+namespace fs = std::filesystem;
+
+namespace nmt::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::string hms(double seconds) {
+  auto s = static_cast<int64_t>(std::max(0.0, seconds));
+  return fmt::format("{}:{:02d}:{:02d}", s / 3600, (s / 60) % 60, s % 60);
+}
+
+/// Train (or reuse) the SentencePiece models of a new run; copies live in the model directory.
+std::pair<data::Vocab, data::Vocab> prepare_vocabs(const Config& c) {
+  const fs::path dir = c.train.model_dir;
+  auto train_spm = [&](std::vector<std::string> inputs, const std::string& name) {
+    data::SpmTrainOptions o;
+    o.input_files = std::move(inputs);
+    o.model_prefix = (dir / name).string();
+    o.vocab_size = c.data.vocab_size;
+    o.model_type = c.data.vocab_type;
+    o.character_coverage = c.data.character_coverage;
+    o.num_threads = resolve_threads(c.train.threads);
+    o.hard_vocab_limit = false;  // a toy corpus may not support the requested size
+    spdlog::info("training SentencePiece {} model '{}' (vocabulary {}) on {}", o.model_type, name,
+                 o.vocab_size, fmt::join(o.input_files, ", "));
+    data::train_sentencepiece(o);
+    return data::Vocab::load(o.model_prefix + ".model");
+  };
+  if (!c.data.spm_src.empty() || !c.data.spm_tgt.empty()) {
+    auto src = data::Vocab::load(c.data.spm_src.empty() ? c.data.spm_tgt : c.data.spm_src);
+    auto tgt = data::Vocab::load(c.data.spm_tgt.empty() ? c.data.spm_src : c.data.spm_tgt);
+    return {src, tgt};
+  }
+  if (c.data.joint_vocab) {
+    auto joint = train_spm({c.data.train_src, c.data.train_tgt}, "spm");
+    return {joint, joint};
+  }
+  return {train_spm({c.data.train_src}, "spm_src"), train_spm({c.data.train_tgt}, "spm_tgt")};
+}
+
+void log_filter(const std::string& what, const data::FilterStats& s, int max_len) {
+  spdlog::info("{}: {} pairs read, {} kept, {} dropped as empty, {} dropped as longer than {} tokens",
+               what, s.total, s.kept, s.empty, s.too_long, max_len);
+}
+
+class Trainer {
+ public:
+  Trainer(Checkpoint ck, c10::Device device) : ck_(std::move(ck)), device_(device), schedule_(ck_.config.train) {
+    const auto& c = ck_.config;
+    data::FilterStats stats;
+    train_ = data::encode_corpus(data::read_parallel(c.data.train_src, c.data.train_tgt), ck_.src_vocab,
+                                 ck_.tgt_vocab, c.data.max_len, &stats);
+    log_filter("training corpus", stats, c.data.max_len);
+    if (train_.empty()) throw std::runtime_error(c.data.train_src + ": no usable training pair");
+    auto valid_text = data::read_parallel(c.data.valid_src, c.data.valid_tgt);
+    valid_.examples = data::encode_corpus(valid_text, ck_.src_vocab, ck_.tgt_vocab, 1 << 20, &stats);
+    size_t n = valid_text.size();
+    if (c.train.valid_max_sentences > 0) n = std::min<size_t>(n, c.train.valid_max_sentences);
+    valid_.references.assign(valid_text.tgt.begin(), valid_text.tgt.begin() + n);
+    valid_.src_ids = ck_.src_vocab.encode_batch({valid_text.src.begin(), valid_text.src.begin() + n});
+    if (valid_.examples.size() > n) valid_.examples.resize(n);
+
+    torch::optim::AdamOptions opts(c.train.lr);
+    opts.betas({c.train.beta1, c.train.beta2}).weight_decay(c.train.weight_decay);
+    optimizer_ = std::make_unique<torch::optim::Adam>(ck_.model->parameters(), opts);
+    if (ck_.state.lr_base > 0) {
+      schedule_.base_ = ck_.state.lr_base;
+      schedule_.bad_count_ = static_cast<int>(ck_.state.lr_bad_count);
+    }
+    int64_t params = 0;
+    for (auto& p : ck_.model->parameters()) params += p.numel();
+    spdlog::info("model: {} parameters; vocabulary {} (src) / {} (tgt); device {}", params,
+                 ck_.src_vocab.size(), ck_.tgt_vocab.size(), device_.str());
+  }
+
+  void resume_optimizer(const std::string& path) { load_optimizer_state(path, *optimizer_, device_); }
+  void run();
+
+ private:
+  bool out_of_time() const {
+    const double budget = ck_.config.train.max_time * 60.0;
+    return budget > 0 && elapsed() >= budget;
+  }
+  double elapsed() const { return elapsed_before_ + seconds_since(start_); }
+  void update(const std::vector<std::vector<size_t>>& batches, size_t first, size_t count);
+  bool validate_and_save();  ///< returns false when early stopping triggers
+  void save(const std::string& name);
+  std::string eta(int64_t batches_per_epoch) const;
+
+  Checkpoint ck_;
+  c10::Device device_;
+  LrSchedule schedule_;
+  std::unique_ptr<torch::optim::Adam> optimizer_;
+  std::vector<data::Example> train_;
+  ValidationSet valid_;
+  Clock::time_point start_ = Clock::now();
+  double elapsed_before_ = 0;  ///< training time of earlier runs (resume)
+  // Running statistics since the last log line.
+  double log_loss_ = 0, log_nll_ = 0;
+  int64_t log_tokens_ = 0;
+  Clock::time_point log_start_ = Clock::now();
+};
+
+void Trainer::update(const std::vector<std::vector<size_t>>& batches, size_t first, size_t count) {
+  const auto& c = ck_.config.train;
+  optimizer_->zero_grad();
+  for (size_t i = first; i < first + count; ++i) {
+    std::vector<const data::Example*> examples;
+    for (size_t r : batches[i]) examples.push_back(&train_[r]);
+    auto batch = data::make_batch(examples, device_);
+    auto out = ck_.model->forward(batch);
+    auto loss = sequence_loss(out.log_probs, batch.tgt_out, c.label_smoothing);
+    auto total = loss.loss;
+    if (out.aux_loss.defined()) total = total + out.aux_loss;
+    (total / static_cast<double>(batch.num_tgt_tokens * count)).backward();
+    log_loss_ += loss.loss.item<double>();
+    log_nll_ += loss.nll.item<double>();
+    log_tokens_ += batch.num_tgt_tokens;
+  }
+  if (c.clip_norm > 0) torch::nn::utils::clip_grad_norm_(ck_.model->parameters(), c.clip_norm);
+  const double lr = schedule_.rate(ck_.state.step + 1);
+  for (auto& group : optimizer_->param_groups())
+    static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+  optimizer_->step();
+  ++ck_.state.step;
+}
+
+std::string Trainer::eta(int64_t batches_per_epoch) const {
+  const auto& c = ck_.config.train;
+  const auto& s = ck_.state;
+  const double per_step = s.step > 0 ? elapsed() / static_cast<double>(s.step) : 0.0;
+  double remaining = 1e18;
+  if (c.max_time > 0) remaining = std::min(remaining, c.max_time * 60.0 - elapsed());
+  if (c.max_steps > 0) remaining = std::min(remaining, (c.max_steps - s.step) * per_step);
+  const int64_t steps_per_epoch = std::max<int64_t>(1, batches_per_epoch / c.accum_steps);
+  const int64_t left = (c.max_epochs - s.epoch) * steps_per_epoch + steps_per_epoch - s.batch_in_epoch / c.accum_steps;
+  remaining = std::min(remaining, left * per_step);
+  return hms(remaining);
+}
+
+void Trainer::save(const std::string& name) {
+  ck_.state.lr_base = schedule_.base_;
+  ck_.state.lr_bad_count = schedule_.bad_count_;
+  ck_.state.elapsed_seconds = elapsed();
+  save_checkpoint((fs::path(ck_.config.train.model_dir) / name).string(), ck_, optimizer_.get());
+}
+
+bool Trainer::validate_and_save() {
+  const auto& c = ck_.config;
+  auto t0 = Clock::now();
+  const bool with_bleu = c.train.stop_metric == StopMetric::Bleu;
+  auto r = validate(*ck_.model, valid_, ck_.tgt_vocab, search::to_search_options(c.search),
+                    c.search.batch_tokens, device_, with_bleu);
+  const double metric = with_bleu ? r.bleu : -r.perplexity;
+  auto& s = ck_.state;
+  const bool improved = metric > s.best_metric;
+  if (improved) {
+    s.best_metric = metric;
+    s.best_step = s.step;
+    s.bad_validations = 0;
+  } else {
+    ++s.bad_validations;
+  }
+  if (schedule_.on_validation(improved))
+    spdlog::info("learning rate decayed to {:.3g}", schedule_.base_);
+  spdlog::info("validation step {}: loss {:.4f} ppl {:.2f}{} ({:.0f}s){}", s.step, r.loss, r.perplexity,
+               with_bleu ? fmt::format(" BLEU {:.2f}", r.bleu) : "", seconds_since(t0),
+               improved ? " *best*" : fmt::format(" (best {:.2f} at step {})",
+                                                 with_bleu ? s.best_metric : -s.best_metric, s.best_step));
+  if (improved) save("best.pt");
+  save("last.pt");
+  return s.bad_validations < c.train.patience;
+}
+
+void Trainer::run() {
+  const auto& c = ck_.config.train;
+  auto& s = ck_.state;
+  ck_.model->train();
+  start_ = log_start_ = Clock::now();
+  elapsed_before_ = s.elapsed_seconds;
+  int64_t last_validated = -1;
+  bool stop = false;
+  std::string reason = "maximum epochs reached";
+  for (; s.epoch <= c.max_epochs && !stop; ++s.epoch, s.batch_in_epoch = 0) {
+    auto batches = data::make_token_batches(train_, ck_.config.data.batch_tokens, true, c.seed + s.epoch);
+    const size_t accum = static_cast<size_t>(c.accum_steps);
+    while (static_cast<size_t>(s.batch_in_epoch) < batches.size()) {
+      const size_t first = s.batch_in_epoch;
+      const size_t count = std::min(accum, batches.size() - first);
+      update(batches, first, count);
+      s.batch_in_epoch += static_cast<int64_t>(count);
+      if (s.step % c.log_every == 0) {
+        const double dt = seconds_since(log_start_);
+        spdlog::info("step {} epoch {} loss {:.3f} ppl {:.2f} lr {:.3g} {:.0f} tgt tok/s elapsed {} ETA {}",
+                     s.step, s.epoch, log_loss_ / std::max<int64_t>(1, log_tokens_),
+                     std::exp(log_nll_ / std::max<int64_t>(1, log_tokens_)), schedule_.rate(s.step),
+                     log_tokens_ / std::max(dt, 1e-9), hms(elapsed()), eta(batches.size()));
+        log_loss_ = log_nll_ = 0;
+        log_tokens_ = 0;
+        log_start_ = Clock::now();
+      }
+      if (c.max_steps > 0 && s.step >= c.max_steps) { stop = true; reason = "maximum steps reached"; }
+      if (out_of_time()) { stop = true; reason = "time budget (train.max_time) reached"; }
+      if (stop || s.step % c.valid_every == 0) {
+        last_validated = s.step;
+        if (!validate_and_save()) { stop = true; reason = "early stopping (patience)"; }
+      }
+      if (stop) break;
+    }
+    if (!stop && last_validated != s.step) {
+      last_validated = s.step;
+      if (!validate_and_save()) { stop = true; reason = "early stopping (patience)"; }
+    }
+    if (stop) break;
+  }
+  spdlog::info("training finished: {}; {} updates in {}; best validation {} {:.2f} at step {}", reason,
+               s.step, hms(elapsed()), c.stop_metric == StopMetric::Bleu ? "BLEU" : "perplexity",
+               c.stop_metric == StopMetric::Bleu ? s.best_metric : -s.best_metric, s.best_step);
+}
+
+}  // namespace
+
+void train_new(const Config& config) {
+  const fs::path dir = config.train.model_dir;
+  for (const char* name : {"last.pt", "best.pt"})
+    if (fs::exists(dir / name))
+      throw std::runtime_error(config.train.model_dir + " already holds a checkpoint (" + name +
+                               "): continue it with `nmt train --resume " + config.train.model_dir +
+                               "` or choose another train.model_dir");
+  fs::create_directories(dir);
+  write_file_atomic((dir / "config.yaml").string(), to_yaml(config));
+  const auto device = resolve_device(config.train.device);
+  torch::manual_seed(config.train.seed);
+  Checkpoint ck;
+  ck.config = config;
+  std::tie(ck.src_vocab, ck.tgt_vocab) = prepare_vocabs(config);
+  ck.model = models::make_model(config.model, ck.src_vocab.size(), ck.tgt_vocab.size());
+  ck.model->to(device);
+  ck.state.lr_base = config.train.lr;
+  Trainer trainer(std::move(ck), device);
+  trainer.run();
+}
+
+void resume_training(const std::string& model_dir, const std::vector<std::string>& overrides) {
+  const std::string path = (fs::path(model_dir) / "last.pt").string();
+  const auto device_probe = c10::Device(c10::kCPU);
+  auto ck = load_checkpoint(path, device_probe);
+  apply_overrides(ck.config, overrides);
+  ck.config.train.model_dir = model_dir;
+  const auto device = resolve_device(ck.config.train.device);
+  ck.model->to(device);
+  write_file_atomic((fs::path(model_dir) / "config.yaml").string(), to_yaml(ck.config));
+  spdlog::info("resuming {} at step {}, epoch {} (batch {})", model_dir, ck.state.step, ck.state.epoch,
+               ck.state.batch_in_epoch);
+  torch::manual_seed(ck.config.train.seed + static_cast<uint64_t>(ck.state.step));
+  Trainer trainer(std::move(ck), device);
+  trainer.resume_optimizer(path);
+  trainer.run();
+}
+
+}  // namespace nmt::train

@@ -1,0 +1,43 @@
+#include "nmt/train/validate.h"
+
+#include <cmath>
+
+#include <torch/torch.h>
+
+#include "nmt/data/batching.h"
+#include "nmt/eval/bleu.h"
+#include "nmt/search/translator.h"
+#include "nmt/train/loss.h"
+
+namespace nmt::train {
+
+ValidationResult validate(models::Seq2SeqImpl& model, const ValidationSet& set,
+                          const data::Vocab& tgt_vocab, const search::SearchOptions& options,
+                          int64_t batch_tokens, c10::Device device, bool with_bleu) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  ValidationResult result;
+  double nll = 0;
+  for (const auto& rows : data::make_token_batches(set.examples, batch_tokens, false, 0)) {
+    std::vector<const data::Example*> examples;
+    for (size_t r : rows) examples.push_back(&set.examples[r]);
+    auto batch = data::make_batch(examples, device);
+    auto out = model.forward(batch);
+    nll += sequence_loss(out.log_probs, batch.tgt_out, 0.0).nll.item<double>();
+    result.tokens += batch.num_tgt_tokens;
+  }
+  result.loss = result.tokens > 0 ? nll / static_cast<double>(result.tokens) : 0.0;
+  result.perplexity = std::exp(result.loss);
+  if (with_bleu) {
+    auto hyps = search::translate_ids(model, set.src_ids, options, batch_tokens, device);
+    for (const auto& h : hyps) result.hypotheses.push_back(tgt_vocab.decode(h.tokens));
+    eval::BleuOptions bleu_options;  // sacreBLEU defaults: 13a, exp smoothing, cased
+    bleu_options.force = true;
+    result.bleu = eval::Bleu(bleu_options, {set.references}).corpus_score(result.hypotheses).score;
+  }
+  if (was_training) model.train();
+  return result;
+}
+
+}  // namespace nmt::train

@@ -1,0 +1,145 @@
+#include "nmt/data/corpus.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <string>
+
+namespace fs = std::filesystem;
+using namespace nmt::data;
+
+namespace {
+
+class CorpusTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("nmt_corpus_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string write(const std::string& name, const std::string& content) {
+    const fs::path p = dir_ / name;
+    std::ofstream(p, std::ios::binary) << content;
+    return p.string();
+  }
+
+  /// A small unigram model trained on the repository's toy corpus (both languages).
+  Vocab toy_vocab() {
+    const std::string root = NMT_SOURCE_DIR;
+    SpmTrainOptions o;
+    o.input_files = {root + "/data/toy/train.de", root + "/data/toy/train.en"};
+    o.model_prefix = (dir_ / "toy").string();
+    o.vocab_size = 150;
+    o.hard_vocab_limit = false;
+    train_sentencepiece(o);
+    return Vocab::load(o.model_prefix + ".model");
+  }
+
+  fs::path dir_;
+};
+
+std::string what_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "<no exception>";
+}
+
+}  // namespace
+
+TEST_F(CorpusTest, ReadLinesKeepsTextVerbatim) {
+  const std::string path =
+      write("a.txt", "\xEF\xBB\xBF" "eins\r\nzwei\tdrei\n  vier  \n\xC2\xA0" "f\xC3\xBC" "nf\n\nsechs");
+  const auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 6u);
+  EXPECT_EQ(lines[0], "eins");                 // BOM and \r stripped
+  EXPECT_EQ(lines[1], "zwei\tdrei");           // TAB kept
+  EXPECT_EQ(lines[2], "  vier  ");             // spaces kept
+  EXPECT_EQ(lines[3], "\xC2\xA0" "f\xC3\xBC" "nf");  // nbsp + umlaut kept
+  EXPECT_EQ(lines[4], "");
+  EXPECT_EQ(lines[5], "sechs");                // last line without '\n'
+  EXPECT_EQ(read_lines(write("b.txt", "x\ny\n")).size(), 2u);  // final '\n' adds no line
+  EXPECT_TRUE(read_lines(write("c.txt", "")).empty());
+}
+
+TEST_F(CorpusTest, MissingFileIsNamed) {
+  const std::string missing = (dir_ / "missing.de").string();
+  const std::string msg = what_of([&] { read_lines(missing); });
+  EXPECT_NE(msg.find(missing), std::string::npos) << msg;
+}
+
+TEST_F(CorpusTest, InvalidUtf8NamesFileAndLine) {
+  const std::string path = write("bad.txt", "gut\nauch gut\nschl\xE4" "cht\n");  // latin-1 ä
+  const std::string msg = what_of([&] { read_lines(path); });
+  EXPECT_NE(msg.find(path + ":3"), std::string::npos) << msg;
+  // Overlong encoding and a lone continuation byte are rejected too.
+  EXPECT_NE(what_of([&] { read_lines(write("o.txt", "\xC0\xAF")); }).find(":1"),
+            std::string::npos);
+  EXPECT_NE(what_of([&] { read_lines(write("c.txt", "ok\n\x80")); }).find(":2"),
+            std::string::npos);
+  EXPECT_EQ(read_lines(write("ok.txt", "\xF0\x9F\x98\x80 \xE2\x82\xAC")).size(), 1u);
+}
+
+TEST_F(CorpusTest, LineCountMismatchNamesBothFilesAndCounts) {
+  const std::string de = write("x.de", "a\nb\nc\n");
+  const std::string en = write("x.en", "a\nb\n");
+  const std::string msg = what_of([&] { read_parallel(de, en); });
+  EXPECT_NE(msg.find(de), std::string::npos) << msg;
+  EXPECT_NE(msg.find(en), std::string::npos) << msg;
+  EXPECT_NE(msg.find("3"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("2"), std::string::npos) << msg;
+  const auto ok = read_parallel(de, write("y.en", "1\n2\n3"));
+  EXPECT_EQ(ok.size(), 3u);
+  EXPECT_EQ(ok.src_path, de);
+}
+
+TEST_F(CorpusTest, EncodeDropsEmptyAndTooLongPairs) {
+  const Vocab v = toy_vocab();
+  const std::string long_de = "ein hund läuft . eine katze schläft . der mann trinkt ein bier .";
+  const auto text = read_parallel(
+      write("t.de", "ein hund läuft .\n   \neine katze schläft .\n" + long_de +
+                        "\n\xC2\xA0\nder hund bellt laut .\n"),
+      write("t.en", "a dog runs .\na cat .\n\na man .\n the woman smiles .\nthe dog barks loudly .\n"));
+  ASSERT_EQ(text.size(), 6u);
+  // The limit: the longest side of the pairs that must be kept.
+  int max_len = 0;
+  for (const char* s : {"ein hund läuft .", "a dog runs .", "der hund bellt laut .",
+                        "the dog barks loudly ."})
+    max_len = std::max(max_len, static_cast<int>(v.encode(s).size()));
+  ASSERT_GT(static_cast<int>(v.encode(long_de).size()), max_len);
+  FilterStats stats;
+  const auto examples = encode_corpus(text, v, v, max_len, &stats);
+  EXPECT_EQ(stats.total, 6u);
+  EXPECT_EQ(stats.empty, 3u);  // blank source, empty target, nbsp-only source
+  EXPECT_EQ(stats.too_long, 1u);
+  EXPECT_EQ(stats.kept, 2u);
+  ASSERT_EQ(examples.size(), 2u);
+  EXPECT_EQ(examples[0].index, 0u);
+  EXPECT_EQ(examples[1].index, 5u);
+  EXPECT_EQ(examples[0].src, v.encode("ein hund läuft ."));
+  EXPECT_EQ(examples[1].tgt, v.encode("the dog barks loudly ."));
+  EXPECT_EQ(v.decode(examples[1].src), "der hund bellt laut .");
+
+  // No length limit: the long pair is kept.
+  const auto all = encode_corpus(text, v, v, 0, &stats);
+  EXPECT_EQ(stats.too_long, 0u);
+  EXPECT_EQ(all.size(), 3u);
+}
+
+TEST_F(CorpusTest, ToyCorpusIsAligned) {
+  const std::string root = NMT_SOURCE_DIR;
+  const auto train = read_parallel(root + "/data/toy/train.de", root + "/data/toy/train.en");
+  const auto valid = read_parallel(root + "/data/toy/valid.de", root + "/data/toy/valid.en");
+  EXPECT_GE(train.size(), 40u);
+  EXPECT_GE(valid.size(), 5u);
+}
