@@ -20,6 +20,15 @@ const Names<AttentionType> kAttentions{{"bahdanau", AttentionType::Bahdanau},
                                        {"luong", AttentionType::Luong}};
 const Names<AttentionScore> kScores{
     {"dot", AttentionScore::Dot}, {"general", AttentionScore::General}, {"concat", AttentionScore::Concat}};
+const Names<AttentionWindow> kWindows{{"global", AttentionWindow::Global},
+                                      {"local-m", AttentionWindow::LocalM},
+                                      {"local-p", AttentionWindow::LocalP}};
+const Names<AttentionMode> kAttentionModes{{"soft", AttentionMode::Soft},
+                                           {"hard", AttentionMode::Hard},
+                                           {"variational", AttentionMode::Variational}};
+const Names<HardEval> kHardEvals{{"expected", HardEval::Expected}, {"argmax", HardEval::Argmax}};
+const Names<VariationalMode> kVariationalModes{
+    {"enum", VariationalMode::Enum}, {"sample", VariationalMode::Sample}, {"exact", VariationalMode::Exact}};
 const Names<LrSchedule> kSchedules{
     {"constant", LrSchedule::Constant}, {"plateau", LrSchedule::Plateau}, {"noam", LrSchedule::Noam}};
 const Names<StopMetric> kMetrics{{"bleu", StopMetric::Bleu}, {"perplexity", StopMetric::Perplexity}};
@@ -211,6 +220,14 @@ template <class V> void ModelConfig::visit(V& v) {
   v.choice("attention", attention, kAttentions);
   v.choice("attention_score", attention_score, kScores);
   v("input_feeding", input_feeding);
+  v.choice("attention_window", attention_window, kWindows);
+  v("window_size", window_size, Range{1, 1e6});
+  v.choice("attention_mode", attention_mode, kAttentionModes);
+  v.choice("hard_eval", hard_eval, kHardEvals);
+  v.choice("variational_mode", variational_mode, kVariationalModes);
+  v("coverage_penalty", coverage_penalty, kNonNegative);
+  v("reinforce_entropy", reinforce_entropy, kNonNegative);
+  v("reinforce_baseline_decay", reinforce_baseline_decay, Range{0, 1, false});
   v("heads", heads, kPositive);
   v("ff_dim", ff_dim, kPositive);
   v("pre_norm", pre_norm);
@@ -276,6 +293,13 @@ void validate(const Config& c) {
     throw ConfigError("model.hidden_size must be even for the RNN (bidirectional encoder halves)");
   if (c.model.type == ModelType::Transformer && c.model.embed_dim % c.model.heads != 0)
     throw ConfigError("model.embed_dim must be divisible by model.heads");
+  if (c.model.attention_mode == AttentionMode::Variational) {
+    if (c.model.attention != AttentionType::Luong)
+      throw ConfigError("model.attention_mode: variational needs model.attention: luong (the alignment "
+                        "must not feed the decoder RNN)");
+    if (c.model.attention_window != AttentionWindow::Global)
+      throw ConfigError("model.attention_mode: variational needs model.attention_window: global");
+  }
   const std::string& d = c.train.device;
   if (d != "auto" && d != "cpu" && d.rfind("cuda", 0) != 0)
     throw ConfigError("train.device expects cpu | cuda | cuda:N | auto, got '" + d + "'");

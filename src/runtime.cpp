@@ -25,7 +25,10 @@ void tune_process(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("NMT_NO_REEXEC") == nullptr) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
     setenv("NMT_NO_REEXEC", "1", 1);  // never loop, whatever happens to the variable
-    execv("/proc/self/exe", argv);
+    // Exec the resolved path (not /proc/self/exe) so the process keeps its name in ps/top.
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    execv(ec ? "/proc/self/exe" : self.c_str(), argv);
     // exec failed: carry on in this process with spinning OpenMP workers (slower, still correct)
   }
 }

@@ -22,6 +22,20 @@ enum class RnnCell { Lstm, Gru };
 enum class AttentionType { Bahdanau, Luong };
 /// Luong et al. 2015 score functions: h_tᵀh̄_s, h_tᵀW h̄_s, vᵀtanh(W[h_t; h̄_s]).
 enum class AttentionScore { Dot, General, Concat };
+/// Which source positions an RNN attention may look at (Luong et al. 2015, section 3.2):
+/// all of them (global), a window of half-width D around p_t = t (local-m), or around a
+/// predicted p_t with a Gaussian weighting (local-p).
+enum class AttentionWindow { Global, LocalM, LocalP };
+/// How the context vector is formed from the alignment distribution α_t: its expectation
+/// (soft), one sampled position (hard, Xu et al. 2015) or a latent alignment trained with
+/// an inference network (variational, Deng et al. 2018).
+enum class AttentionMode { Soft, Hard, Variational };
+/// Context of a hard-attention model at test time: the expectation Σ α h (soft) or the argmax.
+enum class HardEval { Expected, Argmax };
+/// Training objective of variational attention (Deng et al. 2018): the ELBO with the exact
+/// expectation over source positions (enum), the ELBO with one sampled alignment and a
+/// REINFORCE gradient (sample), or the exact marginal likelihood log Σ_z p(z) p(y|z) (exact).
+enum class VariationalMode { Enum, Sample, Exact };
 enum class LrSchedule { Constant, Plateau, Noam };
 enum class StopMetric { Bleu, Perplexity };
 
@@ -53,6 +67,14 @@ struct ModelConfig {
   AttentionType attention = AttentionType::Bahdanau;
   AttentionScore attention_score = AttentionScore::General;  ///< for attention: luong
   bool input_feeding = true;  ///< feed the attentional vector h̃_{t-1} to the next step
+  AttentionWindow attention_window = AttentionWindow::Global;
+  int window_size = 10;       ///< local attention half-width D (window [p_t − D, p_t + D])
+  AttentionMode attention_mode = AttentionMode::Soft;
+  HardEval hard_eval = HardEval::Expected;          ///< attention_mode: hard, at test time
+  VariationalMode variational_mode = VariationalMode::Enum;
+  double coverage_penalty = 0.0;   ///< λ of λ·Σ_i (1 − Σ_t α_ti)² added to the loss (Xu et al. 2015)
+  double reinforce_entropy = 0.0;  ///< hard attention: weight of the entropy bonus Σ_t H(α_t)
+  double reinforce_baseline_decay = 0.9;  ///< hard attention: moving-average baseline decay
   // Transformer
   int heads = 4;
   int ff_dim = 1024;

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "nmt/cli/bench_cmd.h"
 #include "nmt/cli/commands.h"
 #include "nmt/cli/eval_cmd.h"
 #include "nmt/cli/model_io.h"
@@ -18,7 +19,9 @@ int main(int argc, char** argv) {
   app.add_flag_callback("-v,--verbose", [] { nmt::cli::setup_logging(true); }, "debug logging");
   nmt::cli::setup_train(app);
   nmt::cli::setup_translate(app);
+  nmt::cli::setup_align(app);
   nmt::cli::setup_eval(app, nmt::cli::translate_file);
+  nmt::cli::setup_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,8 +1,10 @@
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
 #include <spdlog/spdlog.h>
 
+#include "nmt/cli/alignment_pictures.h"
 #include "nmt/cli/commands.h"
 #include "nmt/cli/model_io.h"
 #include "nmt/data/corpus.h"
@@ -18,6 +20,8 @@ struct TranslateOptions {
   double length_penalty = -1;
   int batch_tokens = 0;
   int threads = 0;
+  std::string attention_out;             ///< directory for one alignment heatmap per sentence
+  std::string attention_format = "png";  ///< png | svg
 };
 
 std::vector<std::string> read_stdin() {
@@ -36,8 +40,25 @@ void run_translate(const TranslateOptions& o) {
   if (o.beam > 0) options.beam_size = o.beam;
   if (o.length_penalty >= 0) options.length_penalty = o.length_penalty;
   const int64_t batch_tokens = o.batch_tokens > 0 ? o.batch_tokens : ck.config.search.batch_tokens;
+  const bool pictures = !o.attention_out.empty();
+  if (pictures) require_pictures(o.attention_format);
+  options.keep_attention = pictures;
   auto lines = o.input.empty() || o.input == "-" ? read_stdin() : data::read_lines(o.input);
-  auto out = search::translate_text(*ck.model, ck.src_vocab, ck.tgt_vocab, lines, options, batch_tokens, m.device);
+  std::vector<search::Hypothesis> hyps;
+  auto out = search::translate_text(*ck.model, ck.src_vocab, ck.tgt_vocab, lines, options, batch_tokens, m.device,
+                                    &hyps);
+  if (pictures) {
+    std::filesystem::create_directories(o.attention_out);
+    for (size_t i = 0; i < hyps.size(); ++i) {
+      if (!hyps[i].attention.defined()) continue;  // empty source line
+      auto target = piece_labels(ck.tgt_vocab, hyps[i].tokens);
+      target.resize(hyps[i].attention.size(0));  // no "</s>" row when cut at the maximum length
+      auto panel = make_panel("", piece_labels(ck.src_vocab, ck.src_vocab.encode(lines[i])), std::move(target),
+                              hyps[i].attention);
+      viz::write_heatmap(picture_path(o.attention_out, i + 1, o.attention_format), {panel});
+    }
+    spdlog::info("wrote {} alignment pictures to {}", hyps.size(), o.attention_out);
+  }
   std::string text;
   for (const auto& line : out) text += line + "\n";
   if (o.output.empty() || o.output == "-") std::cout << text << std::flush;
@@ -59,6 +80,10 @@ void setup_translate(CLI::App& app) {
   cmd->add_option("--batch-tokens", opts->batch_tokens, "source tokens per batch")->check(CLI::PositiveNumber);
   cmd->add_option("--threads", opts->threads, "CPU threads (default: the model's train.threads)");
   cmd->add_option("--device", opts->device, "cpu | cuda | cuda:N | auto");
+  cmd->add_option("--attention-out", opts->attention_out,
+                  "write an alignment heatmap of each sentence to DIR/NNNNN.png (line number)");
+  cmd->add_option("--attention-format", opts->attention_format, "picture format of --attention-out")
+      ->check(CLI::IsMember({"png", "svg"}));
   cmd->callback([opts] { run_translate(*opts); });
 }
 

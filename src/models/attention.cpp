@@ -33,18 +33,30 @@ at::Tensor masked_softmax(const at::Tensor& scores, const at::Tensor& mask) {
   return at::softmax(masked, -1);
 }
 
-AttentionOutput GlobalAttentionImpl::forward(const at::Tensor& query, const at::Tensor& proj_keys,
-                                             const at::Tensor& values, const at::Tensor& mask) {
-  at::Tensor scores;  // [B, S]
+at::Tensor masked_log_softmax(const at::Tensor& scores, const at::Tensor& mask) {
+  auto masked = scores.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
+  return at::log_softmax(masked, -1);
+}
+
+at::Tensor weighted_context(const at::Tensor& weights, const at::Tensor& values) {
+  return at::bmm(weights.unsqueeze(1), values).squeeze(1);
+}
+
+at::Tensor GlobalAttentionImpl::score(const at::Tensor& query, const at::Tensor& proj_keys) {
   if (score_ == Score::Additive) {
     auto hidden = at::tanh(proj_keys + query_proj_(query).unsqueeze(1));  // [B, S, A]
-    scores = v_(hidden).squeeze(-1);
-  } else {
-    scores = at::bmm(proj_keys, query.unsqueeze(2)).squeeze(2);  // [B, S]
+    return v_(hidden).squeeze(-1);
   }
-  auto weights = masked_softmax(scores, mask);
-  auto context = at::bmm(weights.unsqueeze(1), values).squeeze(1);  // [B, K]
-  return {context, weights};
+  return at::bmm(proj_keys, query.unsqueeze(2)).squeeze(2);  // [B, S]
+}
+
+AttentionOutput GlobalAttentionImpl::forward(const at::Tensor& query, const at::Tensor& proj_keys,
+                                             const at::Tensor& values, const at::Tensor& mask) {
+  AttentionOutput out;
+  out.log_weights = masked_log_softmax(score(query, proj_keys), mask);
+  out.weights = out.log_weights.exp();
+  out.context = weighted_context(out.weights, values);
+  return out;
 }
 
 }  // namespace nmt::models

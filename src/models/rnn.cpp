@@ -3,6 +3,8 @@
 #include <torch/nn/init.h>
 #include <torch/nn/utils/rnn.h>
 
+#include "nmt/models/coverage.h"
+
 namespace nmt::models {
 namespace {
 at::Tensor rows_of(const at::Tensor& t, const at::Tensor& rows) {
@@ -18,6 +20,7 @@ std::unique_ptr<DecoderState> RnnDecoderState::select(const at::Tensor& rows) co
   for (auto& t : h) s->h.push_back(rows_of(t, rows));
   for (auto& t : c) s->c.push_back(rows_of(t, rows));
   s->feed = rows_of(feed, rows);
+  s->step = step;
   return s;
 }
 
@@ -53,6 +56,16 @@ RnnSeq2SeqImpl::RnnSeq2SeqImpl(const ModelConfig& config, int64_t src_vocab, int
   if (!bahdanau && config.attention_score == AttentionScore::Dot) score = GlobalAttentionImpl::Score::Dot;
   if (!bahdanau && config.attention_score == AttentionScore::General) score = GlobalAttentionImpl::Score::General;
   attention_ = register_module("attention", GlobalAttention(score, H, H, H));
+  if (config.attention_window != AttentionWindow::Global)
+    local_ = register_module("local_attention", LocalAttention(config.attention_window, config.window_size, H));
+  if (config.attention_mode == AttentionMode::Hard)
+    baseline_ = register_module("reinforce_baseline", ReinforceBaseline(config.reinforce_baseline_decay));
+  if (config.attention_mode == AttentionMode::Variational) {
+    TORCH_CHECK(!bahdanau, "variational attention needs attention: luong");
+    TORCH_CHECK(!local_, "variational attention needs attention_window: global");
+    if (config.variational_mode != VariationalMode::Exact)
+      inference_ = register_module("inference", InferenceNetwork(config.cell, E, H));
+  }
   combine_ = register_module("combine", torch::nn::Linear(torch::nn::LinearOptions(2 * H, H).bias(false)));
   if (config.tie_embeddings) {
     if (H != E) pre_output_ = register_module("pre_output", torch::nn::Linear(torch::nn::LinearOptions(H, E).bias(false)));
@@ -94,14 +107,31 @@ std::unique_ptr<RnnDecoderState> RnnSeq2SeqImpl::encode(const at::Tensor& src) {
   return state;
 }
 
-at::Tensor RnnSeq2SeqImpl::decode_step(const at::Tensor& emb, RnnDecoderState& s, at::Tensor& weights) {
+AttentionOutput RnnSeq2SeqImpl::attend(const at::Tensor& query, const RnnDecoderState& s) {
+  if (!local_) return attention_(query, s.proj_keys, s.memory, s.src_mask);
+  return local_(attention_->score(query, s.proj_keys), query, s.memory, s.src_mask, s.step);
+}
+
+at::Tensor RnnSeq2SeqImpl::hard_context(const AttentionOutput& att, const at::Tensor& memory,
+                                        at::Tensor& sample_log_prob) {
+  if (is_training()) {
+    auto z = sample_alignment(att);
+    sample_log_prob = z.log_prob;
+    return gather_context(memory, z.index);
+  }
+  if (config_.hard_eval == HardEval::Argmax) return gather_context(memory, att.weights.argmax(1));
+  return att.context;
+}
+
+RnnSeq2SeqImpl::DecodeStep RnnSeq2SeqImpl::decode_step(const at::Tensor& emb, RnnDecoderState& s) {
   const bool bahdanau = config_.attention == AttentionType::Bahdanau;
+  const bool hard = config_.attention_mode == AttentionMode::Hard;
+  DecodeStep out;
   at::Tensor context;
   at::Tensor x = emb;
   if (bahdanau) {
-    auto att = attention_(s.h.back(), s.proj_keys, s.memory, s.src_mask);
-    context = att.context;
-    weights = att.weights;
+    out.attention = attend(s.h.back(), s);
+    context = hard ? hard_context(out.attention, s.memory, out.sample_log_prob) : out.attention.context;
     x = at::cat({emb, context}, 1);
   } else if (config_.input_feeding) {
     x = at::cat({emb, s.feed}, 1);
@@ -118,12 +148,14 @@ at::Tensor RnnSeq2SeqImpl::decode_step(const at::Tensor& emb, RnnDecoderState& s
     x = s.h[l];
   }
   if (!bahdanau) {
-    auto att = attention_(x, s.proj_keys, s.memory, s.src_mask);
-    context = att.context;
-    weights = att.weights;
+    out.attention = attend(x, s);
+    context = hard ? hard_context(out.attention, s.memory, out.sample_log_prob) : out.attention.context;
   }
+  out.hidden = x;
   s.feed = at::tanh(combine_(at::cat({context, x}, 1)));  // h̃_t
-  return dropout_(s.feed);
+  ++s.step;
+  out.attn_vec = dropout_(s.feed);
+  return out;
 }
 
 at::Tensor RnnSeq2SeqImpl::output_log_probs(const at::Tensor& attn_vec) {
@@ -137,31 +169,130 @@ at::Tensor RnnSeq2SeqImpl::output_log_probs(const at::Tensor& attn_vec) {
   return at::log_softmax(logits, -1);
 }
 
+at::Tensor RnnSeq2SeqImpl::position_log_probs(const at::Tensor& hidden, const at::Tensor& memory) {
+  // W_c [m_s; h_t] = W_m m_s + W_h h_t: project both once, then broadcast over (t, s).
+  const int64_t H = config_.hidden_size;
+  const auto& w = combine_->weight;                                          // [H, 2H]
+  auto from_memory = at::linear(memory, w.slice(1, 0, H)).unsqueeze(1);      // [B, 1, S, H]
+  auto from_hidden = at::linear(hidden, w.slice(1, H, 2 * H)).unsqueeze(2);  // [B, T, 1, H]
+  return output_log_probs(dropout_(at::tanh(from_memory + from_hidden)));    // [B, T, S, V]
+}
+
 ForwardOutput RnnSeq2SeqImpl::forward(const data::Batch& batch) {
   auto state = encode(batch.src);
   auto emb = dropout_(tgt_embed_(batch.tgt_in));  // [B, T, E]
   const int64_t T = emb.size(1);
-  std::vector<at::Tensor> outs, alignments;
-  outs.reserve(T);
-  alignments.reserve(T);
+  std::vector<at::Tensor> outs, hidden, alignments, log_alignments, sampled;
   for (int64_t t = 0; t < T; ++t) {
-    at::Tensor weights;
-    outs.push_back(decode_step(emb.select(1, t), *state, weights));
-    alignments.push_back(weights);
+    auto step = decode_step(emb.select(1, t), *state);
+    outs.push_back(step.attn_vec);
+    hidden.push_back(step.hidden);
+    alignments.push_back(step.attention.weights);
+    log_alignments.push_back(step.attention.log_weights);
+    if (step.sample_log_prob.defined()) sampled.push_back(step.sample_log_prob);
   }
   ForwardOutput out;
-  out.log_probs = output_log_probs(at::stack(outs, 1));  // [B, T, V]
-  out.attention = at::stack(alignments, 1);              // [B, T, S]
+  out.attention = at::stack(alignments, 1);  // [B, T, S]
+  auto log_alignment = at::stack(log_alignments, 1);
+  std::vector<at::Tensor> aux;
+  if (config_.attention_mode == AttentionMode::Variational) {
+    variational_forward(batch, *state, at::stack(hidden, 1), log_alignment, out);
+  } else {
+    out.log_probs = output_log_probs(at::stack(outs, 1));  // [B, T, V]
+  }
+  if (out.aux_loss.defined()) aux.push_back(out.aux_loss);
+  if (!sampled.empty()) aux.push_back(hard_attention_loss(batch, out, at::stack(sampled, 1), log_alignment));
+  if (config_.coverage_penalty > 0)
+    aux.push_back(config_.coverage_penalty *
+                  coverage_penalty(out.attention, state->src_mask, batch.tgt_in.ne(data::kPad)));
+  out.aux_loss = at::Tensor();
+  for (auto& a : aux) out.aux_loss = out.aux_loss.defined() ? out.aux_loss + a : a;
   return out;
+}
+
+at::Tensor RnnSeq2SeqImpl::hard_attention_loss(const data::Batch& batch, const ForwardOutput& out,
+                                               const at::Tensor& sample_log_probs,
+                                               const at::Tensor& log_alignment) {
+  auto tgt_mask = batch.tgt_out.ne(data::kPad);                                     // [B, T]
+  auto maskf = tgt_mask.to(out.log_probs.scalar_type());
+  auto token_ll = out.log_probs.detach().gather(2, batch.tgt_out.unsqueeze(2)).squeeze(2);  // [B, T]
+  auto reward = (token_ll * maskf).sum(1) / maskf.sum(1).clamp_min(1);              // [B]
+  const double b = baseline_->value();
+  auto loss = reinforce_surrogate(reward, b, sample_log_probs, tgt_mask);
+  if (config_.reinforce_entropy > 0) {
+    auto entropy = alignment_entropy(log_alignment.exp(), log_alignment);           // [B, T]
+    loss = loss - config_.reinforce_entropy * (entropy * maskf).sum();
+  }
+  baseline_->update(reward.mean().item<double>());
+  return loss;
+}
+
+void RnnSeq2SeqImpl::variational_forward(const data::Batch& batch, const RnnDecoderState& state,
+                                         const at::Tensor& hidden, const at::Tensor& log_prior,
+                                         ForwardOutput& out) {
+  auto tgt_mask = batch.tgt_out.ne(data::kPad);                                      // [B, T]
+  auto maskf = tgt_mask.to(hidden.scalar_type());
+  at::Tensor log_q;
+  if (inference_)
+    log_q = inference_(dropout_(tgt_embed_(batch.tgt_out)), tgt_mask, state.memory, state.src_mask);
+  auto kl_sum = [&] { return (categorical_kl(log_q, log_prior) * maskf).sum(); };
+  const auto mode = config_.variational_mode;
+
+  if (is_training() && mode == VariationalMode::Sample) {
+    // One alignment z_t ~ q per step; REINFORCE for q with the soft-attention baseline
+    // log p(y_t | E_q[m_z]) (Deng et al. 2018, section 4); the KL term is exact.
+    const int64_t B = hidden.size(0), T = hidden.size(1), S = state.memory.size(1);
+    auto q = log_q.exp();
+    auto z = at::multinomial(q.detach().reshape({B * T, S}), 1).view({B, T});         // [B, T]
+    auto log_q_z = log_q.gather(2, z.unsqueeze(2)).squeeze(2);                        // [B, T]
+    auto sampled = state.memory.gather(1, z.unsqueeze(2).expand({B, T, state.memory.size(2)}));
+    auto attn_vec = [&](const at::Tensor& ctx) {
+      return dropout_(at::tanh(combine_(at::cat({ctx, hidden}, 2))));
+    };
+    out.log_probs = output_log_probs(attn_vec(sampled));                              // [B, T, V]
+    auto gold = batch.tgt_out.unsqueeze(2);
+    at::Tensor reward = out.log_probs.detach().gather(2, gold).squeeze(2);
+    at::Tensor baseline;
+    {
+      torch::NoGradGuard no_grad;
+      baseline = output_log_probs(attn_vec(at::matmul(q, state.memory))).gather(2, gold).squeeze(2);
+    }
+    auto advantage = (reward - baseline) * maskf;
+    out.aux_loss = -(advantage * log_q_z).sum() + kl_sum();
+    return;
+  }
+
+  auto per_position = position_log_probs(hidden, state.memory);  // [B, T, S, V]
+  if (is_training() && mode == VariationalMode::Enum) {
+    out.log_probs = expected_log_probs(log_q.exp(), per_position);
+    out.aux_loss = kl_sum();
+    return;
+  }
+  out.log_probs = marginal_log_probs(log_prior, per_position);  // exact log p(y_t | x, y<t)
+  if (log_q.defined() && !is_training()) {
+    torch::NoGradGuard no_grad;
+    auto gold = batch.tgt_out.view({hidden.size(0), hidden.size(1), 1, 1})
+                    .expand({-1, -1, per_position.size(2), 1});
+    auto gold_lp = per_position.gather(3, gold).squeeze(3);                          // [B, T, S]
+    auto q = log_q.exp();
+    auto elbo = (q * gold_lp).sum(2) - categorical_kl(log_q, log_prior);            // [B, T]
+    out.bound_nll = -(elbo * maskf).sum();
+    out.posterior = q;
+  }
 }
 
 std::unique_ptr<DecoderState> RnnSeq2SeqImpl::start(const at::Tensor& src) { return encode(src); }
 
 StepOutput RnnSeq2SeqImpl::step(const at::Tensor& prev, DecoderState& state) {
   auto& s = dynamic_cast<RnnDecoderState&>(state);
-  at::Tensor weights;
-  auto attn_vec = decode_step(dropout_(tgt_embed_(prev)), s, weights);
-  return {output_log_probs(attn_vec), weights};
+  auto out = decode_step(dropout_(tgt_embed_(prev)), s);
+  if (config_.attention_mode == AttentionMode::Variational) {
+    // Translation uses the prior only: p(y_t) = Σ_s α_ts p(y_t | z_t = s).
+    auto per_position = position_log_probs(out.hidden.unsqueeze(1), s.memory);  // [B, 1, S, V]
+    auto lp = marginal_log_probs(out.attention.log_weights.unsqueeze(1), per_position).squeeze(1);
+    return {lp, out.attention.weights};
+  }
+  return {output_log_probs(out.attn_vec), out.attention.weights};
 }
 
 }  // namespace nmt::models

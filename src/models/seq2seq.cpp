@@ -1,6 +1,7 @@
 #include "nmt/models/seq2seq.h"
 
 #include "nmt/models/rnn.h"
+#include "nmt/models/transformer.h"
 
 namespace nmt::models {
 
@@ -9,9 +10,9 @@ Seq2Seq make_model(const ModelConfig& config, int64_t src_vocab, int64_t tgt_voc
     case ModelType::Rnn:
       return std::make_shared<RnnSeq2SeqImpl>(config, src_vocab, tgt_vocab);
     case ModelType::Transformer:
-      break;
+      return std::make_shared<TransformerSeq2SeqImpl>(config, src_vocab, tgt_vocab);
   }
-  throw ConfigError("model.type: transformer is not implemented yet");
+  throw ConfigError("model.type: unknown model type");
 }
 
 }  // namespace nmt::models

@@ -1,5 +1,6 @@
 #include "nmt/train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -60,27 +61,23 @@ std::pair<data::Vocab, data::Vocab> prepare_vocabs(const Config& c) {
   return {train_spm({c.data.train_src}, "spm_src"), train_spm({c.data.train_tgt}, "spm_tgt")};
 }
 
-void log_filter(const std::string& what, const data::FilterStats& s, int max_len) {
-  spdlog::info("{}: {} pairs read, {} kept, {} dropped as empty, {} dropped as longer than {} tokens",
-               what, s.total, s.kept, s.empty, s.too_long, max_len);
-}
 
 class Trainer {
  public:
   Trainer(Checkpoint ck, c10::Device device) : ck_(std::move(ck)), device_(device), schedule_(ck_.config.train) {
     const auto& c = ck_.config;
-    data::FilterStats stats;
+    // encode_corpus logs how many pairs it dropped as empty or too long.
     train_ = data::encode_corpus(data::read_parallel(c.data.train_src, c.data.train_tgt), ck_.src_vocab,
-                                 ck_.tgt_vocab, c.data.max_len, &stats);
-    log_filter("training corpus", stats, c.data.max_len);
+                                 ck_.tgt_vocab, c.data.max_len);
     if (train_.empty()) throw std::runtime_error(c.data.train_src + ": no usable training pair");
     auto valid_text = data::read_parallel(c.data.valid_src, c.data.valid_tgt);
-    valid_.examples = data::encode_corpus(valid_text, ck_.src_vocab, ck_.tgt_vocab, 1 << 20, &stats);
+    valid_.examples = data::encode_corpus(valid_text, ck_.src_vocab, ck_.tgt_vocab, 0);
     size_t n = valid_text.size();
     if (c.train.valid_max_sentences > 0) n = std::min<size_t>(n, c.train.valid_max_sentences);
     valid_.references.assign(valid_text.tgt.begin(), valid_text.tgt.begin() + n);
     valid_.src_ids = ck_.src_vocab.encode_batch({valid_text.src.begin(), valid_text.src.begin() + n});
-    if (valid_.examples.size() > n) valid_.examples.resize(n);
+    auto& ex = valid_.examples;
+    ex.erase(std::remove_if(ex.begin(), ex.end(), [n](const data::Example& e) { return e.index >= n; }), ex.end());
 
     torch::optim::AdamOptions opts(c.train.lr);
     opts.betas({c.train.beta1, c.train.beta2}).weight_decay(c.train.weight_decay);
@@ -185,7 +182,9 @@ bool Trainer::validate_and_save() {
   }
   if (schedule_.on_validation(improved))
     spdlog::info("learning rate decayed to {:.3g}", schedule_.base_);
-  spdlog::info("validation step {}: loss {:.4f} ppl {:.2f}{} ({:.0f}s){}", s.step, r.loss, r.perplexity,
+  spdlog::info("validation step {} epoch {}: loss {:.4f} ppl {:.2f}{}{} ({:.0f}s){}", s.step, s.epoch, r.loss,
+               r.perplexity,
+               r.bound_perplexity > 0 ? fmt::format(" ELBO ppl bound {:.2f}", r.bound_perplexity) : "",
                with_bleu ? fmt::format(" BLEU {:.2f}", r.bleu) : "", seconds_since(t0),
                improved ? " *best*" : fmt::format(" (best {:.2f} at step {})",
                                                  with_bleu ? s.best_metric : -s.best_metric, s.best_step));
@@ -200,7 +199,8 @@ void Trainer::run() {
   ck_.model->train();
   start_ = log_start_ = Clock::now();
   elapsed_before_ = s.elapsed_seconds;
-  int64_t last_validated = -1;
+  // Checkpoints are written only right after a validation: a resumed run starts validated.
+  int64_t last_validated = s.step > 0 ? s.step : -1;
   bool stop = false;
   std::string reason = "maximum epochs reached";
   for (; s.epoch <= c.max_epochs && !stop; ++s.epoch, s.batch_in_epoch = 0) {

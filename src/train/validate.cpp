@@ -18,17 +18,23 @@ ValidationResult validate(models::Seq2SeqImpl& model, const ValidationSet& set,
   const bool was_training = model.is_training();
   model.eval();
   ValidationResult result;
-  double nll = 0;
+  double nll = 0, bound_nll = 0;
+  bool has_bound = false;
   for (const auto& rows : data::make_token_batches(set.examples, batch_tokens, false, 0)) {
     std::vector<const data::Example*> examples;
     for (size_t r : rows) examples.push_back(&set.examples[r]);
     auto batch = data::make_batch(examples, device);
     auto out = model.forward(batch);
     nll += sequence_loss(out.log_probs, batch.tgt_out, 0.0).nll.item<double>();
+    if (out.bound_nll.defined()) {
+      bound_nll += out.bound_nll.item<double>();
+      has_bound = true;
+    }
     result.tokens += batch.num_tgt_tokens;
   }
   result.loss = result.tokens > 0 ? nll / static_cast<double>(result.tokens) : 0.0;
   result.perplexity = std::exp(result.loss);
+  if (has_bound && result.tokens > 0) result.bound_perplexity = std::exp(bound_nll / static_cast<double>(result.tokens));
   if (with_bleu) {
     auto hyps = search::translate_ids(model, set.src_ids, options, batch_tokens, device);
     for (const auto& h : hyps) result.hypotheses.push_back(tgt_vocab.decode(h.tokens));

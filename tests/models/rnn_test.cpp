@@ -19,7 +19,16 @@ struct Variant {
   bool input_feeding;
   bool tie;
   int decoder_layers;
+  nmt::AttentionWindow window = nmt::AttentionWindow::Global;
+  nmt::AttentionMode mode = nmt::AttentionMode::Soft;
+  nmt::VariationalMode variational = nmt::VariationalMode::Enum;
+  nmt::HardEval hard_eval = nmt::HardEval::Expected;
+  double coverage = 0.0;
 };
+
+using nmt::AttentionMode;
+using nmt::AttentionWindow;
+using nmt::VariationalMode;
 
 const Variant kVariants[] = {
     {"bahdanau_lstm", nmt::AttentionType::Bahdanau, nmt::AttentionScore::General, nmt::RnnCell::Lstm, true, true, 1},
@@ -27,6 +36,31 @@ const Variant kVariants[] = {
     {"luong_dot", nmt::AttentionType::Luong, nmt::AttentionScore::Dot, nmt::RnnCell::Lstm, true, true, 1},
     {"luong_general", nmt::AttentionType::Luong, nmt::AttentionScore::General, nmt::RnnCell::Lstm, true, false, 2},
     {"luong_concat_no_feeding", nmt::AttentionType::Luong, nmt::AttentionScore::Concat, nmt::RnnCell::Gru, false, true, 1},
+    // Local attention (Luong et al. 2015), with each score function and both decoder flows.
+    {"local_m_dot", nmt::AttentionType::Luong, nmt::AttentionScore::Dot, nmt::RnnCell::Lstm, true, true, 1,
+     AttentionWindow::LocalM},
+    {"local_p_general_gru_2layers", nmt::AttentionType::Luong, nmt::AttentionScore::General, nmt::RnnCell::Gru, true,
+     false, 2, AttentionWindow::LocalP},
+    {"local_p_concat_no_feeding", nmt::AttentionType::Luong, nmt::AttentionScore::Concat, nmt::RnnCell::Lstm, false,
+     true, 1, AttentionWindow::LocalP},
+    {"local_p_bahdanau", nmt::AttentionType::Bahdanau, nmt::AttentionScore::General, nmt::RnnCell::Lstm, true, true,
+     1, AttentionWindow::LocalP},
+    // Coverage regularisation (Xu et al. 2015).
+    {"coverage_bahdanau", nmt::AttentionType::Bahdanau, nmt::AttentionScore::General, nmt::RnnCell::Lstm, true, true,
+     1, AttentionWindow::Global, AttentionMode::Soft, VariationalMode::Enum, nmt::HardEval::Expected, 0.5},
+    // Hard attention (Xu et al. 2015).
+    {"hard_bahdanau", nmt::AttentionType::Bahdanau, nmt::AttentionScore::General, nmt::RnnCell::Lstm, true, true, 1,
+     AttentionWindow::Global, AttentionMode::Hard},
+    {"hard_luong_argmax_local_p", nmt::AttentionType::Luong, nmt::AttentionScore::General, nmt::RnnCell::Gru, true,
+     true, 1, AttentionWindow::LocalP, AttentionMode::Hard, VariationalMode::Enum, nmt::HardEval::Argmax},
+    // Variational attention (Deng et al. 2018), each training objective.
+    {"variational_enum", nmt::AttentionType::Luong, nmt::AttentionScore::General, nmt::RnnCell::Lstm, true, true, 1,
+     AttentionWindow::Global, AttentionMode::Variational, VariationalMode::Enum},
+    {"variational_sample_gru", nmt::AttentionType::Luong, nmt::AttentionScore::Dot, nmt::RnnCell::Gru, true, false,
+     2, AttentionWindow::Global, AttentionMode::Variational, VariationalMode::Sample},
+    {"variational_exact_no_feeding", nmt::AttentionType::Luong, nmt::AttentionScore::Concat, nmt::RnnCell::Lstm,
+     false, true, 1, AttentionWindow::Global, AttentionMode::Variational, VariationalMode::Exact, nmt::HardEval::Expected,
+     0.5},
 };
 
 nmt::ModelConfig small_config(const Variant& v) {
@@ -41,6 +75,13 @@ nmt::ModelConfig small_config(const Variant& v) {
   c.cell = v.cell;
   c.input_feeding = v.input_feeding;
   c.tie_embeddings = v.tie;
+  c.attention_window = v.window;
+  c.window_size = 1;  // narrower than the test sentences, so the window matters
+  c.attention_mode = v.mode;
+  c.variational_mode = v.variational;
+  c.hard_eval = v.hard_eval;
+  c.coverage_penalty = v.coverage;
+  c.reinforce_entropy = 0.01;
   return c;
 }
 
@@ -80,10 +121,30 @@ TEST_P(RnnVariants, StepwiseDecodingEqualsTeacherForcedForward) {
 TEST_P(RnnVariants, AttentionSumsToOneAndIgnoresPadding) {
   torch::NoGradGuard no_grad;
   auto batch = batch_of(examples());
+  for (bool training : {false, true}) {
+    model_->train(training);
+    auto out = model_->forward(batch);
+    auto pad = batch.src.eq(nmt::data::kPad).unsqueeze(1).expand_as(out.attention);
+    for (const auto& att : {out.attention, out.posterior}) {  // [B, T, S]; posterior: variational
+      if (!att.defined()) continue;
+      EXPECT_TRUE(torch::allclose(att.sum(-1), torch::ones({att.size(0), att.size(1)}), 1e-5, 1e-6));
+      EXPECT_EQ(att.masked_select(pad).abs().max().item<float>(), 0.0f);
+    }
+  }
+}
+
+TEST_P(RnnVariants, LocalAttentionIsZeroOutsideItsWindow) {
+  if (GetParam().window != AttentionWindow::LocalM) GTEST_SKIP() << "local-p: see attention_test.cpp";
+  torch::NoGradGuard no_grad;
+  auto batch = batch_of(examples());
   auto att = model_->forward(batch).attention;  // [B, T, S]
-  EXPECT_TRUE(torch::allclose(att.sum(-1), torch::ones({att.size(0), att.size(1)}), 1e-5, 1e-6));
-  auto pad = batch.src.eq(nmt::data::kPad).unsqueeze(1).expand_as(att);
-  EXPECT_EQ(att.masked_select(pad).abs().max().item<float>(), 0.0f);
+  auto len = batch.src.ne(nmt::data::kPad).sum(1);
+  for (int64_t b = 0; b < att.size(0); ++b)
+    for (int64_t t = 0; t < att.size(1); ++t) {
+      const int64_t p = std::min<int64_t>(t, len[b].item<int64_t>() - 1);  // local-m: p_t = t
+      for (int64_t s = 0; s < att.size(2); ++s)
+        if (std::abs(s - p) > 1) EXPECT_EQ(att[b][t][s].item<float>(), 0.0f) << b << " " << t << " " << s;
+    }
 }
 
 TEST_P(RnnVariants, PaddingDoesNotChangeOutputs) {
@@ -111,7 +172,11 @@ TEST_P(RnnVariants, StateSelectReordersRows) {
 TEST_P(RnnVariants, GradientsReachEveryParameter) {
   model_->train();
   auto out = model_->forward(batch_of(examples()));
-  out.log_probs.sum().backward();
+  // The training objective: token log-likelihood terms plus the model's own terms (coverage,
+  // REINFORCE, KL), through which hard and variational attention train their alignments.
+  auto objective = -out.log_probs.sum();
+  if (out.aux_loss.defined()) objective = objective + out.aux_loss;
+  objective.backward();
   for (auto& p : model_->named_parameters()) {
     ASSERT_TRUE(p.value().grad().defined()) << p.key();
     EXPECT_TRUE(torch::isfinite(p.value().grad()).all().item<bool>()) << p.key();

@@ -7,6 +7,7 @@ namespace nmt::cli {
 
 void setup_train(CLI::App& app);
 void setup_translate(CLI::App& app);
+void setup_align(CLI::App& app);
 /// Sets up logging to stderr; `verbose` adds debug messages.
 void setup_logging(bool verbose);
 

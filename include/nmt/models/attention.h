@@ -11,8 +11,10 @@
 namespace nmt::models {
 
 struct AttentionOutput {
-  at::Tensor context;  ///< [B, K] weighted sum of values
-  at::Tensor weights;  ///< [B, S] alignment α, zero on padding, rows sum to 1
+  at::Tensor context;      ///< [B, K] weighted sum of values
+  at::Tensor weights;      ///< [B, S] alignment α, zero on padding, rows sum to 1
+  at::Tensor log_weights;  ///< [B, S] log α, −inf where α is exactly zero (masked positions)
+  at::Tensor position;     ///< [B] aligned position p_t of local attention (undefined if global)
 };
 
 class GlobalAttentionImpl : public torch::nn::Module {
@@ -22,6 +24,8 @@ class GlobalAttentionImpl : public torch::nn::Module {
   GlobalAttentionImpl(Score score, int64_t query_dim, int64_t key_dim, int64_t hidden_dim);
   /// Per-sentence precomputation kept in the decoder state: keys [B, S, K] → [B, S, A or Q].
   at::Tensor project_keys(const at::Tensor& keys);
+  /// Unnormalised alignment scores: query [B, Q], proj_keys from project_keys → [B, S].
+  at::Tensor score(const at::Tensor& query, const at::Tensor& proj_keys);
   /// query [B, Q]; proj_keys from project_keys; values [B, S, K]; mask [B, S] bool (true = real).
   AttentionOutput forward(const at::Tensor& query, const at::Tensor& proj_keys,
                           const at::Tensor& values, const at::Tensor& mask);
@@ -34,5 +38,12 @@ TORCH_MODULE(GlobalAttention);
 
 /// Softmax over the last dimension with masked (false) positions given exactly zero weight.
 at::Tensor masked_softmax(const at::Tensor& scores, const at::Tensor& mask);
+
+/// Log-softmax over the last dimension; masked (false) positions get −inf. Every row needs at
+/// least one true position. Gradients stay finite (no log of zero is ever taken).
+at::Tensor masked_log_softmax(const at::Tensor& scores, const at::Tensor& mask);
+
+/// Context vector Σ_s α_s v_s: weights [B, S], values [B, S, K] → [B, K].
+at::Tensor weighted_context(const at::Tensor& weights, const at::Tensor& values);
 
 }  // namespace nmt::models

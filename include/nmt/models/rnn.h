@@ -7,6 +7,10 @@
 /// h̃_t = tanh(W_c [c_t; h_t]) predicts y_t; with input feeding h̃_{t-1} is fed with y_{t-1}.
 /// With `attention: bahdanau` (Bahdanau et al. 2015) the query is the previous state h_{t-1}
 /// and the context c_t is an input of the RNN cell.
+///
+/// Attention options (model config): a local window (local-m / local-p, local_attention.h),
+/// coverage regularisation (coverage.h), hard attention trained with REINFORCE
+/// (hard_attention.h) and variational attention (variational.h, needs `attention: luong`).
 #include <memory>
 #include <vector>
 
@@ -16,6 +20,9 @@
 #include <torch/nn/modules/rnn.h>
 
 #include "nmt/models/attention.h"
+#include "nmt/models/hard_attention.h"
+#include "nmt/models/local_attention.h"
+#include "nmt/models/variational.h"
 #include "nmt/models/seq2seq.h"
 
 namespace nmt::models {
@@ -28,6 +35,7 @@ struct RnnDecoderState : DecoderState {
   at::Tensor src_mask;   ///< [B, S] bool, true on real source tokens
   std::vector<at::Tensor> h, c;  ///< per decoder layer, [B, H] (c empty for GRU)
   at::Tensor feed;       ///< [B, H] attentional vector h̃_{t-1} (input feeding)
+  int64_t step = 0;      ///< target position t of the next step (local-m's p_t = t)
   std::unique_ptr<DecoderState> select(const at::Tensor& rows) const override;
 };
 
@@ -39,13 +47,33 @@ class RnnSeq2SeqImpl : public Seq2SeqImpl {
   StepOutput step(const at::Tensor& prev, DecoderState& state) override;
 
  private:
+  /// What one decoder step produces.
+  struct DecodeStep {
+    at::Tensor attn_vec;         ///< [B, H] h̃_t after dropout (predicts y_t; unused by variational)
+    at::Tensor hidden;           ///< [B, H] top-layer RNN state h_t
+    AttentionOutput attention;   ///< alignment distribution α_t (the prior, for variational)
+    at::Tensor sample_log_prob;  ///< [B] log α_t(z_t) of the sampled position (hard, training)
+  };
   /// src [B, S] → initial state with memory [B, S, H].
   std::unique_ptr<RnnDecoderState> encode(const at::Tensor& src);
-  /// One decoder step from embedded input emb [B, E]; updates state; returns h̃_t [B, H]
-  /// and, through `weights`, the alignment [B, S].
-  at::Tensor decode_step(const at::Tensor& emb, RnnDecoderState& state, at::Tensor& weights);
+  /// One decoder step from embedded input emb [B, E]; updates state (and state.step).
+  /// Shared by forward() and step(), so teacher forcing and decoding compute the same thing.
+  DecodeStep decode_step(const at::Tensor& emb, RnnDecoderState& state);
+  /// Global or local alignment of `query` [B, H] over the state's memory.
+  AttentionOutput attend(const at::Tensor& query, const RnnDecoderState& state);
+  /// Context for hard attention: a sampled position in training, else expectation or argmax.
+  at::Tensor hard_context(const AttentionOutput& att, const at::Tensor& memory, at::Tensor& sample_log_prob);
   /// h̃ [..., H] → log-probs [..., V].
   at::Tensor output_log_probs(const at::Tensor& attn_vec);
+  /// Variational attention: log p(v | z = s) [B, T, S, V] for hidden [B, T, H], memory [B, S, H],
+  /// with h̃_ts = tanh(W_c [m_s; h_t]).
+  at::Tensor position_log_probs(const at::Tensor& hidden, const at::Tensor& memory);
+  /// The variational part of forward(): fills out.log_probs, aux_loss, bound_nll, posterior.
+  void variational_forward(const data::Batch& batch, const RnnDecoderState& state, const at::Tensor& hidden,
+                           const at::Tensor& log_prior, ForwardOutput& out);
+  /// The REINFORCE part of forward() for hard attention (training): the surrogate loss.
+  at::Tensor hard_attention_loss(const data::Batch& batch, const ForwardOutput& out,
+                                 const at::Tensor& sample_log_probs, const at::Tensor& log_alignment);
 
   ModelConfig config_;
   bool lstm_;
@@ -54,7 +82,10 @@ class RnnSeq2SeqImpl : public Seq2SeqImpl {
   torch::nn::GRU enc_gru_{nullptr};
   torch::nn::Linear bridge_{nullptr};
   torch::nn::ModuleList cells_{nullptr};
-  GlobalAttention attention_{nullptr};
+  GlobalAttention attention_{nullptr};     ///< score function (and global attention)
+  LocalAttention local_{nullptr};          ///< window, when attention_window is local-m/-p
+  ReinforceBaseline baseline_{nullptr};    ///< hard attention's moving-average reward baseline
+  InferenceNetwork inference_{nullptr};    ///< variational attention's q (not for mode exact)
   torch::nn::Linear combine_{nullptr};
   torch::nn::Linear pre_output_{nullptr};  ///< H → E when the output layer is tied and H ≠ E
   torch::nn::Linear output_{nullptr};      ///< untied output layer

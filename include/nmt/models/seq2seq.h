@@ -31,9 +31,15 @@ struct StepOutput {
 
 /// Output of a teacher-forced pass over a whole batch.
 struct ForwardOutput {
-  at::Tensor log_probs;  ///< [B, T, V] log p(y_t | y_<t, x) for every target position
+  /// [B, T, V] log p(y_t | y_<t, x) for every target position. In training mode a latent-
+  /// alignment model returns instead the term its token loss is taken of: E_q[log p(v | z_t)]
+  /// (variational enum) or log p(v | sampled z_t) (variational sample; hard attention).
+  at::Tensor log_probs;
   at::Tensor attention;  ///< [B, T, S] alignment (undefined if the model has none)
   at::Tensor aux_loss;   ///< scalar added to the summed token loss (regularisers); may be undefined
+  /// Latent-alignment models (variational attention) only, else undefined:
+  at::Tensor bound_nll;  ///< scalar −ELBO summed over real target tokens (an upper bound on the NLL)
+  at::Tensor posterior;  ///< [B, T, S] q(z_t | x, y), the inference network's alignment
 };
 
 /// A sequence-to-sequence model. Subclasses register their parameters as torch modules.

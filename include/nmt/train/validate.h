@@ -21,6 +21,9 @@ struct ValidationSet {
 struct ValidationResult {
   double loss = 0;        ///< mean cross-entropy per target token, nats (no label smoothing)
   double perplexity = 0;  ///< exp(loss)
+  /// exp(−ELBO / tokens): the variational upper bound on the perplexity, for models with a
+  /// latent alignment (variational attention); 0 for other models.
+  double bound_perplexity = 0;
   double bleu = 0;        ///< corpus BLEU (sacreBLEU defaults) of decoded output, 0..100
   int64_t tokens = 0;     ///< target tokens scored
   std::vector<std::string> hypotheses;  ///< detokenised output, in set order

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install the Debian packages nmt needs (only those missing) and build it in Release mode.
+# Idempotent: a second run installs nothing and rebuilds only what changed.
+# Usage: scripts/setup.sh [--no-tests]      (build directory: build/, or $NMT_BUILD_DIR)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${NMT_BUILD_DIR:-$ROOT/build}"
+TESTS=ON
+[[ "${1:-}" == "--no-tests" ]] && TESTS=OFF
+
+PACKAGES=(
+  g++ cmake ninja-build pkg-config
+  libtorch-dev            # LibTorch 1.13 (C++ API)
+  libopenblas0-pthread    # BLAS for LibTorch: without it matrix products are ~20x slower
+  libsentencepiece-dev    # subword models (loaded in isolation, see README)
+  libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
+  libicu-dev              # Unicode categories for sacreBLEU's intl tokeniser and chrF
+  libgtest-dev
+  hyperfine               # benchmarks
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup.sh: installing ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# LibTorch uses whatever libblas.so.3 Debian's alternatives select: make sure it is OpenBLAS.
+blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
+if [[ "$blas" != *openblas* ]]; then
+  echo "setup.sh: warning: libblas.so.3 resolves to '$blas', not OpenBLAS; LibTorch will be slow" >&2
+fi
+
+cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNMT_BUILD_TESTS=$TESTS >/dev/null
+cmake --build "$BUILD" -j "$(nproc)"
+echo "setup.sh: built $BUILD/nmt"

@@ -1,0 +1,337 @@
+#include "nmt/cli/bench_cmd.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <set>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
+#include <torch/torch.h>
+
+#include "nmt/cli/model_io.h"
+#include "nmt/config.h"
+#include "nmt/data/batching.h"
+#include "nmt/data/corpus.h"
+#include "nmt/runtime.h"
+#include "nmt/search/translator.h"
+#include "nmt/train/loss.h"
+#include "nmt/train/schedule.h"
+
+namespace fs = std::filesystem;
+
+namespace nmt::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+/// Best fp32 at::mm throughput over n×n products (n = 1024, 2048), in GFLOP/s.
+double gemm_ceiling_gflops() {
+  torch::NoGradGuard no_grad;
+  double best = 0;
+  for (int64_t n : {1024, 2048}) {
+    auto a = at::randn({n, n}), b = at::randn({n, n});
+    auto c = at::mm(a, b);  // warm-up: thread pools, page faults
+    for (int rep = 0; rep < 5; ++rep) {
+      auto t = Clock::now();
+      at::mm_out(c, a, b);
+      best = std::max(best, 2.0 * n * n * n / seconds_since(t) / 1e9);
+    }
+  }
+  return best;
+}
+
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+/// The SentencePiece model(s) of the config, trained once into work_dir (or data.spm_*).
+std::pair<data::Vocab, data::Vocab> bench_vocabs(const Config& c, const std::string& work_dir) {
+  if (!c.data.spm_src.empty() || !c.data.spm_tgt.empty()) {
+    auto src = data::Vocab::load(c.data.spm_src.empty() ? c.data.spm_tgt : c.data.spm_src);
+    auto tgt = data::Vocab::load(c.data.spm_tgt.empty() ? c.data.spm_src : c.data.spm_tgt);
+    return {src, tgt};
+  }
+  fs::create_directories(work_dir);
+  auto model = [&](std::vector<std::string> inputs, const std::string& side) {
+    const std::string prefix = (fs::path(work_dir) / fmt::format("spm_{}_{}_{}", c.data.vocab_type,
+                                                                 c.data.vocab_size, side)).string();
+    if (!fs::exists(prefix + ".model")) {
+      data::SpmTrainOptions o;
+      o.input_files = std::move(inputs);
+      o.model_prefix = prefix;
+      o.vocab_size = c.data.vocab_size;
+      o.model_type = c.data.vocab_type;
+      o.character_coverage = c.data.character_coverage;
+      o.num_threads = resolve_threads(c.train.threads);
+      o.hard_vocab_limit = false;
+      spdlog::info("bench: training SentencePiece model {}.model", prefix);
+      data::train_sentencepiece(o);
+    }
+    return data::Vocab::load(prefix + ".model");
+  };
+  if (c.data.joint_vocab) {
+    auto joint = model({c.data.train_src, c.data.train_tgt}, "joint");
+    return {joint, joint};
+  }
+  return {model({c.data.train_src}, "src"), model({c.data.train_tgt}, "tgt")};
+}
+
+/// A model being trained for the benchmark, updated exactly as nmt train updates it.
+class BenchTrainer {
+ public:
+  BenchTrainer(const Config& c, models::Seq2Seq model, std::vector<data::Example> examples)
+      : config_(c), model_(std::move(model)), examples_(std::move(examples)), schedule_(c.train) {
+    torch::optim::AdamOptions opts(c.train.lr);
+    opts.betas({c.train.beta1, c.train.beta2}).weight_decay(c.train.weight_decay);
+    optimizer_ = std::make_unique<torch::optim::Adam>(model_->parameters(), opts);
+    batches_ = data::make_token_batches(examples_, c.data.batch_tokens, true, c.train.seed);
+    model_->train();
+  }
+
+  /// One update (train.accum_steps batches); returns its target (non-pad) tokens.
+  int64_t update() {
+    const auto& t = config_.train;
+    const int64_t accum = t.accum_steps;
+    std::vector<data::Batch> batches;
+    int64_t tokens = 0;
+    for (int64_t i = 0; i < accum; ++i) {
+      std::vector<const data::Example*> rows;
+      for (size_t r : batches_[next_++ % batches_.size()]) rows.push_back(&examples_[r]);
+      batches.push_back(data::make_batch(rows, c10::kCPU));
+      tokens += batches.back().num_tgt_tokens;
+    }
+    optimizer_->zero_grad();
+    for (auto& batch : batches) {
+      auto out = model_->forward(batch);
+      auto loss = train::sequence_loss(out.log_probs, batch.tgt_out, t.label_smoothing).loss;
+      if (out.aux_loss.defined()) loss = loss + out.aux_loss;
+      (loss / static_cast<double>(batch.num_tgt_tokens * accum)).backward();
+    }
+    if (t.clip_norm > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), t.clip_norm);
+    for (auto& group : optimizer_->param_groups())
+      static_cast<torch::optim::AdamOptions&>(group.options()).lr(schedule_.rate(++step_));
+    optimizer_->step();
+    return tokens;
+  }
+
+  models::Seq2Seq model() const { return model_; }
+
+ private:
+  Config config_;
+  models::Seq2Seq model_;
+  std::vector<data::Example> examples_;
+  std::vector<std::vector<size_t>> batches_;
+  size_t next_ = 0;
+  int64_t step_ = 0;
+  train::LrSchedule schedule_;
+  std::unique_ptr<torch::optim::Adam> optimizer_;
+};
+
+/// Self and total CPU time of one operator name in a profile.
+struct OpTime {
+  std::string name;
+  int64_t calls = 0;
+  double self_us = 0, total_us = 0;
+};
+
+struct Profile {
+  std::vector<OpTime> ops;   ///< sorted by self time, largest first
+  double total_self_us = 0;  ///< sum of every operator's self time
+  uint64_t matmul_flops = 0; ///< FLOPs of mm, addmm, bmm and baddbmm
+};
+
+/// Pairs push/pop events per thread and attributes each operator's time minus its children's.
+Profile summarise(torch::autograd::profiler::thread_event_lists& lists) {
+  using torch::autograd::profiler::EventKind;
+  using torch::autograd::profiler::LegacyEvent;
+  struct Open {
+    LegacyEvent* push;
+    double children_us = 0;
+  };
+  static const std::set<std::string> kMatmuls{"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"};
+  std::map<std::string, OpTime> by_name;
+  Profile p;
+  for (auto& events : lists) {
+    std::vector<Open> stack;
+    for (auto& e : events) {
+      if (e.kind() == EventKind::PushRange) {
+        stack.push_back({&e});
+      } else if (e.kind() == EventKind::PopRange) {
+        auto it = std::find_if(stack.rbegin(), stack.rend(), [&](const Open& o) { return o.push->handle() == e.handle(); });
+        if (it == stack.rend()) continue;
+        const size_t depth = stack.size() - 1 - (it - stack.rbegin());
+        Open open = stack[depth];
+        stack.resize(depth);
+        const double total = open.push->cpuElapsedUs(e);
+        auto& op = by_name[open.push->name()];
+        op.name = open.push->name();
+        ++op.calls;
+        op.total_us += total;
+        op.self_us += total - open.children_us;
+        p.total_self_us += total - open.children_us;
+        if (kMatmuls.count(op.name)) p.matmul_flops += open.push->flops();
+        if (!stack.empty()) stack.back().children_us += total;
+      }
+    }
+  }
+  for (auto& [name, op] : by_name) p.ops.push_back(op);
+  std::sort(p.ops.begin(), p.ops.end(), [](const OpTime& a, const OpTime& b) { return a.self_us > b.self_us; });
+  return p;
+}
+
+/// Runs `steps` updates under the LibTorch (legacy) profiler with shapes and FLOPs recorded.
+Profile profile_updates(BenchTrainer& trainer, int steps, int64_t& tokens) {
+  namespace prof = torch::autograd::profiler;
+  prof::ProfilerConfig config(prof::ProfilerState::CPU, /*report_input_shapes=*/true,
+                              /*profile_memory=*/false, /*with_stack=*/false, /*with_flops=*/true);
+  prof::enableProfilerLegacy(config);
+  tokens = 0;
+  for (int i = 0; i < steps; ++i) tokens += trainer.update();
+  auto lists = prof::disableProfilerLegacy();
+  return summarise(lists);
+}
+
+struct Translation {
+  int64_t sentences = 0, tokens = 0;  ///< tokens: output subwords, EOS excluded
+  double seconds = 0;
+};
+
+Translation time_translation(models::Seq2SeqImpl& model, const data::Vocab& src_vocab,
+                             const std::vector<std::string>& lines, const search::SearchOptions& options,
+                             int64_t batch_tokens) {
+  auto ids = src_vocab.encode_batch(lines);
+  model.eval();
+  torch::NoGradGuard no_grad;
+  auto t = Clock::now();
+  auto hyps = search::translate_ids(model, ids, options, batch_tokens, c10::kCPU);
+  Translation r;
+  r.seconds = seconds_since(t);
+  r.sentences = static_cast<int64_t>(lines.size());
+  for (const auto& h : hyps) r.tokens += static_cast<int64_t>(h.tokens.size());
+  return r;
+}
+
+std::vector<std::string> first_lines(const std::string& path, int n) {
+  auto lines = data::read_lines(path);
+  if (lines.size() > static_cast<size_t>(n)) lines.resize(n);
+  if (lines.empty()) throw std::runtime_error(path + ": no sentence to translate");
+  return lines;
+}
+
+void print_profile(std::ostream& out, const Profile& p, int top, int steps) {
+  out << fmt::format("profile of {} training updates: top {} operators by self CPU time\n", steps, top);
+  out << fmt::format("  {:<42} {:>8} {:>11} {:>7} {:>11}\n", "operator", "calls", "self ms", "self %", "total ms");
+  for (int i = 0; i < top && i < static_cast<int>(p.ops.size()); ++i) {
+    const auto& op = p.ops[i];
+    out << fmt::format("  {:<42} {:>8} {:>11.1f} {:>6.1f}% {:>11.1f}\n", op.name.substr(0, 42), op.calls,
+                       op.self_us / 1e3, 100.0 * op.self_us / std::max(p.total_self_us, 1.0), op.total_us / 1e3);
+  }
+}
+
+}  // namespace
+
+void run_bench(const BenchOptions& o, std::ostream& out) {
+  Config c = load_config(o.config_file, o.overrides);
+  const int threads = setup_threads(o.threads > 0 ? o.threads : c.train.threads);
+  const bool is_rnn = c.model.type == ModelType::Rnn;
+
+  const double ceiling = gemm_ceiling_gflops();
+  auto [src_vocab, tgt_vocab] = bench_vocabs(c, o.work_dir);
+  auto examples = data::encode_corpus(data::read_parallel(c.data.train_src, c.data.train_tgt), src_vocab,
+                                      tgt_vocab, c.data.max_len);
+  torch::manual_seed(c.train.seed);
+  auto model = models::make_model(c.model, src_vocab.size(), tgt_vocab.size());
+  int64_t params = 0;
+  for (auto& p : model->parameters()) params += p.numel();
+  out << fmt::format("nmt bench: {} ({}, {:.2f}M parameters, vocabulary {}), {} threads\n", o.config_file,
+                     is_rnn ? "rnn" : "transformer", params / 1e6, tgt_vocab.size(), threads);
+  out << fmt::format("fp32 GEMM ceiling (at::mm, n = 1024/2048, best of 5): {:.1f} GFLOP/s\n", ceiling);
+
+  BenchTrainer trainer(c, model, std::move(examples));
+  for (int i = 0; i < o.warmup; ++i) trainer.update();
+  int64_t tokens = 0;
+  auto t = Clock::now();
+  for (int i = 0; i < o.steps; ++i) tokens += trainer.update();
+  const double train_s = seconds_since(t);
+  const double train_tps = tokens / train_s;
+  out << fmt::format("training: {} updates (after {} warm-up), {} target tokens in {:.2f} s: {:.0f} target tokens/s "
+                     "(data.batch_tokens {}, accum_steps {})\n",
+                     o.steps, o.warmup, tokens, train_s, train_tps, c.data.batch_tokens, c.train.accum_steps);
+
+  int64_t profiled_tokens = 0;
+  auto profile = profile_updates(trainer, o.profile_steps, profiled_tokens);
+  const double flops_per_token = profiled_tokens > 0 ? double(profile.matmul_flops) / profiled_tokens : 0.0;
+  const double achieved = flops_per_token * train_tps / 1e9;
+  out << fmt::format("training FLOPs (matrix products, forward + backward, profiled): {:.1f} MFLOP per target token\n",
+                     flops_per_token / 1e6);
+  out << fmt::format("achieved in training: {:.1f} GFLOP/s = {:.1f}% of the GEMM ceiling\n", achieved,
+                     100.0 * achieved / ceiling);
+  const double rss_train = peak_rss_mb();
+
+  // Translation: a trained model when given, else the model just trained for a few updates.
+  const std::string src_file = !o.src_file.empty() ? o.src_file : !c.data.test_src.empty() ? c.data.test_src : c.data.valid_src;
+  auto lines = first_lines(src_file, o.sentences);
+  auto options = search::to_search_options(c.search);
+  options.beam_size = o.beam;
+  Translation tr;
+  std::string which;
+  if (!o.model_dir.empty()) {
+    auto loaded = load_model(o.model_dir, threads);
+    tr = time_translation(*loaded.checkpoint.model, loaded.checkpoint.src_vocab, lines, options, c.search.batch_tokens);
+    which = fmt::format("trained model {} (step {})", o.model_dir, loaded.checkpoint.state.step);
+  } else {
+    tr = time_translation(*trainer.model(), src_vocab, lines, options, c.search.batch_tokens);
+    which = fmt::format("model after {} benchmark updates, i.e. untrained: outputs mostly run to the maximum length",
+                        o.warmup + o.steps + o.profile_steps);
+  }
+  out << fmt::format("translation (beam {}, first {} sentences of {}, {}): {} output tokens in {:.2f} s: "
+                     "{:.0f} target tokens/s, {:.1f} sentences/s\n",
+                     o.beam, tr.sentences, src_file, which, tr.tokens, tr.seconds, tr.tokens / tr.seconds,
+                     tr.sentences / tr.seconds);
+  const double rss = peak_rss_mb();
+  out << fmt::format("peak resident memory: {:.0f} MB (after training: {:.0f} MB)\n", rss, rss_train);
+  print_profile(out, profile, o.top, o.profile_steps);
+  out << fmt::format("summary: config={} model={} threads={} train_tgt_tok_s={:.0f} train_mflop_per_tok={:.1f} "
+                     "train_gflops={:.1f} gemm_ceiling_gflops={:.1f} ceiling_fraction={:.3f} "
+                     "beam={} decode_tgt_tok_s={:.0f} decode_sent_s={:.1f} peak_rss_mb={:.0f}\n",
+                     o.config_file, is_rnn ? "rnn" : "transformer", threads, train_tps, flops_per_token / 1e6,
+                     achieved, ceiling, achieved / ceiling, o.beam, tr.tokens / tr.seconds,
+                     tr.sentences / tr.seconds, rss);
+  out << std::flush;
+}
+
+void setup_bench(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  auto* cmd = app.add_subcommand("bench", "measure training and translation speed of a config on this machine");
+  cmd->add_option("-c,--config", o->config_file, "YAML config to benchmark")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--set", o->overrides, "override a config value: section.key=value (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--work-dir", o->work_dir, "where SentencePiece models are trained once and reused")
+      ->capture_default_str();
+  cmd->add_option("-m,--model", o->model_dir, "translate with this trained model directory instead")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--src", o->src_file, "source text to translate (default: data.test_src, else data.valid_src)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--warmup", o->warmup, "untimed training updates first")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--steps", o->steps, "timed training updates")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--profile-steps", o->profile_steps, "profiled training updates")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--sentences", o->sentences, "sentences to translate")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("-b,--beam", o->beam, "beam size")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", o->threads, "CPU threads (default: the config's train.threads)");
+  cmd->add_option("--top", o->top, "operators listed in the profile")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->callback([o] { run_bench(*o, std::cout); });
+}
+
+}  // namespace nmt::cli

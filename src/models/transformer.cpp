@@ -1,0 +1,293 @@
+#include "nmt/models/transformer.h"
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include <ATen/ATen.h>
+#include <torch/nn/init.h>
+#include <torch/utils.h>
+
+namespace nmt::models {
+namespace {
+
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
+at::Tensor drop(const at::Tensor& x, double p, bool training) {
+  return training && p > 0 ? at::dropout(x, p, true) : x;
+}
+
+/// Residual connection around `sublayer`: pre-norm x + drop(f(LN(x))), post-norm LN(x + drop(f(x))).
+template <class F>
+at::Tensor residual(const at::Tensor& x, torch::nn::LayerNorm& norm, bool pre_norm, double p,
+                    bool training, F&& sublayer) {
+  if (pre_norm) return x + drop(sublayer(norm(x)), p, training);
+  return norm(x + drop(sublayer(x), p, training));
+}
+
+torch::nn::LayerNorm layer_norm(int64_t d) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({d}));
+}
+
+}  // namespace
+
+// ---- masks and positions -------------------------------------------------------------------
+
+at::Tensor sinusoidal_positions(int64_t start, int64_t length, int64_t d, const at::TensorOptions& options) {
+  auto pos = at::arange(start, start + length, options).unsqueeze(1);              // [L, 1]
+  auto even = at::arange(0, d, 2, options);                                        // [⌈d/2⌉]
+  auto inv_freq = at::exp(even * (-std::log(10000.0) / static_cast<double>(d)));  // 1/10000^(2i/d)
+  auto angles = pos * inv_freq;                                                    // [L, ⌈d/2⌉]
+  // Interleave sin (even dimensions) and cos (odd dimensions).
+  return at::stack({at::sin(angles), at::cos(angles)}, 2).flatten(1).narrow(1, 0, d);
+}
+
+at::Tensor padding_bias(const at::Tensor& keep, at::ScalarType dtype) {
+  auto bias = at::zeros(keep.sizes(), keep.options().dtype(dtype)).masked_fill_(keep.logical_not(), kNegInf);
+  return bias.view({keep.size(0), 1, 1, keep.size(1)});
+}
+
+at::Tensor causal_bias(int64_t queries, int64_t past, const at::TensorOptions& options) {
+  auto future = at::ones({queries, past + queries}, options.dtype(at::kBool)).triu(past + 1);
+  return at::zeros({queries, past + queries}, options).masked_fill_(future, kNegInf);
+}
+
+// ---- multi-head attention ------------------------------------------------------------------
+
+MultiHeadAttentionImpl::MultiHeadAttentionImpl(int64_t d_model, int64_t heads, double attention_dropout)
+    : d_model_(d_model), heads_(heads), attention_dropout_(attention_dropout) {
+  TORCH_CHECK(d_model % heads == 0, "d_model (", d_model, ") must be divisible by the number of heads (", heads, ")");
+  in_proj_ = register_module("in_proj", torch::nn::Linear(d_model, 3 * d_model));
+  out_proj_ = register_module("out_proj", torch::nn::Linear(d_model, d_model));
+}
+
+std::vector<at::Tensor> MultiHeadAttentionImpl::split_heads(const at::Tensor& x, int64_t n) const {
+  const int64_t B = x.size(0), L = x.size(1);
+  // [B, L, n·d] → [n, B, H, L, d_k]: views only, no copy.
+  return x.view({B, L, n, heads_, d_model_ / heads_}).permute({2, 0, 3, 1, 4}).unbind(0);
+}
+
+std::vector<at::Tensor> MultiHeadAttentionImpl::project_qkv(const at::Tensor& x) {
+  return split_heads(in_proj_(x), 3);
+}
+
+at::Tensor MultiHeadAttentionImpl::project_q(const at::Tensor& x) {
+  auto q = at::linear(x, in_proj_->weight.narrow(0, 0, d_model_), in_proj_->bias.narrow(0, 0, d_model_));
+  return split_heads(q, 1)[0];
+}
+
+std::vector<at::Tensor> MultiHeadAttentionImpl::project_kv(const at::Tensor& memory) {
+  auto kv = at::linear(memory, in_proj_->weight.narrow(0, d_model_, 2 * d_model_),
+                       in_proj_->bias.narrow(0, d_model_, 2 * d_model_));
+  return split_heads(kv, 2);
+}
+
+at::Tensor MultiHeadAttentionImpl::attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                          const at::Tensor& bias, at::Tensor* weights) {
+  const int64_t B = q.size(0), T = q.size(2);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d_model_ / heads_));
+  // In place: the product's backward needs q and k only, not its output.
+  auto scores = at::matmul(q, k.transpose(-2, -1)).mul_(scale);  // [B, H, T, S]
+  if (bias.defined()) scores.add_(bias);
+  auto probs = at::softmax(scores, -1);
+  if (weights) *weights = probs;
+  auto context = at::matmul(drop(probs, attention_dropout_, is_training()), v);  // [B, H, T, d_k]
+  return out_proj_(context.transpose(1, 2).reshape({B, T, d_model_}));
+}
+
+// ---- feed-forward --------------------------------------------------------------------------
+
+FeedForwardImpl::FeedForwardImpl(int64_t d_model, int64_t ff_dim, double activation_dropout)
+    : activation_dropout_(activation_dropout) {
+  w1_ = register_module("w1", torch::nn::Linear(d_model, ff_dim));
+  w2_ = register_module("w2", torch::nn::Linear(ff_dim, d_model));
+}
+
+at::Tensor FeedForwardImpl::forward(const at::Tensor& x) {
+  return w2_(drop(at::relu(w1_(x)), activation_dropout_, is_training()));
+}
+
+// ---- layers --------------------------------------------------------------------------------
+
+TransformerEncoderLayerImpl::TransformerEncoderLayerImpl(const ModelConfig& c)
+    : pre_norm_(c.pre_norm), dropout_(c.dropout) {
+  self_attn_ = register_module("self_attn", MultiHeadAttention(c.embed_dim, c.heads, c.attention_dropout));
+  ffn_ = register_module("ffn", FeedForward(c.embed_dim, c.ff_dim, c.activation_dropout));
+  norm1_ = register_module("norm1", layer_norm(c.embed_dim));
+  norm2_ = register_module("norm2", layer_norm(c.embed_dim));
+}
+
+at::Tensor TransformerEncoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& src_bias) {
+  const bool training = is_training();
+  auto h = residual(x, norm1_, pre_norm_, dropout_, training, [&](const at::Tensor& in) {
+    auto qkv = self_attn_->project_qkv(in);
+    return self_attn_->attend(qkv[0], qkv[1], qkv[2], src_bias);
+  });
+  return residual(h, norm2_, pre_norm_, dropout_, training, [&](const at::Tensor& in) { return ffn_(in); });
+}
+
+TransformerDecoderLayerImpl::TransformerDecoderLayerImpl(const ModelConfig& c)
+    : pre_norm_(c.pre_norm), dropout_(c.dropout) {
+  self_attn_ = register_module("self_attn", MultiHeadAttention(c.embed_dim, c.heads, c.attention_dropout));
+  cross_attn_ = register_module("cross_attn", MultiHeadAttention(c.embed_dim, c.heads, c.attention_dropout));
+  ffn_ = register_module("ffn", FeedForward(c.embed_dim, c.ff_dim, c.activation_dropout));
+  norm1_ = register_module("norm1", layer_norm(c.embed_dim));
+  norm2_ = register_module("norm2", layer_norm(c.embed_dim));
+  norm3_ = register_module("norm3", layer_norm(c.embed_dim));
+}
+
+DecoderLayerCache TransformerDecoderLayerImpl::init_cache(const at::Tensor& memory) {
+  DecoderLayerCache cache;
+  auto kv = cross_attn_->project_kv(memory);
+  cache.cross_k = kv[0];
+  cache.cross_v = kv[1];
+  return cache;
+}
+
+at::Tensor TransformerDecoderLayerImpl::forward(const at::Tensor& x, DecoderLayerCache& cache,
+                                                const at::Tensor& self_bias, const at::Tensor& src_bias,
+                                                at::Tensor* cross_weights) {
+  const bool training = is_training();
+  auto h = residual(x, norm1_, pre_norm_, dropout_, training, [&](const at::Tensor& in) {
+    auto qkv = self_attn_->project_qkv(in);
+    cache.self_k = cache.self_k.defined() ? at::cat({cache.self_k, qkv[1]}, 2) : qkv[1];
+    cache.self_v = cache.self_v.defined() ? at::cat({cache.self_v, qkv[2]}, 2) : qkv[2];
+    return self_attn_->attend(qkv[0], cache.self_k, cache.self_v, self_bias);
+  });
+  h = residual(h, norm2_, pre_norm_, dropout_, training, [&](const at::Tensor& in) {
+    return cross_attn_->attend(cross_attn_->project_q(in), cache.cross_k, cache.cross_v, src_bias, cross_weights);
+  });
+  return residual(h, norm3_, pre_norm_, dropout_, training, [&](const at::Tensor& in) { return ffn_(in); });
+}
+
+// ---- decoder state -------------------------------------------------------------------------
+
+std::unique_ptr<DecoderState> TransformerDecoderState::select(const at::Tensor& rows) const {
+  auto pick = [&rows](const at::Tensor& t) { return t.defined() ? t.index_select(0, rows) : t; };
+  auto s = std::make_unique<TransformerDecoderState>();
+  s->layers.reserve(layers.size());
+  for (const auto& l : layers)
+    s->layers.push_back({pick(l.self_k), pick(l.self_v), pick(l.cross_k), pick(l.cross_v)});
+  s->src_mask = pick(src_mask);
+  s->src_bias = pick(src_bias);
+  s->position = position;
+  return s;
+}
+
+// ---- the model -----------------------------------------------------------------------------
+
+TransformerSeq2SeqImpl::TransformerSeq2SeqImpl(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab)
+    : config_(config) {
+  const int64_t d = config.embed_dim;
+  if (config.heads <= 0 || d % config.heads != 0)
+    throw ConfigError("model.embed_dim (" + std::to_string(d) + ") must be divisible by model.heads (" +
+                      std::to_string(config.heads) + ")");
+  tgt_embed_ = register_module("tgt_embed", torch::nn::Embedding(tgt_vocab, d));
+  if (config.share_embeddings) {
+    if (src_vocab != tgt_vocab)
+      throw ConfigError("model.share_embeddings needs one joint vocabulary (source " + std::to_string(src_vocab) +
+                        " vs target " + std::to_string(tgt_vocab) + " pieces)");
+    src_embed_ = tgt_embed_;
+  } else {
+    src_embed_ = register_module("src_embed", torch::nn::Embedding(src_vocab, d));
+  }
+  if (config.learned_positions) {
+    src_positions_ = register_module("src_positions", torch::nn::Embedding(kMaxLearnedPositions, d));
+    tgt_positions_ = register_module("tgt_positions", torch::nn::Embedding(kMaxLearnedPositions, d));
+  }
+  encoder_ = register_module("encoder", torch::nn::ModuleList());
+  for (int i = 0; i < config.encoder_layers; ++i) {
+    encoder_layers_.emplace_back(config);
+    encoder_->push_back(encoder_layers_.back());
+  }
+  decoder_ = register_module("decoder", torch::nn::ModuleList());
+  for (int i = 0; i < config.decoder_layers; ++i) {
+    decoder_layers_.emplace_back(config);
+    decoder_->push_back(decoder_layers_.back());
+  }
+  if (config.pre_norm) {
+    encoder_norm_ = register_module("encoder_norm", layer_norm(d));
+    decoder_norm_ = register_module("decoder_norm", layer_norm(d));
+  }
+  if (config.tie_embeddings) output_bias_ = register_parameter("output_bias", at::zeros({tgt_vocab}));
+  else output_ = register_module("output", torch::nn::Linear(d, tgt_vocab));
+
+  // Xavier-uniform linear layers with zero biases; embeddings N(0, d^-1/2), so that
+  // embeddings · √d have unit variance (as fairseq and Marian).
+  torch::NoGradGuard no_grad;
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* linear = m->as<torch::nn::Linear>()) {
+      torch::nn::init::xavier_uniform_(linear->weight);
+      if (linear->bias.defined()) linear->bias.zero_();
+    } else if (auto* embedding = m->as<torch::nn::Embedding>()) {
+      embedding->weight.normal_(0.0, 1.0 / std::sqrt(static_cast<double>(d)));
+    }
+  }
+}
+
+at::Tensor TransformerSeq2SeqImpl::embed(const at::Tensor& tokens, torch::nn::Embedding& table,
+                                         torch::nn::Embedding& positions, int64_t start) {
+  const int64_t L = tokens.size(1), d = config_.embed_dim;
+  auto x = table(tokens) * std::sqrt(static_cast<double>(d));  // [B, L, d]
+  at::Tensor pos;
+  if (config_.learned_positions) {
+    TORCH_CHECK(start + L <= kMaxLearnedPositions, "a sequence of ", start + L,
+                " positions exceeds the learned position table (", kMaxLearnedPositions, ")");
+    pos = positions->weight.narrow(0, start, L);
+  } else {
+    pos = sinusoidal_positions(start, L, d, x.options());
+  }
+  return drop(x + pos, config_.dropout, is_training());
+}
+
+at::Tensor TransformerSeq2SeqImpl::encode(const at::Tensor& src, const at::Tensor& src_bias) {
+  auto x = embed(src, src_embed_, src_positions_, 0);
+  for (auto& layer : encoder_layers_) x = layer->forward(x, src_bias);
+  return config_.pre_norm ? encoder_norm_(x) : x;
+}
+
+std::unique_ptr<TransformerDecoderState> TransformerSeq2SeqImpl::init_state(const at::Tensor& memory,
+                                                                           const at::Tensor& src_mask) {
+  auto state = std::make_unique<TransformerDecoderState>();
+  state->src_mask = src_mask;
+  state->src_bias = padding_bias(src_mask, memory.scalar_type());
+  for (auto& layer : decoder_layers_) state->layers.push_back(layer->init_cache(memory));
+  return state;
+}
+
+std::pair<at::Tensor, at::Tensor> TransformerSeq2SeqImpl::decode(const at::Tensor& tgt, TransformerDecoderState& state) {
+  const int64_t T = tgt.size(1);
+  auto x = embed(tgt, tgt_embed_, tgt_positions_, state.position);
+  // One new position attends to every cached one: no mask needed.
+  const auto self_bias = T > 1 ? causal_bias(T, state.position, x.options()) : at::Tensor();
+  at::Tensor weights;  // [B, H, T, S] of the last layer
+  for (size_t i = 0; i < decoder_layers_.size(); ++i) {
+    const bool last = i + 1 == decoder_layers_.size();
+    x = decoder_layers_[i]->forward(x, state.layers[i], self_bias, state.src_bias, last ? &weights : nullptr);
+  }
+  if (config_.pre_norm) x = decoder_norm_(x);
+  auto logits = config_.tie_embeddings ? at::linear(x, tgt_embed_->weight, output_bias_) : output_(x);
+  state.position += T;
+  return {at::log_softmax(logits, -1), weights.defined() ? weights.mean(1) : weights};
+}
+
+ForwardOutput TransformerSeq2SeqImpl::forward(const data::Batch& batch) {
+  auto src_mask = batch.src.ne(data::kPad);  // [B, S]
+  auto state = init_state(encode(batch.src, padding_bias(src_mask, tgt_embed_->weight.scalar_type())), src_mask);
+  ForwardOutput out;
+  std::tie(out.log_probs, out.attention) = decode(batch.tgt_in, *state);
+  return out;
+}
+
+std::unique_ptr<DecoderState> TransformerSeq2SeqImpl::start(const at::Tensor& src) {
+  auto src_mask = src.ne(data::kPad);
+  return init_state(encode(src, padding_bias(src_mask, tgt_embed_->weight.scalar_type())), src_mask);
+}
+
+StepOutput TransformerSeq2SeqImpl::step(const at::Tensor& prev, DecoderState& state) {
+  auto& s = dynamic_cast<TransformerDecoderState&>(state);
+  auto [log_probs, attention] = decode(prev.unsqueeze(1), s);
+  return {log_probs.squeeze(1), attention.defined() ? attention.squeeze(1) : attention};
+}
+
+}  // namespace nmt::models

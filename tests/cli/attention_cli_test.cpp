@@ -1,0 +1,126 @@
+// End to end through the nmt program, for every attention variant of issue 5: each trains a toy
+// model (train → translate → eval), and the pictures of `translate --attention-out` and `align`.
+#include <filesystem>
+#include <regex>
+
+#include <gtest/gtest.h>
+
+#include "nmt/viz/heatmap.h"
+#include "support/test_util.h"
+
+namespace {
+
+using nmt::testing::read_text;
+using nmt::testing::run_nmt;
+using nmt::testing::TempDir;
+namespace fs = std::filesystem;
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+double bleu_of(const std::string& eval_output) {
+  std::smatch m;
+  if (!std::regex_search(eval_output, m, std::regex("BLEU = ([0-9.]+)"))) return -1;
+  return std::stod(m[1]);
+}
+
+bool is_png(const std::string& path) {
+  return read_text(path).substr(0, 8) == std::string("\x89PNG\r\n\x1a\n", 8);
+}
+
+struct Variant {
+  const char* name;
+  const char* config;
+  const char* overrides;
+  double min_bleu;  ///< on the training corpus, which the toy model memorises
+};
+
+const Variant kVariants[] = {
+    {"local_m_with_coverage", "configs/toy_local_m.yaml", "--set model.coverage_penalty=0.1", 90},
+    {"local_p", "configs/toy_local_p.yaml", "", 90},
+    {"hard", "configs/toy_hard.yaml", "", 80},
+    {"variational_enum", "configs/toy_variational_enum.yaml", "", 90},
+    {"variational_sample", "configs/toy_variational_sample.yaml", "", 80},
+    {"variational_exact", "configs/toy_variational_enum.yaml", "--set model.variational_mode=exact", 90},
+};
+
+class AttentionVariantCli : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(AttentionVariantCli, TrainsTranslatesAndScoresAToyModel) {
+  const auto& v = GetParam();
+  TempDir dir;
+  const std::string model = dir.file("model");
+  auto train = run_nmt(std::string("train -c ") + v.config + " " + v.overrides + " --set train.model_dir=" + model +
+                       " --set train.threads=1");
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  EXPECT_TRUE(contains(train.output, "validation step")) << train.output;
+  // Variational models with an inference network also report the ELBO bound on the perplexity.
+  const bool has_bound = contains(v.name, "variational") && !contains(v.name, "exact");
+  EXPECT_EQ(contains(train.output, "ELBO ppl bound"), has_bound) << train.output;
+  auto tr = run_nmt("translate -m " + model + " -i data/toy/train.de -o " + dir.file("train.hyp") + " --threads 1");
+  ASSERT_EQ(tr.exit_code, 0) << tr.output;
+  auto ev = run_nmt("eval --hyp " + dir.file("train.hyp") + " --ref data/toy/train.en");
+  ASSERT_EQ(ev.exit_code, 0) << ev.output;
+  EXPECT_GE(bleu_of(ev.output), v.min_bleu) << ev.output;
+
+  if (!nmt::viz::heatmap_supported()) return;
+  // Pictures: one heatmap per sentence of translate, and of align (prior and posterior).
+  auto pics = run_nmt("translate -m " + model + " -i data/toy/valid.de --beam 2 --threads 1 --attention-out " +
+                      dir.file("pics"));
+  ASSERT_EQ(pics.exit_code, 0) << pics.output;
+  for (int i = 1; i <= 8; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "%05d.png", i);
+    EXPECT_TRUE(is_png(dir.file("pics/") + name)) << name;
+  }
+  auto align = run_nmt("align -m " + model + " --src data/toy/valid.de --ref data/toy/valid.en --threads 1 -o " +
+                       dir.file("align"));
+  ASSERT_EQ(align.exit_code, 0) << align.output;
+  EXPECT_TRUE(is_png(dir.file("align/00001.png")));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllVariants, AttentionVariantCli, ::testing::ValuesIn(kVariants),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(AttentionCli, PicturesAsSvgAndAlignDrawsPriorBesidePosterior) {
+  if (!nmt::viz::heatmap_supported()) GTEST_SKIP() << "built without Cairo";
+  TempDir dir;
+  const std::string model = dir.file("model");
+  auto train = run_nmt("train -c configs/toy_variational_enum.yaml --set train.max_epochs=3 --set train.model_dir=" +
+                       model + " --set train.threads=1");
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  auto svg = run_nmt("translate -m " + model + " -i data/toy/valid.de --threads 1 --attention-format svg "
+                     "--attention-out " + dir.file("svg"));
+  ASSERT_EQ(svg.exit_code, 0) << svg.output;
+  EXPECT_TRUE(contains(read_text(dir.file("svg/00008.svg")), "<svg"));
+  auto align = run_nmt("align -m " + model + " --src data/toy/valid.de --ref data/toy/valid.en --format svg -o " +
+                       dir.file("align"));
+  ASSERT_EQ(align.exit_code, 0) << align.output;
+  auto picture = read_text(dir.file("align/00001.svg"));
+  // The two panels' titles are drawn as glyphs; the prior/posterior picture is about twice as wide
+  // as the single-panel picture of the same sentence.
+  std::smatch a, b;
+  ASSERT_TRUE(std::regex_search(picture, a, std::regex("width=\"([0-9.]+)")));
+  std::string single = read_text(dir.file("svg/00001.svg"));
+  ASSERT_TRUE(std::regex_search(single, b, std::regex("width=\"([0-9.]+)")));
+  EXPECT_GT(std::stod(a[1]), 1.5 * std::stod(b[1]) - 40);
+  // Mismatched files are an error naming both.
+  auto bad = run_nmt("align -m " + model + " --src data/toy/valid.de --ref data/toy/train.en -o " + dir.file("bad"));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_TRUE(contains(bad.output, "valid.de")) << bad.output;
+}
+
+TEST(AttentionCli, BadAttentionConfigIsAClearError) {
+  TempDir dir;
+  auto r = run_nmt("train -c configs/toy_rnn.yaml --set model.attention_mode=variational --set train.model_dir=" +
+                   dir.file("m"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.output, "attention: luong")) << r.output;
+  auto w = run_nmt("train -c configs/toy_rnn.yaml --set model.attention_window=local-x --set train.model_dir=" +
+                   dir.file("m"));
+  EXPECT_NE(w.exit_code, 0);
+  EXPECT_TRUE(contains(w.output, "global | local-m | local-p")) << w.output;
+}
+
+}  // namespace

@@ -1,0 +1,149 @@
+// End-to-end tests of the nmt program: train -> translate -> eval on the toy corpus, and the
+// errors users meet most (missing file, mismatched corpora, unknown config key, corrupt model).
+#include <filesystem>
+#include <regex>
+
+#include <gtest/gtest.h>
+
+#include "support/test_util.h"
+
+namespace {
+
+using nmt::testing::read_text;
+using nmt::testing::run_nmt;
+using nmt::testing::TempDir;
+using nmt::testing::write_text;
+namespace fs = std::filesystem;
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+double bleu_of(const std::string& eval_output) {
+  std::smatch m;
+  if (!std::regex_search(eval_output, m, std::regex("BLEU = ([0-9.]+)"))) return -1;
+  return std::stod(m[1]);
+}
+
+/// Trains the toy RNN once for all tests of this file.
+class ToyModel : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    auto r = run_nmt("train -c configs/toy_rnn.yaml --set train.model_dir=" + model() + " --set train.threads=1");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    train_log_ = new std::string(r.output);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    delete train_log_;
+  }
+  static std::string model() { return dir_->file("model"); }
+  static std::string file(const std::string& name) { return dir_->file(name); }
+  static TempDir* dir_;
+  static std::string* train_log_;
+};
+TempDir* ToyModel::dir_ = nullptr;
+std::string* ToyModel::train_log_ = nullptr;
+
+TEST_F(ToyModel, TrainingWritesModelDirectoryAndLogsProgress) {
+  for (const char* f : {"best.pt", "last.pt", "config.yaml", "spm.model", "train.log"})
+    EXPECT_TRUE(fs::exists(fs::path(model()) / f)) << f;
+  for (const char* field : {"step ", "epoch ", "loss ", "ppl ", "lr ", "tgt tok/s", "elapsed ", "ETA "})
+    EXPECT_TRUE(contains(*train_log_, field)) << "log lacks '" << field << "'";
+  EXPECT_TRUE(contains(*train_log_, "validation step"));
+  // The resolved config names every section.
+  auto saved = read_text(model() + "/config.yaml");
+  for (const char* section : {"data:", "model:", "train:", "search:"}) EXPECT_TRUE(contains(saved, section));
+}
+
+TEST_F(ToyModel, MemorisesTheToyCorpusEndToEnd) {
+  auto tr = run_nmt("translate -m " + model() + " -i data/toy/train.de -o " + file("train.hyp"));
+  ASSERT_EQ(tr.exit_code, 0) << tr.output;
+  auto ev = run_nmt("eval --hyp " + file("train.hyp") + " --ref data/toy/train.en");
+  ASSERT_EQ(ev.exit_code, 0) << ev.output;
+  EXPECT_GE(bleu_of(ev.output), 90.0) << ev.output;
+  EXPECT_TRUE(contains(ev.output, "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:")) << ev.output;
+  // eval -m translates and scores in one go, with the same result.
+  auto ev2 = run_nmt("eval -m " + model() + " --src data/toy/train.de --ref data/toy/train.en");
+  ASSERT_EQ(ev2.exit_code, 0) << ev2.output;
+  EXPECT_DOUBLE_EQ(bleu_of(ev2.output), bleu_of(ev.output));
+}
+
+TEST_F(ToyModel, TranslatesStdinToStdoutAndGreedyEqualsBeamOne) {
+  auto a = run_nmt("translate -m " + model() + " --beam 1 < data/toy/valid.de");
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  auto b = run_nmt("translate -m " + model() + " --beam 1 -i data/toy/valid.de");
+  EXPECT_EQ(a.output, b.output);
+  EXPECT_EQ(std::count(a.output.begin(), a.output.end(), '\n'), 8);
+}
+
+TEST_F(ToyModel, ResumeContinuesFromTheLastCheckpoint) {
+  TempDir copy;
+  fs::copy(model(), copy.file("m"), fs::copy_options::recursive);
+  auto r = run_nmt("train --resume " + copy.file("m") + " --set train.max_epochs=62 --set train.threads=1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "resuming")) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("epoch 6[12]"))) << r.output;
+}
+
+TEST_F(ToyModel, NewRunRefusesToOverwriteAnExistingModel) {
+  auto before = read_text(model() + "/best.pt");
+  auto r = run_nmt("train -c configs/toy_rnn.yaml --set train.model_dir=" + model());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.output, "--resume")) << r.output;
+  EXPECT_EQ(read_text(model() + "/best.pt"), before);
+}
+
+TEST_F(ToyModel, MissingInputFileIsAClearErrorAndWritesNothing) {
+  auto r = run_nmt("translate -m " + model() + " -i /nonexistent/in.de -o " + file("none.out"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.output, "/nonexistent/in.de")) << r.output;
+  EXPECT_FALSE(fs::exists(file("none.out")));
+}
+
+TEST_F(ToyModel, CorruptCheckpointIsAClearErrorAndKeepsTheOldOutput) {
+  TempDir bad;
+  fs::create_directories(bad.file("m"));
+  write_text(bad.file("m/best.pt"), read_text(model() + "/best.pt").substr(0, 5000));
+  write_text(file("keep.out"), "previous output\n");
+  auto r = run_nmt("translate -m " + bad.file("m") + " -i data/toy/valid.de -o " + file("keep.out"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.output, bad.file("m/best.pt"))) << r.output;
+  EXPECT_EQ(read_text(file("keep.out")), "previous output\n");
+}
+
+TEST(Cli, MismatchedLineCountsNameBothFilesAndCounts) {
+  TempDir dir;
+  write_text(dir.file("a.de"), "eins\nzwei\ndrei\n");
+  write_text(dir.file("a.en"), "one\ntwo\n");
+  auto r = run_nmt("train -c configs/toy_rnn.yaml --set train.model_dir=" + dir.file("m") +
+                   " --set data.valid_src=" + dir.file("a.de") + " --set data.valid_tgt=" + dir.file("a.en"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.output, dir.file("a.de")) && contains(r.output, dir.file("a.en"))) << r.output;
+  EXPECT_TRUE(contains(r.output, "3") && contains(r.output, "2")) << r.output;
+  EXPECT_FALSE(fs::exists(dir.file("m/best.pt")));
+}
+
+TEST(Cli, UnknownConfigKeyIsAnErrorNamingFileAndKey) {
+  TempDir dir;
+  write_text(dir.file("c.yaml"), "model:\n  type: rnn\n  hiden_size: 64\n");
+  auto r = run_nmt("train -c " + dir.file("c.yaml"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.output, dir.file("c.yaml"))) << r.output;
+  EXPECT_TRUE(contains(r.output, "model.hiden_size")) << r.output;
+  auto s = run_nmt("train -c configs/toy_rnn.yaml --set train.nonsense=1");
+  EXPECT_NE(s.exit_code, 0);
+  EXPECT_TRUE(contains(s.output, "train.nonsense")) << s.output;
+}
+
+TEST(Cli, EvalLineCountMismatchNamesBothFiles) {
+  TempDir dir;
+  write_text(dir.file("h.txt"), "a\nb\n");
+  write_text(dir.file("r.txt"), "a\n");
+  auto r = run_nmt("eval --hyp " + dir.file("h.txt") + " --ref " + dir.file("r.txt"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.output, dir.file("h.txt")) && contains(r.output, dir.file("r.txt"))) << r.output;
+}
+
+}  // namespace

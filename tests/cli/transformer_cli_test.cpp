@@ -1,0 +1,52 @@
+// End-to-end tests of the Transformer through the nmt program: a tiny Transformer memorises the
+// toy corpus (train -> translate -> eval), and `nmt bench` reports every figure it promises.
+#include <filesystem>
+#include <regex>
+
+#include <gtest/gtest.h>
+
+#include "support/test_util.h"
+
+namespace {
+
+using nmt::testing::run_nmt;
+using nmt::testing::TempDir;
+namespace fs = std::filesystem;
+
+double bleu_of(const std::string& eval_output) {
+  std::smatch m;
+  if (!std::regex_search(eval_output, m, std::regex("BLEU = ([0-9.]+)"))) return -1;
+  return std::stod(m[1]);
+}
+
+TEST(TransformerCli, TinyTransformerMemorisesTheToyCorpus) {
+  TempDir dir;
+  const std::string model = dir.file("model");
+  auto train = run_nmt("train -c configs/toy_transformer.yaml --set train.model_dir=" + model +
+                       " --set train.threads=1");
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  EXPECT_TRUE(fs::exists(fs::path(model) / "best.pt"));
+  auto tr = run_nmt("translate -m " + model + " -i data/toy/train.de -o " + dir.file("train.hyp"));
+  ASSERT_EQ(tr.exit_code, 0) << tr.output;
+  auto ev = run_nmt("eval --hyp " + dir.file("train.hyp") + " --ref data/toy/train.en");
+  ASSERT_EQ(ev.exit_code, 0) << ev.output;
+  EXPECT_GE(bleu_of(ev.output), 90.0) << ev.output << "\ntraining log:\n" << train.output;
+}
+
+TEST(BenchCli, ReportsSpeedFlopsMemoryAndProfile) {
+  TempDir dir;
+  auto r = run_nmt("bench -c configs/toy_transformer.yaml --work-dir " + dir.file("work") +
+                   " --threads 1 --warmup 1 --steps 2 --profile-steps 1 --sentences 4 --beam 2 --top 5");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* field : {"fp32 GEMM ceiling", "target tokens/s", "MFLOP per target token",
+                            "of the GEMM ceiling", "sentences/s", "peak resident memory", "self CPU time"})
+    EXPECT_NE(r.output.find(field), std::string::npos) << "no '" << field << "' in:\n" << r.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("train_mflop_per_tok=([0-9.]+)"))) << r.output;
+  EXPECT_GT(std::stod(m[1]), 0.0) << "the profiler counted no matrix-product FLOPs:\n" << r.output;
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("decode_sent_s=([0-9.]+)"))) << r.output;
+  EXPECT_GT(std::stod(m[1]), 0.0);
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("aten::(addmm|mm|bmm)"))) << r.output;
+}
+
+}  // namespace

@@ -1,0 +1,186 @@
+#include <cmath>
+#include <filesystem>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "nmt/data/vocab.h"
+#include "nmt/train/checkpoint.h"
+#include "nmt/train/loss.h"
+#include "nmt/train/schedule.h"
+#include "support/test_util.h"
+
+namespace {
+
+using nmt::data::kPad;
+using nmt::testing::TempDir;
+
+TEST(Loss, WithoutSmoothingIsTheNegativeLogLikelihoodOverRealTokens) {
+  auto log_probs = torch::log_softmax(torch::randn({2, 3, 7}), -1);
+  auto targets = torch::tensor({{4, 5, 3}, {6, 3, kPad}}, torch::kLong);
+  auto out = nmt::train::sequence_loss(log_probs, targets, 0.0);
+  double expected = 0;
+  for (int b = 0; b < 2; ++b)
+    for (int t = 0; t < 3; ++t)
+      if (targets[b][t].item<int64_t>() != kPad)
+        expected -= log_probs[b][t][targets[b][t].item<int64_t>()].item<double>();
+  EXPECT_NEAR(out.loss.item<double>(), expected, 1e-4);
+  EXPECT_NEAR(out.nll.item<double>(), expected, 1e-4);
+}
+
+TEST(Loss, PaddingPositionsDoNotMatter) {
+  auto a = torch::log_softmax(torch::randn({1, 3, 5}), -1);
+  auto b = a.clone();
+  b[0][2] = torch::log_softmax(torch::randn({5}), -1);  // change only the padded position
+  auto targets = torch::tensor({{4, 3, kPad}}, torch::kLong);
+  EXPECT_DOUBLE_EQ(nmt::train::sequence_loss(a, targets, 0.1).loss.item<double>(),
+                   nmt::train::sequence_loss(b, targets, 0.1).loss.item<double>());
+}
+
+TEST(Loss, LabelSmoothingMixesInTheUniformDistribution) {
+  auto log_probs = torch::log(torch::tensor({{{0.1, 0.2, 0.3, 0.4}}}));
+  auto targets = torch::tensor({{3}}, torch::kLong);
+  const double eps = 0.2;
+  double uniform = 0;
+  for (double p : {0.1, 0.2, 0.3, 0.4}) uniform -= std::log(p) / 4;
+  const double expected = (1 - eps) * -std::log(0.4) + eps * uniform;
+  auto out = nmt::train::sequence_loss(log_probs, targets, eps);
+  EXPECT_NEAR(out.loss.item<double>(), expected, 1e-6);
+  EXPECT_NEAR(out.nll.item<double>(), -std::log(0.4), 1e-6);
+}
+
+TEST(Schedule, NoamPeaksAtTheConfiguredRateAfterWarmup) {
+  nmt::TrainConfig c;
+  c.lr_schedule = nmt::LrSchedule::Noam;
+  c.lr = 5e-4;
+  c.warmup_steps = 100;
+  nmt::train::LrSchedule s(c);
+  EXPECT_NEAR(s.rate(50), 2.5e-4, 1e-12);
+  EXPECT_NEAR(s.rate(100), 5e-4, 1e-12);
+  EXPECT_NEAR(s.rate(400), 2.5e-4, 1e-12);
+  EXPECT_LT(s.rate(10), s.rate(20));
+}
+
+TEST(Schedule, PlateauDecaysAfterPatienceAndStopsAtMinimum) {
+  nmt::TrainConfig c;
+  c.lr_schedule = nmt::LrSchedule::Plateau;
+  c.lr = 1e-3;
+  c.lr_decay = 0.5;
+  c.lr_patience = 1;
+  c.min_lr = 4e-4;
+  nmt::train::LrSchedule s(c);
+  EXPECT_FALSE(s.on_validation(false));  // first bad validation: within patience
+  EXPECT_TRUE(s.on_validation(false));
+  EXPECT_DOUBLE_EQ(s.rate(1), 5e-4);
+  EXPECT_FALSE(s.on_validation(true));
+  s.on_validation(false);
+  EXPECT_TRUE(s.on_validation(false));
+  EXPECT_DOUBLE_EQ(s.rate(1), 4e-4);  // floored at min_lr
+  s.on_validation(false);
+  EXPECT_FALSE(s.on_validation(false));
+}
+
+/// A toy SentencePiece model, trained once for the checkpoint tests.
+const nmt::data::Vocab& toy_vocab() {
+  static TempDir dir;
+  static nmt::data::Vocab vocab = [] {
+    nmt::data::SpmTrainOptions o;
+    o.input_files = {nmt::testing::source_path("data/toy/train.de"), nmt::testing::source_path("data/toy/train.en")};
+    o.model_prefix = dir.file("spm");
+    o.vocab_size = 60;
+    nmt::data::train_sentencepiece(o);
+    return nmt::data::Vocab::load(dir.file("spm.model"));
+  }();
+  return vocab;
+}
+
+nmt::train::Checkpoint make_checkpoint() {
+  nmt::train::Checkpoint ck;
+  ck.config = nmt::default_config();
+  ck.config.model.embed_dim = 8;
+  ck.config.model.hidden_size = 12;
+  ck.src_vocab = ck.tgt_vocab = toy_vocab();
+  ck.model = nmt::models::make_model(ck.config.model, ck.src_vocab.size(), ck.tgt_vocab.size());
+  ck.state.step = 42;
+  ck.state.epoch = 3;
+  ck.state.batch_in_epoch = 7;
+  ck.state.best_metric = 12.5;
+  ck.state.lr_base = 2.5e-4;
+  ck.state.elapsed_seconds = 99.5;
+  return ck;
+}
+
+TEST(Checkpoint, RoundTripsExactly) {
+  TempDir dir;
+  auto ck = make_checkpoint();
+  torch::optim::Adam adam(ck.model->parameters(), torch::optim::AdamOptions(1e-3));
+  // One real update so the optimizer has state to save.
+  auto loss = torch::zeros({});
+  for (auto& p : ck.model->parameters()) loss = loss + p.sum();
+  loss.backward();
+  adam.step();
+  const std::string path = dir.file("ck.pt");
+  nmt::train::save_checkpoint(path, ck, &adam);
+
+  auto back = nmt::train::load_checkpoint(path, torch::kCPU);
+  EXPECT_EQ(nmt::to_yaml(back.config), nmt::to_yaml(ck.config));
+  EXPECT_EQ(back.src_vocab.bytes(), ck.src_vocab.bytes());
+  EXPECT_EQ(back.state.step, 42);
+  EXPECT_EQ(back.state.epoch, 3);
+  EXPECT_EQ(back.state.batch_in_epoch, 7);
+  EXPECT_DOUBLE_EQ(back.state.best_metric, 12.5);
+  EXPECT_DOUBLE_EQ(back.state.lr_base, 2.5e-4);
+  EXPECT_DOUBLE_EQ(back.state.elapsed_seconds, 99.5);
+  auto a = ck.model->named_parameters(), b = back.model->named_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (auto& p : a) EXPECT_TRUE(torch::equal(p.value(), b[p.key()])) << p.key();
+
+  torch::optim::Adam adam2(back.model->parameters(), torch::optim::AdamOptions(1e-3));
+  nmt::train::load_optimizer_state(path, adam2, torch::kCPU);
+  torch::serialize::OutputArchive x, y;
+  adam.save(x);
+  adam2.save(y);
+  std::ostringstream sx, sy;
+  x.save_to(sx);
+  y.save_to(sy);
+  EXPECT_EQ(sx.str().size(), sy.str().size());
+}
+
+TEST(Checkpoint, CorruptOrMissingFilesGiveAClearError) {
+  TempDir dir;
+  auto ck = make_checkpoint();
+  const std::string path = dir.file("ck.pt");
+  nmt::train::save_checkpoint(path, ck, nullptr);
+  auto bytes = nmt::testing::read_text(path);
+  nmt::testing::write_text(dir.file("truncated.pt"), bytes.substr(0, bytes.size() / 2));
+  nmt::testing::write_text(dir.file("garbage.pt"), "this is not a checkpoint");
+  for (const auto& name : {"truncated.pt", "garbage.pt", "missing.pt"}) {
+    try {
+      nmt::train::load_checkpoint(dir.file(name), torch::kCPU);
+      ADD_FAILURE() << name << " loaded";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(dir.file(name)), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(Checkpoint, SavingLeavesNoTemporaryFileBehind) {
+  TempDir dir;
+  auto ck = make_checkpoint();
+  nmt::train::save_checkpoint(dir.file("ck.pt"), ck, nullptr);
+  nmt::train::save_checkpoint(dir.file("ck.pt"), ck, nullptr);  // overwrite in place
+  int files = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir.path())) files += e.is_regular_file();
+  EXPECT_EQ(files, 1);
+}
+
+TEST(Checkpoint, FindCheckpointPrefersBest) {
+  TempDir dir;
+  EXPECT_THROW(nmt::train::find_checkpoint(dir.path().string()), std::runtime_error);
+  nmt::testing::write_text(dir.file("last.pt"), "x");
+  EXPECT_EQ(nmt::train::find_checkpoint(dir.path().string()), dir.file("last.pt"));
+  nmt::testing::write_text(dir.file("best.pt"), "x");
+  EXPECT_EQ(nmt::train::find_checkpoint(dir.path().string()), dir.file("best.pt"));
+}
+
+}  // namespace
