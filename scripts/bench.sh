@@ -5,9 +5,9 @@
 #   the fp32 GEMM ceiling (at::mm) and the achieved training GFLOP/s as a fraction of it,
 #   beam-5 translation target tokens/s and sentences/s (first 300 test2016 sentences),
 #   peak resident memory, and the top operators by self CPU time in a few profiled updates.
-# Translation uses the model after the benchmark's few updates (untrained in effect: outputs
-# mostly run to the maximum length), unless --trained is given and runs/multi30k_{rnn,transformer}
-# hold trained models. Takes about 5 minutes on 2 cores; builds nothing heavy itself.
+# Translation uses a freshly initialised model (its outputs run to the maximum length 1.5·|x|+10),
+# unless --trained is given and runs/multi30k_{rnn,transformer} hold trained models.
+# Takes about 5 minutes on 2 cores; builds nothing heavy itself.
 #
 # Usage: scripts/bench.sh [--trained] [nmt bench options, e.g. --threads 2 --steps 20]
 # Environment: NMT (the binary; default build/nmt, built with scripts/setup.sh --no-tests if missing).

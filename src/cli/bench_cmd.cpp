@@ -191,14 +191,17 @@ Profile summarise(torch::autograd::profiler::thread_event_lists& lists) {
   return p;
 }
 
-/// Runs `steps` updates under the LibTorch (legacy) profiler with shapes and FLOPs recorded.
-Profile profile_updates(BenchTrainer& trainer, int steps, int64_t& tokens) {
+/// Runs `steps` updates under the LibTorch (legacy) profiler. With `flops`, input shapes are
+/// recorded and matrix-product FLOPs counted (slower: use it for the count, not for the times).
+Profile profile_updates(BenchTrainer& trainer, int steps, bool flops, int64_t& tokens, double& seconds) {
   namespace prof = torch::autograd::profiler;
-  prof::ProfilerConfig config(prof::ProfilerState::CPU, /*report_input_shapes=*/true,
-                              /*profile_memory=*/false, /*with_stack=*/false, /*with_flops=*/true);
+  prof::ProfilerConfig config(prof::ProfilerState::CPU, /*report_input_shapes=*/flops,
+                              /*profile_memory=*/false, /*with_stack=*/false, /*with_flops=*/flops);
   prof::enableProfilerLegacy(config);
   tokens = 0;
+  auto t = Clock::now();
   for (int i = 0; i < steps; ++i) tokens += trainer.update();
+  seconds = seconds_since(t);
   auto lists = prof::disableProfilerLegacy();
   return summarise(lists);
 }
@@ -271,8 +274,10 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
                      o.steps, o.warmup, tokens, train_s, train_tps, c.data.batch_tokens, c.train.accum_steps);
 
   int64_t profiled_tokens = 0;
-  auto profile = profile_updates(trainer, o.profile_steps, profiled_tokens);
-  const double flops_per_token = profiled_tokens > 0 ? double(profile.matmul_flops) / profiled_tokens : 0.0;
+  double profiled_s = 0;
+  const auto counted = profile_updates(trainer, o.profile_steps, /*flops=*/true, profiled_tokens, profiled_s);
+  const double flops_per_token = profiled_tokens > 0 ? double(counted.matmul_flops) / profiled_tokens : 0.0;
+  const auto profile = profile_updates(trainer, o.profile_steps, /*flops=*/false, profiled_tokens, profiled_s);
   const double achieved = flops_per_token * train_tps / 1e9;
   out << fmt::format("training FLOPs (matrix products, forward + backward, profiled): {:.1f} MFLOP per target token\n",
                      flops_per_token / 1e6);
@@ -292,9 +297,13 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
     tr = time_translation(*loaded.checkpoint.model, loaded.checkpoint.src_vocab, lines, options, c.search.batch_tokens);
     which = fmt::format("trained model {} (step {})", o.model_dir, loaded.checkpoint.state.step);
   } else {
-    tr = time_translation(*trainer.model(), src_vocab, lines, options, c.search.batch_tokens);
-    which = fmt::format("model after {} benchmark updates, i.e. untrained: outputs mostly run to the maximum length",
-                        o.warmup + o.steps + o.profile_steps);
+    // A freshly initialised model: it almost never emits EOS, so every hypothesis runs to the
+    // maximum length (a few updates would instead teach it to stop at once, timing nothing).
+    torch::manual_seed(c.train.seed);
+    auto untrained = models::make_model(c.model, src_vocab.size(), tgt_vocab.size());
+    tr = time_translation(*untrained, src_vocab, lines, options, c.search.batch_tokens);
+    which = fmt::format("untrained model: outputs run to the maximum length {}·|x| + {}", c.search.max_len_a,
+                        c.search.max_len_b);
   }
   out << fmt::format("translation (beam {}, first {} sentences of {}, {}): {} output tokens in {:.2f} s: "
                      "{:.0f} target tokens/s, {:.1f} sentences/s\n",
@@ -303,6 +312,9 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   const double rss = peak_rss_mb();
   out << fmt::format("peak resident memory: {:.0f} MB (after training: {:.0f} MB)\n", rss, rss_train);
   print_profile(out, profile, o.top, o.profile_steps);
+  out << fmt::format("  (profiled updates ran at {:.0f} target tokens/s against {:.0f} unprofiled: the profiler's cost "
+                     "per operator call inflates the many small operators)\n",
+                     profiled_tokens / profiled_s, train_tps);
   out << fmt::format("summary: config={} model={} threads={} train_tgt_tok_s={:.0f} train_mflop_per_tok={:.1f} "
                      "train_gflops={:.1f} gemm_ceiling_gflops={:.1f} ceiling_fraction={:.3f} "
                      "beam={} decode_tgt_tok_s={:.0f} decode_sent_s={:.1f} peak_rss_mb={:.0f}\n",

@@ -143,7 +143,9 @@ TEST_P(RnnVariants, LocalAttentionIsZeroOutsideItsWindow) {
     for (int64_t t = 0; t < att.size(1); ++t) {
       const int64_t p = std::min<int64_t>(t, len[b].item<int64_t>() - 1);  // local-m: p_t = t
       for (int64_t s = 0; s < att.size(2); ++s)
-        if (std::abs(s - p) > 1) EXPECT_EQ(att[b][t][s].item<float>(), 0.0f) << b << " " << t << " " << s;
+        if (std::abs(s - p) > 1) {
+          EXPECT_EQ(att[b][t][s].item<float>(), 0.0f) << b << " " << t << " " << s;
+        }
     }
 }
 

@@ -159,8 +159,9 @@ TEST_F(ModelSearch, BeamScoreIsTheModelsLogProbability) {
       lp += out.log_probs[0][next].item<double>();
       prev = next;
     }
-    if (y.size() < nmt::search::max_lengths(src_.slice(0, i, i + 1), o)[0])
+    if (y.size() < static_cast<size_t>(nmt::search::max_lengths(src_.slice(0, i, i + 1), o)[0])) {
       EXPECT_NEAR(lp, hyps[i].log_prob, 1e-3) << "sentence " << i;
+    }
   }
 }
 

@@ -14,11 +14,12 @@
 ///    `profile_steps` profiled updates, forward and backward, as the LibTorch profiler counts
 ///    them from their shapes; hence the achieved GFLOP/s and its fraction of the ceiling;
 ///  - translation speed with beam search: output tokens/s and sentences/s on the first
-///    `sentences` lines of the source file, with the model just trained for the benchmark's few
-///    updates (untrained in effect: its outputs mostly run to the maximum length) or, with
-///    --model, a trained model directory;
+///    `sentences` lines of the source file, with a freshly initialised model (its outputs run to
+///    the maximum length a·|x| + b, so this times long hypotheses) or, with --model, a trained
+///    model directory;
 ///  - peak resident memory of the process (getrusage ru_maxrss);
-///  - the operators with the most self CPU time in the profiled updates;
+///  - the operators with the most self CPU time in `profile_steps` further updates, profiled
+///    without shapes (cheaper), and how much the profiler slowed them down;
 ///  - one `summary:` line with every figure as key=value, for scripts.
 #include <iosfwd>
 #include <string>
@@ -38,7 +39,7 @@ struct BenchOptions {
   std::string src_file;                ///< translation input (default: data.test_src, else valid_src)
   int warmup = 3;                      ///< untimed updates first
   int steps = 20;                      ///< timed training updates
-  int profile_steps = 3;               ///< profiled updates (FLOP count and operator table)
+  int profile_steps = 3;               ///< profiled updates, twice: FLOP count, then operator table
   int sentences = 300;                 ///< sentences translated
   int beam = 5;                        ///< beam size for translation
   int threads = 0;                     ///< 0: the config's train.threads
