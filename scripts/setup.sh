@@ -15,6 +15,7 @@ PACKAGES=(
   libsentencepiece-dev    # subword models (loaded in isolation, see README)
   libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
   libicu-dev              # Unicode categories for sacreBLEU's intl tokeniser and chrF
+  libcairo2-dev fonts-dejavu-core   # attention pictures (translate --attention-out, nmt align)
   libgtest-dev
   hyperfine               # benchmarks
 )

@@ -10,20 +10,12 @@
 
 namespace {
 
+using nmt::testing::bleu_of;
+using nmt::testing::contains;
 using nmt::testing::read_text;
 using nmt::testing::run_nmt;
 using nmt::testing::TempDir;
 namespace fs = std::filesystem;
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-double bleu_of(const std::string& eval_output) {
-  std::smatch m;
-  if (!std::regex_search(eval_output, m, std::regex("BLEU = ([0-9.]+)"))) return -1;
-  return std::stod(m[1]);
-}
 
 bool is_png(const std::string& path) {
   return read_text(path).substr(0, 8) == std::string("\x89PNG\r\n\x1a\n", 8);

@@ -9,21 +9,13 @@
 
 namespace {
 
+using nmt::testing::bleu_of;
+using nmt::testing::contains;
 using nmt::testing::read_text;
 using nmt::testing::run_nmt;
 using nmt::testing::TempDir;
 using nmt::testing::write_text;
 namespace fs = std::filesystem;
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-double bleu_of(const std::string& eval_output) {
-  std::smatch m;
-  if (!std::regex_search(eval_output, m, std::regex("BLEU = ([0-9.]+)"))) return -1;
-  return std::stod(m[1]);
-}
 
 /// Trains the toy RNN once for all tests of this file.
 class ToyModel : public ::testing::Test {

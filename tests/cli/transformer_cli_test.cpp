@@ -9,15 +9,11 @@
 
 namespace {
 
+using nmt::testing::bleu_of;
+using nmt::testing::contains;
 using nmt::testing::run_nmt;
 using nmt::testing::TempDir;
 namespace fs = std::filesystem;
-
-double bleu_of(const std::string& eval_output) {
-  std::smatch m;
-  if (!std::regex_search(eval_output, m, std::regex("BLEU = ([0-9.]+)"))) return -1;
-  return std::stod(m[1]);
-}
 
 TEST(TransformerCli, TinyTransformerMemorisesTheToyCorpus) {
   TempDir dir;

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "nmt/data/batching.h"
+#include "support/model_util.h"
 #include "nmt/search/search.h"
 
 namespace {
@@ -85,16 +86,8 @@ nmt::ModelConfig small_config(const Variant& v) {
   return c;
 }
 
-/// Three pairs of different lengths, so the batch has padding on both sides.
-std::vector<Example> examples() {
-  return {{{5, 6, 7, 8, 9}, {10, 11, 12}, 0}, {{6, 7}, {13, 14, 15, 16, 17}, 1}, {{9}, {18}, 2}};
-}
-
-nmt::data::Batch batch_of(const std::vector<Example>& ex) {
-  std::vector<const Example*> ptrs;
-  for (auto& e : ex) ptrs.push_back(&e);
-  return nmt::data::make_batch(ptrs, torch::kCPU);
-}
+using nmt::testing::batch_of;
+using nmt::testing::examples;
 
 class RnnVariants : public ::testing::TestWithParam<Variant> {
  protected:

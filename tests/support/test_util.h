@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
 
@@ -54,6 +55,17 @@ inline CommandResult run_nmt(const std::string& args) {
   while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
   int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+inline bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+/// The corpus BLEU printed by `nmt eval` ("BLEU = 12.34 ..."), or -1 when there is none.
+inline double bleu_of(const std::string& eval_output) {
+  std::smatch m;
+  if (!std::regex_search(eval_output, m, std::regex("BLEU = ([0-9.]+)"))) return -1;
+  return std::stod(m[1]);
 }
 
 }  // namespace nmt::testing
