@@ -61,7 +61,6 @@ std::pair<data::Vocab, data::Vocab> prepare_vocabs(const Config& c) {
   return {train_spm({c.data.train_src}, "spm_src"), train_spm({c.data.train_tgt}, "spm_tgt")};
 }
 
-
 class Trainer {
  public:
   Trainer(Checkpoint ck, c10::Device device) : ck_(std::move(ck)), device_(device), schedule_(ck_.config.train) {
