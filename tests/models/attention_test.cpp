@@ -1,6 +1,8 @@
 // Local attention (Luong et al. 2015), coverage (Xu et al. 2015) and hard attention trained
 // with REINFORCE (Xu et al. 2015): the properties each must have.
 #include <gtest/gtest.h>
+
+#include "support/model_util.h"
 #include <torch/torch.h>
 
 #include "nmt/data/batching.h"
@@ -107,10 +109,10 @@ TEST(Coverage, PenaltyCountsUncoveredRealSourcePositionsOnly) {
   EXPECT_NEAR(coverage_penalty(skewed, src_mask, tgt_mask).item<float>(), 1.28, 1e-5);
 }
 
+/// The first two pairs of the shared model-test fixture.
 nmt::data::Batch toy_batch() {
-  static std::vector<nmt::data::Example> ex{{{5, 6, 7, 8, 9}, {10, 11, 12}, 0}, {{6, 7}, {13, 14, 15, 16, 17}, 1}};
-  std::vector<const nmt::data::Example*> ptrs{&ex[0], &ex[1]};
-  return nmt::data::make_batch(ptrs, torch::kCPU);
+  auto ex = nmt::testing::examples();
+  return nmt::testing::batch_of({ex[0], ex[1]});
 }
 
 nmt::ModelConfig tiny(nmt::AttentionMode mode) {

@@ -2,6 +2,8 @@
 #include "nmt/models/variational.h"
 
 #include <gtest/gtest.h>
+
+#include "support/model_util.h"
 #include <torch/torch.h>
 
 #include "nmt/data/batching.h"
@@ -53,12 +55,7 @@ TEST(Variational, MarginalAndExpectationMatchTheirDefinitions) {
   EXPECT_TRUE(expected_log_probs(q, lp).le(marginal + 1e-6).all().item<bool>());
 }
 
-nmt::data::Batch toy_batch() {
-  static std::vector<nmt::data::Example> ex{
-      {{5, 6, 7, 8, 9}, {10, 11, 12}, 0}, {{6, 7}, {13, 14, 15, 16, 17}, 1}, {{9}, {18}, 2}};
-  std::vector<const nmt::data::Example*> ptrs{&ex[0], &ex[1], &ex[2]};
-  return nmt::data::make_batch(ptrs, torch::kCPU);
-}
+nmt::data::Batch toy_batch() { return nmt::testing::batch_of(nmt::testing::examples()); }
 
 nmt::ModelConfig variational(nmt::VariationalMode mode) {
   nmt::ModelConfig c;
