@@ -225,6 +225,7 @@ template <class V> void ModelConfig::visit(V& v) {
   v.choice("attention_mode", attention_mode, kAttentionModes);
   v.choice("hard_eval", hard_eval, kHardEvals);
   v.choice("variational_mode", variational_mode, kVariationalModes);
+  v("variational_top_k", variational_top_k, kNonNegative);
   v("coverage_penalty", coverage_penalty, kNonNegative);
   v("reinforce_entropy", reinforce_entropy, kNonNegative);
   v("reinforce_baseline_decay", reinforce_baseline_decay, Range{0, 1, false});

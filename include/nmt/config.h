@@ -72,6 +72,9 @@ struct ModelConfig {
   AttentionMode attention_mode = AttentionMode::Soft;
   HardEval hard_eval = HardEval::Expected;          ///< attention_mode: hard, at test time
   VariationalMode variational_mode = VariationalMode::Enum;
+  /// variational_mode: enum, training only: the expectation runs over the K most probable source
+  /// positions under q, renormalised (0 = all positions, the exact expectation)
+  int variational_top_k = 0;
   double coverage_penalty = 0.0;   ///< λ of λ·Σ_i (1 − Σ_t α_ti)² added to the loss (Xu et al. 2015)
   double reinforce_entropy = 0.0;  ///< hard attention: weight of the entropy bonus Σ_t H(α_t)
   double reinforce_baseline_decay = 0.9;  ///< hard attention: moving-average baseline decay

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
 #include <iostream>
 #include <map>
 #include <set>
@@ -22,10 +21,8 @@
 #include "nmt/data/corpus.h"
 #include "nmt/runtime.h"
 #include "nmt/search/translator.h"
-#include "nmt/train/loss.h"
 #include "nmt/train/schedule.h"
-
-namespace fs = std::filesystem;
+#include "nmt/train/update.h"
 
 namespace nmt::cli {
 namespace {
@@ -56,77 +53,26 @@ double peak_rss_mb() {
   return usage.ru_maxrss / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
-/// The SentencePiece model(s) of the config, trained once into work_dir (or data.spm_*).
-std::pair<data::Vocab, data::Vocab> bench_vocabs(const Config& c, const std::string& work_dir) {
-  if (!c.data.spm_src.empty() || !c.data.spm_tgt.empty()) {
-    auto src = data::Vocab::load(c.data.spm_src.empty() ? c.data.spm_tgt : c.data.spm_src);
-    auto tgt = data::Vocab::load(c.data.spm_tgt.empty() ? c.data.spm_src : c.data.spm_tgt);
-    return {src, tgt};
-  }
-  fs::create_directories(work_dir);
-  auto model = [&](std::vector<std::string> inputs, const std::string& side) {
-    const std::string prefix = (fs::path(work_dir) / fmt::format("spm_{}_{}_{}", c.data.vocab_type,
-                                                                 c.data.vocab_size, side)).string();
-    if (!fs::exists(prefix + ".model")) {
-      data::SpmTrainOptions o;
-      o.input_files = std::move(inputs);
-      o.model_prefix = prefix;
-      o.vocab_size = c.data.vocab_size;
-      o.model_type = c.data.vocab_type;
-      o.character_coverage = c.data.character_coverage;
-      o.num_threads = resolve_threads(c.train.threads);
-      o.hard_vocab_limit = false;
-      spdlog::info("bench: training SentencePiece model {}.model", prefix);
-      data::train_sentencepiece(o);
-    }
-    return data::Vocab::load(prefix + ".model");
-  };
-  if (c.data.joint_vocab) {
-    auto joint = model({c.data.train_src, c.data.train_tgt}, "joint");
-    return {joint, joint};
-  }
-  return {model({c.data.train_src}, "src"), model({c.data.train_tgt}, "tgt")};
-}
-
 /// A model being trained for the benchmark, updated exactly as nmt train updates it.
 class BenchTrainer {
  public:
   BenchTrainer(const Config& c, models::Seq2Seq model, std::vector<data::Example> examples)
-      : config_(c), model_(std::move(model)), examples_(std::move(examples)), schedule_(c.train) {
-    torch::optim::AdamOptions opts(c.train.lr);
-    opts.betas({c.train.beta1, c.train.beta2}).weight_decay(c.train.weight_decay);
-    optimizer_ = std::make_unique<torch::optim::Adam>(model_->parameters(), opts);
+      : config_(c), model_(std::move(model)), examples_(std::move(examples)), schedule_(c.train),
+        optimizer_(train::make_optimizer(*model_, c.train)) {
     batches_ = data::make_token_batches(examples_, c.data.batch_tokens, true, c.train.seed);
     model_->train();
   }
 
   /// One update (train.accum_steps batches); returns its target (non-pad) tokens.
   int64_t update() {
-    const auto& t = config_.train;
-    const int64_t accum = t.accum_steps;
     std::vector<data::Batch> batches;
-    int64_t tokens = 0;
-    for (int64_t i = 0; i < accum; ++i) {
+    for (int64_t i = 0; i < config_.train.accum_steps; ++i) {
       std::vector<const data::Example*> rows;
       for (size_t r : batches_[next_++ % batches_.size()]) rows.push_back(&examples_[r]);
       batches.push_back(data::make_batch(rows, c10::kCPU));
-      tokens += batches.back().num_tgt_tokens;
     }
-    optimizer_->zero_grad();
-    for (auto& batch : batches) {
-      auto out = model_->forward(batch);
-      auto loss = train::sequence_loss(out.log_probs, batch.tgt_out, t.label_smoothing).loss;
-      if (out.aux_loss.defined()) loss = loss + out.aux_loss;
-      (loss / static_cast<double>(batch.num_tgt_tokens * accum)).backward();
-    }
-    if (t.clip_norm > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), t.clip_norm);
-    for (auto& group : optimizer_->param_groups())
-      static_cast<torch::optim::AdamOptions&>(group.options()).lr(schedule_.rate(++step_));
-    optimizer_->step();
-    return tokens;
+    return train::train_update(*model_, *optimizer_, batches, config_.train, schedule_.rate(++step_)).tgt_tokens;
   }
-
-  models::Seq2Seq model() const { return model_; }
 
  private:
   Config config_;
@@ -251,7 +197,8 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   const bool is_rnn = c.model.type == ModelType::Rnn;
 
   const double ceiling = gemm_ceiling_gflops();
-  auto [src_vocab, tgt_vocab] = bench_vocabs(c, o.work_dir);
+  auto [src_vocab, tgt_vocab] = train::prepare_vocabs(
+      c, o.work_dir, fmt::format("spm_{}_{}", c.data.vocab_type, c.data.vocab_size), /*reuse=*/true);
   auto examples = data::encode_corpus(data::read_parallel(c.data.train_src, c.data.train_tgt), src_vocab,
                                       tgt_vocab, c.data.max_len);
   torch::manual_seed(c.train.seed);

@@ -31,12 +31,12 @@ void log_to_model_dir(const std::string& model_dir) {
 void run_train(const TrainOptions& o) {
   if (!o.resume_dir.empty()) {
     if (!o.config_file.empty()) throw std::runtime_error("--resume takes the config stored in the model directory; drop -c");
-    auto ck_config = train::load_checkpoint((std::filesystem::path(o.resume_dir) / "last.pt").string(),
-                                            c10::Device(c10::kCPU)).config;
-    apply_overrides(ck_config, o.overrides);
+    auto ck = train::load_checkpoint((std::filesystem::path(o.resume_dir) / "last.pt").string(),
+                                     c10::Device(c10::kCPU));
+    apply_overrides(ck.config, o.overrides);
     log_to_model_dir(o.resume_dir);
-    setup_threads(ck_config.train.threads);
-    train::resume_training(o.resume_dir, o.overrides);
+    setup_threads(ck.config.train.threads);
+    train::resume_training(std::move(ck), o.resume_dir);
     return;
   }
   Config config = o.config_file.empty() ? default_config() : load_config(o.config_file);

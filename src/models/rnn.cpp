@@ -169,13 +169,18 @@ at::Tensor RnnSeq2SeqImpl::output_log_probs(const at::Tensor& attn_vec) {
   return at::log_softmax(logits, -1);
 }
 
-at::Tensor RnnSeq2SeqImpl::position_log_probs(const at::Tensor& hidden, const at::Tensor& memory) {
+at::Tensor RnnSeq2SeqImpl::position_log_probs(const at::Tensor& hidden, const at::Tensor& memory,
+                                              const at::Tensor& positions) {
   // W_c [m_s; h_t] = W_m m_s + W_h h_t: project both once, then broadcast over (t, s).
   const int64_t H = config_.hidden_size;
   const auto& w = combine_->weight;                                          // [H, 2H]
   auto from_memory = at::linear(memory, w.slice(1, 0, H)).unsqueeze(1);      // [B, 1, S, H]
+  if (positions.defined()) {                                                 // → [B, T, K, H]
+    const int64_t B = positions.size(0), T = positions.size(1), K = positions.size(2);
+    from_memory = from_memory.expand({B, T, -1, H}).gather(2, positions.unsqueeze(3).expand({B, T, K, H}));
+  }
   auto from_hidden = at::linear(hidden, w.slice(1, H, 2 * H)).unsqueeze(2);  // [B, T, 1, H]
-  return output_log_probs(dropout_(at::tanh(from_memory + from_hidden)));    // [B, T, S, V]
+  return output_log_probs(dropout_(at::tanh(from_memory + from_hidden)));    // [B, T, S or K, V]
 }
 
 ForwardOutput RnnSeq2SeqImpl::forward(const data::Batch& batch) {
@@ -262,6 +267,17 @@ void RnnSeq2SeqImpl::variational_forward(const data::Batch& batch, const RnnDeco
     return;
   }
 
+  const int64_t top_k = config_.variational_top_k;
+  if (is_training() && mode == VariationalMode::Enum && top_k > 0) {
+    // q restricted to its K most probable positions and renormalised is still a distribution
+    // over alignments, so the ELBO stays a lower bound on log p(y); the output layer is
+    // evaluated K instead of S times. The KL is exact over that support.
+    auto [top_log_q, positions] = log_q.topk(std::min<int64_t>(top_k, log_q.size(2)), 2);  // [B, T, K]
+    auto log_q_k = top_log_q - at::logsumexp(top_log_q, 2, /*keepdim=*/true);
+    out.log_probs = expected_log_probs(log_q_k.exp(), position_log_probs(hidden, state.memory, positions));
+    out.aux_loss = (categorical_kl(log_q_k, log_prior.gather(2, positions)) * maskf).sum();
+    return;
+  }
   auto per_position = position_log_probs(hidden, state.memory);  // [B, T, S, V]
   if (is_training() && mode == VariationalMode::Enum) {
     out.log_probs = expected_log_probs(log_q.exp(), per_position);

@@ -12,8 +12,8 @@
 #include "nmt/data/corpus.h"
 #include "nmt/runtime.h"
 #include "nmt/train/checkpoint.h"
-#include "nmt/train/loss.h"
 #include "nmt/train/schedule.h"
+#include "nmt/train/update.h"
 #include "nmt/train/validate.h"
 
 namespace fs = std::filesystem;
@@ -30,35 +30,6 @@ double seconds_since(Clock::time_point t) {
 std::string hms(double seconds) {
   auto s = static_cast<int64_t>(std::max(0.0, seconds));
   return fmt::format("{}:{:02d}:{:02d}", s / 3600, (s / 60) % 60, s % 60);
-}
-
-/// Train (or reuse) the SentencePiece models of a new run; copies live in the model directory.
-std::pair<data::Vocab, data::Vocab> prepare_vocabs(const Config& c) {
-  const fs::path dir = c.train.model_dir;
-  auto train_spm = [&](std::vector<std::string> inputs, const std::string& name) {
-    data::SpmTrainOptions o;
-    o.input_files = std::move(inputs);
-    o.model_prefix = (dir / name).string();
-    o.vocab_size = c.data.vocab_size;
-    o.model_type = c.data.vocab_type;
-    o.character_coverage = c.data.character_coverage;
-    o.num_threads = resolve_threads(c.train.threads);
-    o.hard_vocab_limit = false;  // a toy corpus may not support the requested size
-    spdlog::info("training SentencePiece {} model '{}' (vocabulary {}) on {}", o.model_type, name,
-                 o.vocab_size, fmt::join(o.input_files, ", "));
-    data::train_sentencepiece(o);
-    return data::Vocab::load(o.model_prefix + ".model");
-  };
-  if (!c.data.spm_src.empty() || !c.data.spm_tgt.empty()) {
-    auto src = data::Vocab::load(c.data.spm_src.empty() ? c.data.spm_tgt : c.data.spm_src);
-    auto tgt = data::Vocab::load(c.data.spm_tgt.empty() ? c.data.spm_src : c.data.spm_tgt);
-    return {src, tgt};
-  }
-  if (c.data.joint_vocab) {
-    auto joint = train_spm({c.data.train_src, c.data.train_tgt}, "spm");
-    return {joint, joint};
-  }
-  return {train_spm({c.data.train_src}, "spm_src"), train_spm({c.data.train_tgt}, "spm_tgt")};
 }
 
 class Trainer {
@@ -78,9 +49,7 @@ class Trainer {
     auto& ex = valid_.examples;
     ex.erase(std::remove_if(ex.begin(), ex.end(), [n](const data::Example& e) { return e.index >= n; }), ex.end());
 
-    torch::optim::AdamOptions opts(c.train.lr);
-    opts.betas({c.train.beta1, c.train.beta2}).weight_decay(c.train.weight_decay);
-    optimizer_ = std::make_unique<torch::optim::Adam>(ck_.model->parameters(), opts);
+    optimizer_ = make_optimizer(*ck_.model, c.train);
     if (ck_.state.lr_base > 0) {
       schedule_.base_ = ck_.state.lr_base;
       schedule_.bad_count_ = static_cast<int>(ck_.state.lr_bad_count);
@@ -120,27 +89,18 @@ class Trainer {
 };
 
 void Trainer::update(const std::vector<std::vector<size_t>>& batches, size_t first, size_t count) {
-  const auto& c = ck_.config.train;
-  optimizer_->zero_grad();
+  std::vector<data::Batch> update_batches;
   for (size_t i = first; i < first + count; ++i) {
     std::vector<const data::Example*> examples;
     for (size_t r : batches[i]) examples.push_back(&train_[r]);
-    auto batch = data::make_batch(examples, device_);
-    auto out = ck_.model->forward(batch);
-    auto loss = sequence_loss(out.log_probs, batch.tgt_out, c.label_smoothing);
-    auto total = loss.loss;
-    if (out.aux_loss.defined()) total = total + out.aux_loss;
-    (total / static_cast<double>(batch.num_tgt_tokens * count)).backward();
-    log_loss_ += loss.loss.item<double>();
-    log_nll_ += loss.nll.item<double>();
-    log_tokens_ += batch.num_tgt_tokens;
+    update_batches.push_back(data::make_batch(examples, device_));
   }
-  if (c.clip_norm > 0) torch::nn::utils::clip_grad_norm_(ck_.model->parameters(), c.clip_norm);
-  const double lr = schedule_.rate(ck_.state.step + 1);
-  for (auto& group : optimizer_->param_groups())
-    static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-  optimizer_->step();
+  auto stats = train_update(*ck_.model, *optimizer_, update_batches, ck_.config.train,
+                            schedule_.rate(ck_.state.step + 1));
   ++ck_.state.step;
+  log_loss_ += stats.loss;
+  log_nll_ += stats.nll;
+  log_tokens_ += stats.tgt_tokens;
 }
 
 std::string Trainer::eta(int64_t batches_per_epoch) const {
@@ -254,7 +214,7 @@ void train_new(const Config& config) {
   torch::manual_seed(config.train.seed);
   Checkpoint ck;
   ck.config = config;
-  std::tie(ck.src_vocab, ck.tgt_vocab) = prepare_vocabs(config);
+  std::tie(ck.src_vocab, ck.tgt_vocab) = prepare_vocabs(config, config.train.model_dir, "spm", /*reuse=*/false);
   ck.model = models::make_model(config.model, ck.src_vocab.size(), ck.tgt_vocab.size());
   ck.model->to(device);
   ck.state.lr_base = config.train.lr;
@@ -262,11 +222,8 @@ void train_new(const Config& config) {
   trainer.run();
 }
 
-void resume_training(const std::string& model_dir, const std::vector<std::string>& overrides) {
+void resume_training(Checkpoint ck, const std::string& model_dir) {
   const std::string path = (fs::path(model_dir) / "last.pt").string();
-  const auto device_probe = c10::Device(c10::kCPU);
-  auto ck = load_checkpoint(path, device_probe);
-  apply_overrides(ck.config, overrides);
   ck.config.train.model_dir = model_dir;
   const auto device = resolve_device(ck.config.train.device);
   ck.model->to(device);

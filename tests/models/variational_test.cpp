@@ -116,6 +116,59 @@ TEST(Variational, EnumTrainingObjectiveIsTheNegativeElbo) {
   }
 }
 
+/// Train-mode objective Σ_t −log p̂(y_t) + aux (no label smoothing): −ELBO in enum mode.
+at::Tensor train_objective(RnnSeq2SeqImpl& model, const nmt::data::Batch& batch) {
+  model.train();
+  auto out = model.forward(batch);
+  return nmt::train::sequence_loss(out.log_probs, batch.tgt_out, 0.0).loss + out.aux_loss;
+}
+
+nmt::ModelConfig top_k_enum(int k) {
+  auto c = variational(nmt::VariationalMode::Enum);
+  c.variational_top_k = k;
+  return c;
+}
+
+TEST(Variational, TopKEnumCoveringTheWholeSourceIsTheExactEnum) {
+  auto batch = toy_batch();
+  torch::manual_seed(15);
+  RnnSeq2SeqImpl exact(top_k_enum(0), 20, 20);
+  torch::manual_seed(15);
+  RnnSeq2SeqImpl covering(top_k_enum(50), 20, 20);  // K ≥ S: every position, in another order
+  sharpen(exact);
+  sharpen(covering);
+  const double a = train_objective(exact, batch).item<double>();
+  const double b = train_objective(covering, batch).item<double>();
+  EXPECT_NEAR(a, b, 1e-5 * std::abs(a));
+}
+
+TEST(Variational, TopKEnumObjectiveIsStillABoundOnTheExactLogLikelihood) {
+  auto batch = toy_batch();  // source lengths 5, 2 and 1 (+ EOS): K = 3 truncates the first only
+  for (int seed = 0; seed < 5; ++seed) {
+    torch::manual_seed(seed);
+    RnnSeq2SeqImpl model(top_k_enum(3), 20, 20);
+    sharpen(model);
+    double nll = 0;
+    {
+      model.eval();
+      torch::NoGradGuard no_grad;
+      nll = nmt::train::sequence_loss(model.forward(batch).log_probs, batch.tgt_out, 0.0).nll.item<double>();
+    }
+    auto loss = train_objective(model, batch);
+    EXPECT_GE(loss.item<double>(), nll - 1e-4) << "seed " << seed;
+    loss.backward();
+    for (auto& p : model.named_parameters()) {
+      ASSERT_TRUE(p.value().grad().defined()) << p.key();
+      EXPECT_TRUE(torch::isfinite(p.value().grad()).all().item<bool>()) << p.key();
+    }
+    // Truncating q changes the objective: the first sentence has more than K positions.
+    torch::manual_seed(seed);
+    RnnSeq2SeqImpl exact(top_k_enum(0), 20, 20);
+    sharpen(exact);
+    EXPECT_GT(std::abs(train_objective(exact, batch).item<double>() - loss.item<double>()), 1e-4);
+  }
+}
+
 TEST(Variational, SampleModeGivesFiniteReinforceGradientsToTheInferenceNetwork) {
   torch::manual_seed(12);
   RnnSeq2SeqImpl model(variational(nmt::VariationalMode::Sample), 20, 20);

@@ -8,6 +8,8 @@
 #include "nmt/train/checkpoint.h"
 #include "nmt/train/loss.h"
 #include "nmt/train/schedule.h"
+#include "nmt/train/update.h"
+#include "support/model_util.h"
 #include "support/test_util.h"
 
 namespace {
@@ -190,6 +192,38 @@ TEST(Checkpoint, FindCheckpointPrefersBest) {
   EXPECT_EQ(nmt::train::find_checkpoint(dir.path().string()), dir.file("last.pt"));
   nmt::testing::write_text(dir.file("best.pt"), "x");
   EXPECT_EQ(nmt::train::find_checkpoint(dir.path().string()), dir.file("best.pt"));
+}
+
+// Two copies of one batch average to that batch's own gradient, so an update that accumulates
+// the batch twice must move the weights exactly as one update on it does.
+TEST(Update, AccumulatingABatchTwiceEqualsOneUpdateOnIt) {
+  nmt::Config config = nmt::default_config();
+  config.model.embed_dim = 8;
+  config.model.hidden_size = 12;
+  config.model.dropout = 0.0;
+  config.train.label_smoothing = 0.1;
+  auto batch = nmt::testing::batch_of(nmt::testing::examples());
+  auto make = [&] {
+    torch::manual_seed(3);
+    return nmt::models::make_model(config.model, 20, 20);
+  };
+  auto initial = make(), once = make(), twice = make();
+  auto opt_once = nmt::train::make_optimizer(*once, config.train);
+  auto opt_twice = nmt::train::make_optimizer(*twice, config.train);
+  auto s1 = nmt::train::train_update(*once, *opt_once, {batch}, config.train, 1e-2);
+  auto s2 = nmt::train::train_update(*twice, *opt_twice, {batch, batch}, config.train, 1e-2);
+  EXPECT_EQ(s1.tgt_tokens, batch.num_tgt_tokens);
+  EXPECT_EQ(s2.tgt_tokens, 2 * s1.tgt_tokens);
+  EXPECT_NEAR(s2.nll, 2 * s1.nll, 1e-4);
+  EXPECT_NEAR(s2.loss, 2 * s1.loss, 1e-4);
+
+  auto start = initial->named_parameters(), a = once->named_parameters(), b = twice->named_parameters();
+  bool moved = false;
+  for (auto& p : a) {
+    EXPECT_TRUE(torch::allclose(p.value(), b[p.key()], 1e-5, 1e-7)) << p.key();
+    moved = moved || !torch::equal(p.value(), start[p.key()]);
+  }
+  EXPECT_TRUE(moved);
 }
 
 }  // namespace

@@ -66,8 +66,10 @@ class RnnSeq2SeqImpl : public Seq2SeqImpl {
   /// h̃ [..., H] → log-probs [..., V].
   at::Tensor output_log_probs(const at::Tensor& attn_vec);
   /// Variational attention: log p(v | z = s) [B, T, S, V] for hidden [B, T, H], memory [B, S, H],
-  /// with h̃_ts = tanh(W_c [m_s; h_t]).
-  at::Tensor position_log_probs(const at::Tensor& hidden, const at::Tensor& memory);
+  /// with h̃_ts = tanh(W_c [m_s; h_t]). With `positions` [B, T, K] (long), only those source
+  /// positions: [B, T, K, V].
+  at::Tensor position_log_probs(const at::Tensor& hidden, const at::Tensor& memory,
+                                const at::Tensor& positions = {});
   /// The variational part of forward(): fills out.log_probs, aux_loss, bound_nll, posterior.
   void variational_forward(const data::Batch& batch, const RnnDecoderState& state, const at::Tensor& hidden,
                            const at::Tensor& log_prior, ForwardOutput& out);

@@ -9,7 +9,10 @@
 ///   Σ_t E_q[log p(y_t | x, y<t, z_t)] − KL(q(z_t) ‖ p(z_t))  ≤  Σ_t log Σ_z p(z_t) p(y_t | z_t).
 /// Costs: the exact expectation (and the marginal used for decoding) evaluates the output layer
 /// once per source position, i.e. a [B, T, S, V] tensor: S times the time and memory of the
-/// output layer of a soft-attention model.
+/// output layer of a soft-attention model. `model.variational_top_k: K` makes enum training take
+/// the expectation over q's K most probable positions, renormalised: that truncated q is still a
+/// distribution over alignments, so the objective stays a lower bound on log p(y), at K instead of
+/// S output layers per target token.
 #include <torch/nn/module.h>
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>

@@ -5,9 +5,9 @@
 /// periodic validation (cross-entropy, perplexity, beam-search BLEU), best checkpoint by the
 /// configured metric, early stopping, and a wall-clock budget.
 #include <string>
-#include <vector>
 
 #include "nmt/config.h"
+#include "nmt/train/checkpoint.h"
 
 namespace nmt::train {
 
@@ -15,8 +15,9 @@ namespace nmt::train {
 /// already holds a checkpoint (use resume_training) or if a corpus cannot be read.
 void train_new(const Config& config);
 
-/// Continue the run in `model_dir` from last.pt with its stored config, with `overrides`
-/// (section.key=value) applied, e.g. a larger train.max_time.
-void resume_training(const std::string& model_dir, const std::vector<std::string>& overrides);
+/// Continue the run in `model_dir` from `ck`, its last.pt as read by load_checkpoint (on the CPU),
+/// whose config may carry overrides, e.g. a larger train.max_time. The optimizer state is read
+/// from model_dir/last.pt. Throws std::runtime_error if a corpus cannot be read.
+void resume_training(Checkpoint ck, const std::string& model_dir);
 
 }  // namespace nmt::train

@@ -1,0 +1,45 @@
+#pragma once
+/// @file update.h
+/// The pieces of training that `nmt train` and `nmt bench` share, so that the benchmark times
+/// exactly the update that training runs: the run's SentencePiece models, the Adam optimiser,
+/// and one update (forward, loss, backward over accumulated batches, clipping, Adam step).
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/optim/adam.h>
+
+#include "nmt/config.h"
+#include "nmt/data/batch.h"
+#include "nmt/data/vocab.h"
+#include "nmt/models/seq2seq.h"
+
+namespace nmt::train {
+
+/// Source and target vocabularies of a config: the SentencePiece models data.spm_src/spm_tgt
+/// when given, else models trained on the training corpus into `dir` as `<name>.model` (joint
+/// vocabulary) or `<name>_src.model` and `<name>_tgt.model`. With `reuse`, a model file that
+/// already exists there is loaded instead of trained again. Throws std::runtime_error when a
+/// corpus or model file cannot be read.
+std::pair<data::Vocab, data::Vocab> prepare_vocabs(const Config& config, const std::string& dir,
+                                                   const std::string& name, bool reuse);
+
+/// Adam (Kingma & Ba 2015) over the model's parameters with train.lr, beta1/beta2, weight_decay.
+std::unique_ptr<torch::optim::Adam> make_optimizer(models::Seq2SeqImpl& model, const TrainConfig& config);
+
+/// Sums over the batches of one update.
+struct UpdateStats {
+  double loss = 0;         ///< label-smoothed cross-entropy, nats (auxiliary losses excluded)
+  double nll = 0;          ///< −log p(y_t), nats
+  int64_t tgt_tokens = 0;  ///< non-pad target tokens
+};
+
+/// One optimiser update over `batches` (train.accum_steps of them, or fewer at an epoch's end):
+/// each batch's loss (label-smoothed cross-entropy + the model's aux_loss) divided by its target
+/// tokens and by the number of batches is back-propagated, the gradient L2 norm is clipped to
+/// train.clip_norm (0 = off), and Adam steps with learning rate `lr`.
+UpdateStats train_update(models::Seq2SeqImpl& model, torch::optim::Adam& optimizer,
+                         const std::vector<data::Batch>& batches, const TrainConfig& config, double lr);
+
+}  // namespace nmt::train

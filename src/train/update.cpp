@@ -1,0 +1,72 @@
+#include "nmt/train/update.h"
+
+#include <filesystem>
+
+#include <torch/nn/utils/clip_grad.h>
+#include <spdlog/spdlog.h>
+#include <fmt/format.h>
+
+#include "nmt/runtime.h"
+#include "nmt/train/loss.h"
+
+namespace fs = std::filesystem;
+
+namespace nmt::train {
+
+std::pair<data::Vocab, data::Vocab> prepare_vocabs(const Config& c, const std::string& dir,
+                                                   const std::string& name, bool reuse) {
+  if (!c.data.spm_src.empty() || !c.data.spm_tgt.empty()) {
+    auto src = data::Vocab::load(c.data.spm_src.empty() ? c.data.spm_tgt : c.data.spm_src);
+    auto tgt = data::Vocab::load(c.data.spm_tgt.empty() ? c.data.spm_src : c.data.spm_tgt);
+    return {src, tgt};
+  }
+  fs::create_directories(dir);
+  auto train_spm = [&](std::vector<std::string> inputs, const std::string& model_name) {
+    data::SpmTrainOptions o;
+    o.input_files = std::move(inputs);
+    o.model_prefix = (fs::path(dir) / model_name).string();
+    if (reuse && fs::exists(o.model_prefix + ".model")) return data::Vocab::load(o.model_prefix + ".model");
+    o.vocab_size = c.data.vocab_size;
+    o.model_type = c.data.vocab_type;
+    o.character_coverage = c.data.character_coverage;
+    o.num_threads = resolve_threads(c.train.threads);
+    o.hard_vocab_limit = false;  // a toy corpus may not support the requested size
+    spdlog::info("training SentencePiece {} model '{}' (vocabulary {}) on {}", o.model_type, model_name,
+                 o.vocab_size, fmt::join(o.input_files, ", "));
+    data::train_sentencepiece(o);
+    return data::Vocab::load(o.model_prefix + ".model");
+  };
+  if (c.data.joint_vocab) {
+    auto joint = train_spm({c.data.train_src, c.data.train_tgt}, name);
+    return {joint, joint};
+  }
+  return {train_spm({c.data.train_src}, name + "_src"), train_spm({c.data.train_tgt}, name + "_tgt")};
+}
+
+std::unique_ptr<torch::optim::Adam> make_optimizer(models::Seq2SeqImpl& model, const TrainConfig& c) {
+  torch::optim::AdamOptions opts(c.lr);
+  opts.betas({c.beta1, c.beta2}).weight_decay(c.weight_decay);
+  return std::make_unique<torch::optim::Adam>(model.parameters(), opts);
+}
+
+UpdateStats train_update(models::Seq2SeqImpl& model, torch::optim::Adam& optimizer,
+                         const std::vector<data::Batch>& batches, const TrainConfig& c, double lr) {
+  UpdateStats stats;
+  optimizer.zero_grad();
+  const double count = static_cast<double>(batches.size());
+  for (const auto& batch : batches) {
+    auto out = model.forward(batch);
+    auto loss = sequence_loss(out.log_probs, batch.tgt_out, c.label_smoothing);
+    auto total = out.aux_loss.defined() ? loss.loss + out.aux_loss : loss.loss;
+    (total / (static_cast<double>(batch.num_tgt_tokens) * count)).backward();
+    stats.loss += loss.loss.item<double>();
+    stats.nll += loss.nll.item<double>();
+    stats.tgt_tokens += batch.num_tgt_tokens;
+  }
+  if (c.clip_norm > 0) torch::nn::utils::clip_grad_norm_(model.parameters(), c.clip_norm);
+  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+  optimizer.step();
+  return stats;
+}
+
+}  // namespace nmt::train
