@@ -28,10 +28,14 @@ const Names<AttentionMode> kAttentionModes{{"soft", AttentionMode::Soft},
                                            {"variational", AttentionMode::Variational}};
 const Names<HardEval> kHardEvals{{"expected", HardEval::Expected}, {"argmax", HardEval::Argmax}};
 const Names<VariationalMode> kVariationalModes{
-    {"enum", VariationalMode::Enum}, {"sample", VariationalMode::Sample}, {"exact", VariationalMode::Exact}};
+    {"enum", VariationalMode::Enum},
+    {"sample", VariationalMode::Sample},
+    {"sum-and-sample", VariationalMode::SumAndSample},
+    {"exact", VariationalMode::Exact}};
 const Names<LrSchedule> kSchedules{
     {"constant", LrSchedule::Constant}, {"plateau", LrSchedule::Plateau}, {"noam", LrSchedule::Noam}};
-const Names<StopMetric> kMetrics{{"bleu", StopMetric::Bleu}, {"perplexity", StopMetric::Perplexity}};
+const Names<StopMetric> kMetrics{
+    {"bleu", StopMetric::Bleu}, {"perplexity", StopMetric::Perplexity}, {"elbo", StopMetric::Elbo}};
 const std::vector<std::string> kVocabTypes{"unigram", "bpe"};
 
 template <class E> std::string choices(const Names<E>& names) {
@@ -226,6 +230,8 @@ template <class V> void ModelConfig::visit(V& v) {
   v.choice("hard_eval", hard_eval, kHardEvals);
   v.choice("variational_mode", variational_mode, kVariationalModes);
   v("variational_top_k", variational_top_k, kNonNegative);
+  v("inference_layers", inference_layers, kPositive);
+  v("inference_hidden", inference_hidden, kNonNegative);
   v("coverage_penalty", coverage_penalty, kNonNegative);
   v("reinforce_entropy", reinforce_entropy, kNonNegative);
   v("reinforce_baseline_decay", reinforce_baseline_decay, Range{0, 1, false});
@@ -261,6 +267,7 @@ template <class V> void TrainConfig::visit(V& v) {
   v("log_every", log_every, kPositive);
   v.choice("stop_metric", stop_metric, kMetrics);
   v("patience", patience, kPositive);
+  v("target_ppl", target_ppl, kNonNegative);
   v("valid_max_sentences", valid_max_sentences, kNonNegative);
 }
 
@@ -300,7 +307,17 @@ void validate(const Config& c) {
                         "must not feed the decoder RNN)");
     if (c.model.attention_window != AttentionWindow::Global)
       throw ConfigError("model.attention_mode: variational needs model.attention_window: global");
+    if (c.model.variational_mode == VariationalMode::SumAndSample && c.model.variational_top_k < 1)
+      throw ConfigError("model.variational_mode: sum-and-sample needs model.variational_top_k >= 1 (the "
+                        "positions summed exactly)");
+    if (c.model.inference_hidden % 2 != 0)
+      throw ConfigError("model.inference_hidden must be even (bidirectional RNNs halve it)");
   }
+  const bool has_bound = c.model.attention_mode == AttentionMode::Variational &&
+                         c.model.variational_mode != VariationalMode::Exact;
+  if (c.train.stop_metric == StopMetric::Elbo && !has_bound)
+    throw ConfigError("train.stop_metric: elbo needs variational attention with an inference network "
+                      "(model.attention_mode: variational, variational_mode other than exact)");
   const std::string& d = c.train.device;
   if (d != "auto" && d != "cpu" && d.rfind("cuda", 0) != 0)
     throw ConfigError("train.device expects cpu | cuda | cuda:N | auto, got '" + d + "'");

@@ -34,10 +34,15 @@ enum class AttentionMode { Soft, Hard, Variational };
 enum class HardEval { Expected, Argmax };
 /// Training objective of variational attention (Deng et al. 2018): the ELBO with the exact
 /// expectation over source positions (enum), the ELBO with one sampled alignment and a
-/// REINFORCE gradient (sample), or the exact marginal likelihood log Σ_z p(z) p(y|z) (exact).
-enum class VariationalMode { Enum, Sample, Exact };
+/// REINFORCE gradient (sample), the ELBO with the sum-and-sample estimator: the K most probable
+/// positions under q exactly plus one REINFORCE sample from the rest (sum-and-sample; Liu et al.
+/// 2019, unbiased, every position gets a gradient), or the exact marginal likelihood
+/// log Σ_z p(z) p(y|z) (exact).
+enum class VariationalMode { Enum, Sample, SumAndSample, Exact };
 enum class LrSchedule { Constant, Plateau, Noam };
-enum class StopMetric { Bleu, Perplexity };
+/// Validation metric that selects best.pt, drives early stopping and the plateau schedule:
+/// BLEU, perplexity, or the ELBO bound on the perplexity (variational attention).
+enum class StopMetric { Bleu, Perplexity, Elbo };
 
 struct DataConfig {
   std::string train_src, train_tgt;  ///< training corpus, one sentence per line
@@ -73,8 +78,11 @@ struct ModelConfig {
   HardEval hard_eval = HardEval::Expected;          ///< attention_mode: hard, at test time
   VariationalMode variational_mode = VariationalMode::Enum;
   /// variational_mode: enum, training only: the expectation runs over the K most probable source
-  /// positions under q, renormalised (0 = all positions, the exact expectation)
+  /// positions under q, renormalised (0 = all positions, the exact expectation);
+  /// sum-and-sample: the K positions summed exactly (≥ 1)
   int variational_top_k = 0;
+  int inference_layers = 2;   ///< variational q: layers of its own source and target bi-RNNs
+  int inference_hidden = 0;   ///< variational q: their size (both directions); 0 = hidden_size
   double coverage_penalty = 0.0;   ///< λ of λ·Σ_i (1 − Σ_t α_ti)² added to the loss (Xu et al. 2015)
   double reinforce_entropy = 0.0;  ///< hard attention: weight of the entropy bonus Σ_t H(α_t)
   double reinforce_baseline_decay = 0.9;  ///< hard attention: moving-average baseline decay
@@ -111,6 +119,7 @@ struct TrainConfig {
   int log_every = 100;           ///< updates between log lines
   StopMetric stop_metric = StopMetric::Bleu;  ///< metric that selects the best checkpoint
   int patience = 5;              ///< validations without improvement before early stopping
+  double target_ppl = 0;         ///< stop once a validation perplexity is at or below this; 0 = never
   int valid_max_sentences = 0;   ///< score only the first N validation sentences; 0 = all
   template <class V> void visit(V& v);
 };

@@ -64,7 +64,9 @@ RnnSeq2SeqImpl::RnnSeq2SeqImpl(const ModelConfig& config, int64_t src_vocab, int
     TORCH_CHECK(!bahdanau, "variational attention needs attention: luong");
     TORCH_CHECK(!local_, "variational attention needs attention_window: global");
     if (config.variational_mode != VariationalMode::Exact)
-      inference_ = register_module("inference", InferenceNetwork(config.cell, E, H));
+      inference_ = register_module(
+          "inference", InferenceNetwork(config.cell, E, config.inference_hidden > 0 ? config.inference_hidden : H,
+                                        config.inference_layers, config.dropout));
   }
   combine_ = register_module("combine", torch::nn::Linear(torch::nn::LinearOptions(2 * H, H).bias(false)));
   if (config.tie_embeddings) {
@@ -90,7 +92,9 @@ std::unique_ptr<RnnDecoderState> RnnSeq2SeqImpl::encode(const at::Tensor& src) {
   auto out_packed = lstm_ ? std::get<0>(enc_lstm_->forward_with_packed_input(packed))
                           : std::get<0>(enc_gru_->forward_with_packed_input(packed));
   auto memory = std::get<0>(rnn::pad_packed_sequence(out_packed, true, 0.0, S));  // [B, S, H]
-  memory = dropout_(memory);
+  // Variational attention feeds a single encoder state x_z to the output layer, which would carry
+  // a whole dropout mask that a soft average smooths out: its memory is not dropped (Deng et al.).
+  if (config_.attention_mode != AttentionMode::Variational) memory = dropout_(memory);
 
   auto state = std::make_unique<RnnDecoderState>();
   state->memory = memory;
@@ -180,7 +184,7 @@ at::Tensor RnnSeq2SeqImpl::position_log_probs(const at::Tensor& hidden, const at
     from_memory = from_memory.expand({B, T, -1, H}).gather(2, positions.unsqueeze(3).expand({B, T, K, H}));
   }
   auto from_hidden = at::linear(hidden, w.slice(1, H, 2 * H)).unsqueeze(2);  // [B, T, 1, H]
-  return output_log_probs(dropout_(at::tanh(from_memory + from_hidden)));    // [B, T, S or K, V]
+  return output_log_probs(at::tanh(from_memory + from_hidden));              // [B, T, S or K, V]
 }
 
 ForwardOutput RnnSeq2SeqImpl::forward(const data::Batch& batch) {
@@ -232,69 +236,32 @@ at::Tensor RnnSeq2SeqImpl::hard_attention_loss(const data::Batch& batch, const F
   return loss;
 }
 
+LatentOutputLayer RnnSeq2SeqImpl::output_layer() const {
+  if (config_.tie_embeddings)
+    return {pre_output_ ? pre_output_->weight : at::Tensor(), tgt_embed_->weight, output_bias_};
+  return {at::Tensor(), output_->weight, output_->bias};
+}
+
 void RnnSeq2SeqImpl::variational_forward(const data::Batch& batch, const RnnDecoderState& state,
                                          const at::Tensor& hidden, const at::Tensor& log_prior,
                                          ForwardOutput& out) {
-  auto tgt_mask = batch.tgt_out.ne(data::kPad);                                      // [B, T]
-  auto maskf = tgt_mask.to(hidden.scalar_type());
-  at::Tensor log_q;
+  const int64_t H = config_.hidden_size;
+  auto tgt_mask = batch.tgt_out.ne(data::kPad);  // [B, T]
+  const auto& w = combine_->weight;              // [H, 2H]: W_c [m_s; h_t] = W_m m_s + W_h h_t
+  VariationalInputs in;
+  in.pairs = {at::linear(state.memory, w.slice(1, 0, H)), at::linear(hidden, w.slice(1, H, 2 * H)), batch.tgt_out,
+              tgt_mask, state.src_mask};
+  in.layer = output_layer();
+  in.log_prior = log_prior;
+  in.memory = state.memory;
   if (inference_)
-    log_q = inference_(dropout_(tgt_embed_(batch.tgt_out)), tgt_mask, state.memory, state.src_mask);
-  auto kl_sum = [&] { return (categorical_kl(log_q, log_prior) * maskf).sum(); };
-  const auto mode = config_.variational_mode;
-
-  if (is_training() && mode == VariationalMode::Sample) {
-    // One alignment z_t ~ q per step; REINFORCE for q with the soft-attention baseline
-    // log p(y_t | E_q[m_z]) (Deng et al. 2018, section 4); the KL term is exact.
-    const int64_t B = hidden.size(0), T = hidden.size(1), S = state.memory.size(1);
-    auto q = log_q.exp();
-    auto z = at::multinomial(q.detach().reshape({B * T, S}), 1).view({B, T});         // [B, T]
-    auto log_q_z = log_q.gather(2, z.unsqueeze(2)).squeeze(2);                        // [B, T]
-    auto sampled = state.memory.gather(1, z.unsqueeze(2).expand({B, T, state.memory.size(2)}));
-    auto attn_vec = [&](const at::Tensor& ctx) {
-      return dropout_(at::tanh(combine_(at::cat({ctx, hidden}, 2))));
-    };
-    out.log_probs = output_log_probs(attn_vec(sampled));                              // [B, T, V]
-    auto gold = batch.tgt_out.unsqueeze(2);
-    at::Tensor reward = out.log_probs.detach().gather(2, gold).squeeze(2);
-    at::Tensor baseline;
-    {
-      torch::NoGradGuard no_grad;
-      baseline = output_log_probs(attn_vec(at::matmul(q, state.memory))).gather(2, gold).squeeze(2);
-    }
-    auto advantage = (reward - baseline) * maskf;
-    out.aux_loss = -(advantage * log_q_z).sum() + kl_sum();
-    return;
-  }
-
-  const int64_t top_k = config_.variational_top_k;
-  if (is_training() && mode == VariationalMode::Enum && top_k > 0) {
-    // q restricted to its K most probable positions and renormalised is still a distribution
-    // over alignments, so the ELBO stays a lower bound on log p(y); the output layer is
-    // evaluated K instead of S times. The KL is exact over that support.
-    auto [top_log_q, positions] = log_q.topk(std::min<int64_t>(top_k, log_q.size(2)), 2);  // [B, T, K]
-    auto log_q_k = top_log_q - at::logsumexp(top_log_q, 2, /*keepdim=*/true);
-    out.log_probs = expected_log_probs(log_q_k.exp(), position_log_probs(hidden, state.memory, positions));
-    out.aux_loss = (categorical_kl(log_q_k, log_prior.gather(2, positions)) * maskf).sum();
-    return;
-  }
-  auto per_position = position_log_probs(hidden, state.memory);  // [B, T, S, V]
-  if (is_training() && mode == VariationalMode::Enum) {
-    out.log_probs = expected_log_probs(log_q.exp(), per_position);
-    out.aux_loss = kl_sum();
-    return;
-  }
-  out.log_probs = marginal_log_probs(log_prior, per_position);  // exact log p(y_t | x, y<t)
-  if (log_q.defined() && !is_training()) {
-    torch::NoGradGuard no_grad;
-    auto gold = batch.tgt_out.view({hidden.size(0), hidden.size(1), 1, 1})
-                    .expand({-1, -1, per_position.size(2), 1});
-    auto gold_lp = per_position.gather(3, gold).squeeze(3);                          // [B, T, S]
-    auto q = log_q.exp();
-    auto elbo = (q * gold_lp).sum(2) - categorical_kl(log_q, log_prior);            // [B, T]
-    out.bound_nll = -(elbo * maskf).sum();
-    out.posterior = q;
-  }
+    in.log_q = inference_(dropout_(src_embed_(batch.src)), state.src_mask, dropout_(tgt_embed_(batch.tgt_out)),
+                          tgt_mask);
+  in.log_probs_at = [&](const at::Tensor& context) {
+    return output_log_probs(at::tanh(combine_(at::cat({context, hidden}, 2))));
+  };
+  if (is_training()) variational_training_objective(config_, in, out);
+  else variational_evaluation(in, out);
 }
 
 std::unique_ptr<DecoderState> RnnSeq2SeqImpl::start(const at::Tensor& src) { return encode(src); }

@@ -14,4 +14,9 @@ LossOutput sequence_loss(const at::Tensor& log_probs, const at::Tensor& targets,
   return {(token_loss * mask).sum(), (nll * mask).sum().detach()};
 }
 
+LossOutput token_loss(const models::ForwardOutput& out, const at::Tensor& targets, double label_smoothing) {
+  if (out.nll.defined()) return {out.nll, out.nll.detach()};
+  return sequence_loss(out.log_probs, targets, label_smoothing);
+}
+
 }  // namespace nmt::train

@@ -49,6 +49,9 @@ class Trainer {
     auto& ex = valid_.examples;
     ex.erase(std::remove_if(ex.begin(), ex.end(), [n](const data::Example& e) { return e.index >= n; }), ex.end());
 
+    if (c.model.attention_mode == AttentionMode::Variational && c.train.label_smoothing > 0)
+      spdlog::warn("train.label_smoothing {} does not apply to variational attention: its likelihood terms "
+                   "are taken without smoothing (as Deng et al. 2018 train)", c.train.label_smoothing);
     optimizer_ = make_optimizer(*ck_.model, c.train);
     if (ck_.state.lr_base > 0) {
       schedule_.base_ = ck_.state.lr_base;
@@ -70,7 +73,8 @@ class Trainer {
   }
   double elapsed() const { return elapsed_before_ + seconds_since(start_); }
   void update(const std::vector<std::vector<size_t>>& batches, size_t first, size_t count);
-  bool validate_and_save();  ///< returns false when early stopping triggers
+  /// Validates and writes checkpoints; returns why training must stop, or "" to go on.
+  std::string validate_and_save();
   void save(const std::string& name);
   std::string eta(int64_t batches_per_epoch) const;
 
@@ -123,13 +127,17 @@ void Trainer::save(const std::string& name) {
   save_checkpoint((fs::path(ck_.config.train.model_dir) / name).string(), ck_, optimizer_.get());
 }
 
-bool Trainer::validate_and_save() {
+std::string Trainer::validate_and_save() {
   const auto& c = ck_.config;
   auto t0 = Clock::now();
   const bool with_bleu = c.train.stop_metric == StopMetric::Bleu;
   auto r = validate(*ck_.model, valid_, ck_.tgt_vocab, search::to_search_options(c.search),
                     c.search.batch_tokens, device_, with_bleu);
-  const double metric = with_bleu ? r.bleu : -r.perplexity;
+  // Higher is better: BLEU, or the negated (bound on the) perplexity.
+  double metric = with_bleu ? r.bleu : -r.perplexity;
+  if (c.train.stop_metric == StopMetric::Elbo) metric = -r.bound_perplexity;
+  auto shown = [&](double m) { return with_bleu ? m : -m; };
+  const char* metric_name = with_bleu ? "BLEU" : c.train.stop_metric == StopMetric::Elbo ? "ELBO ppl bound" : "ppl";
   auto& s = ck_.state;
   const bool improved = metric > s.best_metric;
   if (improved) {
@@ -141,15 +149,25 @@ bool Trainer::validate_and_save() {
   }
   if (schedule_.on_validation(improved))
     spdlog::info("learning rate decayed to {:.3g}", schedule_.base_);
-  spdlog::info("validation step {} epoch {}: loss {:.4f} ppl {:.2f}{}{} ({:.0f}s){}", s.step, s.epoch, r.loss,
+  std::string latent;
+  if (r.prior_entropy >= 0) {
+    latent = fmt::format(" | alignment: H(prior) {:.3f}", r.prior_entropy);
+    if (r.q_entropy >= 0) latent += fmt::format(" H(q) {:.3f} KL(q||p) {:.3f}", r.q_entropy, r.kl);
+    latent += fmt::format(" accuracy prior {:.2f}%", 100 * r.accuracy_prior);
+    if (r.accuracy_q >= 0) latent += fmt::format(" q {:.2f}%", 100 * r.accuracy_q);
+  }
+  spdlog::info("validation step {} epoch {}: loss {:.4f} ppl {:.2f}{}{}{} ({:.0f}s){}", s.step, s.epoch, r.loss,
                r.perplexity,
                r.bound_perplexity > 0 ? fmt::format(" ELBO ppl bound {:.2f}", r.bound_perplexity) : "",
-               with_bleu ? fmt::format(" BLEU {:.2f}", r.bleu) : "", seconds_since(t0),
-               improved ? " *best*" : fmt::format(" (best {:.2f} at step {})",
-                                                 with_bleu ? s.best_metric : -s.best_metric, s.best_step));
+               with_bleu ? fmt::format(" BLEU {:.2f}", r.bleu) : "", latent, seconds_since(t0),
+               improved ? " *best*" : fmt::format(" (best {} {:.2f} at step {})", metric_name,
+                                                 shown(s.best_metric), s.best_step));
   if (improved) save("best.pt");
   save("last.pt");
-  return s.bad_validations < c.train.patience;
+  if (c.train.target_ppl > 0 && r.perplexity <= c.train.target_ppl)
+    return fmt::format("target perplexity reached ({:.3f} <= train.target_ppl {})", r.perplexity, c.train.target_ppl);
+  if (s.bad_validations >= c.train.patience) return "early stopping (patience)";
+  return "";
 }
 
 void Trainer::run() {
@@ -184,19 +202,20 @@ void Trainer::run() {
       if (out_of_time()) { stop = true; reason = "time budget (train.max_time) reached"; }
       if (stop || s.step % c.valid_every == 0) {
         last_validated = s.step;
-        if (!validate_and_save()) { stop = true; reason = "early stopping (patience)"; }
+        if (auto why = validate_and_save(); !why.empty() && !stop) { stop = true; reason = why; }
       }
       if (stop) break;
     }
     if (!stop && last_validated != s.step) {
       last_validated = s.step;
-      if (!validate_and_save()) { stop = true; reason = "early stopping (patience)"; }
+      if (auto why = validate_and_save(); !why.empty() && !stop) { stop = true; reason = why; }
     }
     if (stop) break;
   }
+  const bool bleu = c.stop_metric == StopMetric::Bleu;
   spdlog::info("training finished: {}; {} updates in {}; best validation {} {:.2f} at step {}", reason,
-               s.step, hms(elapsed()), c.stop_metric == StopMetric::Bleu ? "BLEU" : "perplexity",
-               c.stop_metric == StopMetric::Bleu ? s.best_metric : -s.best_metric, s.best_step);
+               s.step, hms(elapsed()), bleu ? "BLEU" : c.stop_metric == StopMetric::Elbo ? "ELBO ppl bound" : "perplexity",
+               bleu ? s.best_metric : -s.best_metric, s.best_step);
 }
 
 }  // namespace

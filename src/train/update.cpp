@@ -56,7 +56,7 @@ UpdateStats train_update(models::Seq2SeqImpl& model, torch::optim::Adam& optimiz
   const double count = static_cast<double>(batches.size());
   for (const auto& batch : batches) {
     auto out = model.forward(batch);
-    auto loss = sequence_loss(out.log_probs, batch.tgt_out, c.label_smoothing);
+    auto loss = token_loss(out, batch.tgt_out, c.label_smoothing);
     auto total = out.aux_loss.defined() ? loss.loss + out.aux_loss : loss.loss;
     (total / (static_cast<double>(batch.num_tgt_tokens) * count)).backward();
     stats.loss += loss.loss.item<double>();

@@ -169,7 +169,7 @@ TEST_P(RnnVariants, GradientsReachEveryParameter) {
   auto out = model_->forward(batch_of(examples()));
   // The training objective: token log-likelihood terms plus the model's own terms (coverage,
   // REINFORCE, KL), through which hard and variational attention train their alignments.
-  auto objective = -out.log_probs.sum();
+  auto objective = out.nll.defined() ? out.nll : -out.log_probs.sum();
   if (out.aux_loss.defined()) objective = objective + out.aux_loss;
   objective.backward();
   for (auto& p : model_->named_parameters()) {

@@ -1,6 +1,10 @@
 // Variational attention (Deng et al. 2018): KL, marginal, ELBO and the three training objectives.
 #include "nmt/models/variational.h"
 
+#include <cmath>
+#include <utility>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "support/model_util.h"
@@ -95,6 +99,13 @@ TEST(Variational, ElboIsAtMostTheExactLogLikelihoodOfTheSameBatch) {
   }
 }
 
+/// Train-mode objective Σ_t −log p̂(y_t) + aux (no label smoothing): −ELBO in enum mode.
+at::Tensor train_objective(RnnSeq2SeqImpl& model, const nmt::data::Batch& batch) {
+  model.train();
+  auto out = model.forward(batch);
+  return nmt::train::token_loss(out, batch.tgt_out, 0.0).loss + out.aux_loss;
+}
+
 TEST(Variational, EnumTrainingObjectiveIsTheNegativeElbo) {
   torch::manual_seed(11);
   RnnSeq2SeqImpl model(variational(nmt::VariationalMode::Enum), 20, 20);
@@ -105,22 +116,13 @@ TEST(Variational, EnumTrainingObjectiveIsTheNegativeElbo) {
     torch::NoGradGuard no_grad;
     bound = model.forward(batch).bound_nll;
   }
-  model.train();
-  auto out = model.forward(batch);
-  auto loss = nmt::train::sequence_loss(out.log_probs, batch.tgt_out, 0.0).loss + out.aux_loss;
+  auto loss = train_objective(model, batch);
   EXPECT_NEAR(loss.item<double>(), bound.item<double>(), 1e-3 * std::abs(bound.item<double>()));
   loss.backward();
   for (auto& p : model.named_parameters()) {
     ASSERT_TRUE(p.value().grad().defined()) << p.key();
     EXPECT_TRUE(torch::isfinite(p.value().grad()).all().item<bool>()) << p.key();
   }
-}
-
-/// Train-mode objective Σ_t −log p̂(y_t) + aux (no label smoothing): −ELBO in enum mode.
-at::Tensor train_objective(RnnSeq2SeqImpl& model, const nmt::data::Batch& batch) {
-  model.train();
-  auto out = model.forward(batch);
-  return nmt::train::sequence_loss(out.log_probs, batch.tgt_out, 0.0).loss + out.aux_loss;
 }
 
 nmt::ModelConfig top_k_enum(int k) {
@@ -176,7 +178,7 @@ TEST(Variational, SampleModeGivesFiniteReinforceGradientsToTheInferenceNetwork) 
   auto batch = toy_batch();
   auto out = model.forward(batch);
   ASSERT_TRUE(out.aux_loss.defined());
-  (nmt::train::sequence_loss(out.log_probs, batch.tgt_out, 0.0).loss + out.aux_loss).backward();
+  (nmt::train::token_loss(out, batch.tgt_out, 0.0).loss + out.aux_loss).backward();
   bool inference_trained = false;
   for (auto& p : model.named_parameters()) {
     ASSERT_TRUE(p.value().grad().defined()) << p.key();
@@ -196,15 +198,25 @@ TEST(Variational, ExactModeTrainsTheMarginalLikelihoodWithoutAnInferenceNetwork)
   model.eval();
   torch::NoGradGuard no_grad;
   auto eval_out = model.forward(batch);
-  EXPECT_TRUE(torch::allclose(train_out.log_probs, eval_out.log_probs, 1e-5, 1e-6));
+  // Training minimises the same exact negative log-likelihood that validation reports.
+  EXPECT_NEAR(train_out.nll.item<double>(), eval_out.nll.item<double>(), 1e-5 * eval_out.nll.item<double>());
+  EXPECT_NEAR(eval_out.nll.item<double>(),
+              nmt::train::sequence_loss(eval_out.log_probs, batch.tgt_out, 0.0).nll.item<double>(), 1e-4);
   EXPECT_FALSE(eval_out.bound_nll.defined());
 }
 
+/// A sharpened enum model in eval mode.
+std::shared_ptr<RnnSeq2SeqImpl> eval_model(uint64_t seed) {
+  torch::manual_seed(seed);
+  auto model = std::make_shared<RnnSeq2SeqImpl>(variational(nmt::VariationalMode::Enum), 20, 20);
+  sharpen(*model);
+  model->eval();
+  return model;
+}
+
 TEST(Variational, PosteriorReadsTheWholeTargetSentence) {
-  torch::manual_seed(14);
-  RnnSeq2SeqImpl model(variational(nmt::VariationalMode::Enum), 20, 20);
-  sharpen(model);
-  model.eval();
+  auto model_ptr = eval_model(14);
+  auto& model = *model_ptr;
   torch::NoGradGuard no_grad;
   auto a = toy_batch();
   auto b = toy_batch();
@@ -214,6 +226,87 @@ TEST(Variational, PosteriorReadsTheWholeTargetSentence) {
   // q(z_0) depends on a later target word (bidirectional), the prior α_0 does not.
   EXPECT_GT((qa[0][0] - qb[0][0]).abs().max().item<float>(), 1e-4);
   EXPECT_TRUE(torch::allclose(model.forward(a).attention[0][0], model.forward(b).attention[0][0]));
+}
+
+nmt::ModelConfig sum_and_sample(int k) {
+  auto c = variational(nmt::VariationalMode::SumAndSample);
+  c.variational_top_k = k;
+  return c;
+}
+
+/// Mean and standard error of samples.
+std::pair<double, double> mean_and_se(const std::vector<double>& x) {
+  double m = 0, v = 0;
+  for (double a : x) m += a;
+  m /= x.size();
+  for (double a : x) v += (a - m) * (a - m);
+  return {m, std::sqrt(v / (x.size() - 1) / x.size())};
+}
+
+TEST(Variational, SumAndSampleIsUnbiasedForTheElboAndItsGradient) {
+  auto batch = toy_batch();  // source lengths 6, 3 and 2 with EOS: K = 2 leaves a rest in two
+  torch::manual_seed(21);
+  RnnSeq2SeqImpl exact(variational(nmt::VariationalMode::Enum), 20, 20);
+  torch::manual_seed(21);
+  RnnSeq2SeqImpl estimator(sum_and_sample(2), 20, 20);
+  sharpen(exact);
+  sharpen(estimator);
+  // A fixed random direction in the inference network's bilinear weights: its gradient along
+  // it is a scalar whose mean over samples must equal the exact one.
+  auto weight_of = [](RnnSeq2SeqImpl& m) { return m.named_parameters()["inference.bilinear.weight"]; };
+  auto direction = torch::randn_like(weight_of(exact));
+  auto objective_and_slope = [&](RnnSeq2SeqImpl& m) {
+    m.zero_grad();
+    auto loss = train_objective(m, batch);
+    loss.backward();
+    return std::make_pair(loss.item<double>(), (weight_of(m).grad() * direction).sum().item<double>());
+  };
+  const auto [exact_value, exact_slope] = objective_and_slope(exact);
+  std::vector<double> values, slopes;
+  for (int i = 0; i < 800; ++i) {
+    auto [v, g] = objective_and_slope(estimator);
+    values.push_back(v);
+    slopes.push_back(g);
+  }
+  auto [mv, sev] = mean_and_se(values);
+  auto [mg, seg] = mean_and_se(slopes);
+  EXPECT_GT(sev, 0) << "the estimate must vary: the test needs sentences longer than K";
+  EXPECT_NEAR(mv, exact_value, 5 * sev + 1e-6) << "standard error " << sev;
+  EXPECT_NEAR(mg, exact_slope, 5 * seg + 1e-6) << "standard error " << seg;
+}
+
+TEST(Variational, EntropyAndKlOfHandMadeDistributions) {
+  auto log = [](std::vector<double> p) { return torch::tensor(p, torch::kDouble).log(); };
+  // H(uniform over 4) = log 4; a point mass has entropy 0; zero entries contribute nothing.
+  EXPECT_NEAR(categorical_entropy(log({0.25, 0.25, 0.25, 0.25})).item<double>(), std::log(4.0), 1e-12);
+  EXPECT_NEAR(categorical_entropy(log({0, 1, 0, 0})).item<double>(), 0.0, 1e-12);
+  EXPECT_NEAR(categorical_entropy(log({0.5, 0, 0.5, 0})).item<double>(), std::log(2.0), 1e-12);
+  // KL([1/2, 1/2, 0] ‖ [1/4, 1/4, 1/2]) = log 2.
+  EXPECT_NEAR(categorical_kl(log({0.5, 0.5, 0}), log({0.25, 0.25, 0.5})).item<double>(), std::log(2.0), 1e-12);
+  // KL(point mass at s ‖ p) = −log p_s.
+  EXPECT_NEAR(categorical_kl(log({0, 0, 1}), log({0.2, 0.3, 0.5})).item<double>(), -std::log(0.5), 1e-12);
+}
+
+TEST(Variational, ValidationDiagnosticsMatchTheirDefinitions) {
+  auto model_ptr = eval_model(22);
+  auto& model = *model_ptr;
+  torch::NoGradGuard no_grad;
+  auto batch = toy_batch();
+  auto out = model.forward(batch);
+  auto mask = batch.tgt_out.ne(nmt::data::kPad);
+  auto maskf = mask.to(torch::kFloat);
+  const auto& d = out.diagnostics;
+  ASSERT_TRUE(d.kl.defined() && d.q_entropy.defined() && d.prior_entropy.defined());
+  auto log_q = out.posterior.log(), log_p = out.attention.log();
+  EXPECT_NEAR(d.kl.item<double>(), (categorical_kl(log_q, log_p) * maskf).sum().item<double>(), 1e-4);
+  EXPECT_NEAR(d.q_entropy.item<double>(), (categorical_entropy(log_q) * maskf).sum().item<double>(), 1e-4);
+  EXPECT_NEAR(d.prior_entropy.item<double>(), (categorical_entropy(log_p) * maskf).sum().item<double>(), 1e-4);
+  // Accuracy under the prior: the argmax of the exact marginal (the eval-mode log_probs).
+  auto hits = out.log_probs.argmax(2).eq(batch.tgt_out).logical_and(mask).sum().item<double>();
+  EXPECT_EQ(d.correct_prior.item<double>(), hits);
+  EXPECT_LE(d.correct_q.item<double>(), mask.sum().item<double>());
+  // The ELBO gap is the KL to the true posterior: bound_nll − nll ≥ 0.
+  EXPECT_GE(out.bound_nll.item<double>(), out.nll.item<double>() - 1e-4);
 }
 
 }  // namespace

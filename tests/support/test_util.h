@@ -57,6 +57,14 @@ inline CommandResult run_nmt(const std::string& args) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
+/// Extra `nmt train` arguments for the learning tests from $NMT_TEST_TRAIN_OVERRIDES (empty when
+/// unset). With e.g. "--set train.lr=1e-9" a model cannot learn, and every learning test must
+/// then fail: that shows their bounds are not loose enough to pass without learning.
+inline std::string learning_overrides() {
+  const char* extra = std::getenv("NMT_TEST_TRAIN_OVERRIDES");
+  return extra ? std::string(" ") + extra : std::string();
+}
+
 inline bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }

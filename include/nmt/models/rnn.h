@@ -65,12 +65,15 @@ class RnnSeq2SeqImpl : public Seq2SeqImpl {
   at::Tensor hard_context(const AttentionOutput& att, const at::Tensor& memory, at::Tensor& sample_log_prob);
   /// h̃ [..., H] → log-probs [..., V].
   at::Tensor output_log_probs(const at::Tensor& attn_vec);
-  /// Variational attention: log p(v | z = s) [B, T, S, V] for hidden [B, T, H], memory [B, S, H],
-  /// with h̃_ts = tanh(W_c [m_s; h_t]). With `positions` [B, T, K] (long), only those source
-  /// positions: [B, T, K, V].
+  /// Variational attention in decoding: log p(v | z = s) [B, T, S, V] for hidden [B, T, H],
+  /// memory [B, S, H], with h̃_ts = tanh(W_c [m_s; h_t]) (T = 1 in step()). With `positions`
+  /// [B, T, K] (long), only those source positions: [B, T, K, V].
   at::Tensor position_log_probs(const at::Tensor& hidden, const at::Tensor& memory,
                                 const at::Tensor& positions = {});
-  /// The variational part of forward(): fills out.log_probs, aux_loss, bound_nll, posterior.
+  /// The output layer's tensors, for the fused per-position loss of variational attention.
+  LatentOutputLayer output_layer() const;
+  /// The variational part of forward() (variational.h): in training out.nll and aux_loss, in
+  /// eval mode the exact marginal log_probs, nll, bound_nll, posterior and diagnostics.
   void variational_forward(const data::Batch& batch, const RnnDecoderState& state, const at::Tensor& hidden,
                            const at::Tensor& log_prior, ForwardOutput& out);
   /// The REINFORCE part of forward() for hard attention (training): the surrogate loss.

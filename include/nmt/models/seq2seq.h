@@ -29,17 +29,35 @@ struct StepOutput {
   at::Tensor attention;  ///< [B, S] alignment over source positions (undefined if none)
 };
 
+/// Sums over real target tokens of a latent-alignment model's diagnostics (eval mode; Deng et
+/// al. 2018, sections 5-6): how far q is from the prior, how peaked each is, and how often the
+/// reference is the most probable token under each. Undefined for other models; q's fields are
+/// undefined without an inference network.
+struct AlignmentDiagnostics {
+  at::Tensor kl;             ///< scalar Σ_t KL(q_t ‖ p_t), nats
+  at::Tensor q_entropy;      ///< scalar Σ_t H(q_t), nats
+  at::Tensor prior_entropy;  ///< scalar Σ_t H(p_t), nats
+  at::Tensor correct_q;      ///< scalar count: argmax_v Σ_s q_ts p(v | z = s) is the reference
+  at::Tensor correct_prior;  ///< scalar count: the same under the prior (the exact marginal)
+};
+
 /// Output of a teacher-forced pass over a whole batch.
 struct ForwardOutput {
   /// [B, T, V] log p(y_t | y_<t, x) for every target position. In training mode a latent-
-  /// alignment model returns instead the term its token loss is taken of: E_q[log p(v | z_t)]
-  /// (variational enum) or log p(v | sampled z_t) (variational sample; hard attention).
+  /// alignment model may leave it undefined and give `nll` instead (variational attention), or
+  /// return the term its token loss is taken of: log p(v | sampled z_t) (hard attention).
   at::Tensor log_probs;
+  /// Scalar Σ over real target tokens of the model's own token loss, in nats, when the model
+  /// computes it itself (variational attention: −E_q[log p(y_t | z_t)] in training, −log p(y_t)
+  /// exact in eval mode); label smoothing never applies to it. Undefined otherwise: the loss is
+  /// then the cross-entropy of log_probs.
+  at::Tensor nll;
   at::Tensor attention;  ///< [B, T, S] alignment (undefined if the model has none)
   at::Tensor aux_loss;   ///< scalar added to the summed token loss (regularisers); may be undefined
   /// Latent-alignment models (variational attention) only, else undefined:
   at::Tensor bound_nll;  ///< scalar −ELBO summed over real target tokens (an upper bound on the NLL)
   at::Tensor posterior;  ///< [B, T, S] q(z_t | x, y), the inference network's alignment
+  AlignmentDiagnostics diagnostics;  ///< eval mode
 };
 
 /// A sequence-to-sequence model. Subclasses register their parameters as torch modules.

@@ -3,6 +3,8 @@
 /// Token-level cross-entropy with label smoothing (Szegedy et al. 2016), padding ignored.
 #include <ATen/Tensor.h>
 
+#include "nmt/models/seq2seq.h"
+
 namespace nmt::train {
 
 struct LossOutput {
@@ -13,5 +15,13 @@ struct LossOutput {
 /// log_probs [B, T, V]; targets [B, T] int64 with kPad on padding; ε = label_smoothing.
 /// Smoothed loss per token: (1−ε)·(−log p(y_t)) + ε·mean_v(−log p(v)) (as fairseq).
 LossOutput sequence_loss(const at::Tensor& log_probs, const at::Tensor& targets, double label_smoothing);
+
+}  // namespace nmt::train
+
+namespace nmt::train {
+
+/// The token loss of a forward pass: the model's own `nll` when it gives one (label smoothing
+/// never applies to it), else sequence_loss of its log_probs. The aux_loss is not included.
+LossOutput token_loss(const models::ForwardOutput& out, const at::Tensor& targets, double label_smoothing);
 
 }  // namespace nmt::train

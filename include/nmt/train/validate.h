@@ -24,6 +24,9 @@ struct ValidationResult {
   /// exp(−ELBO / tokens): the variational upper bound on the perplexity, for models with a
   /// latent alignment (variational attention); 0 for other models.
   double bound_perplexity = 0;
+  /// Latent-alignment diagnostics per target token (AlignmentDiagnostics), or −1 when the
+  /// model has none: KL(q ‖ p) and the entropies in nats; accuracies as fractions 0..1.
+  double kl = -1, q_entropy = -1, prior_entropy = -1, accuracy_q = -1, accuracy_prior = -1;
   double bleu = 0;        ///< corpus BLEU (sacreBLEU defaults) of decoded output, 0..100
   int64_t tokens = 0;     ///< target tokens scored
   std::vector<std::string> hypotheses;  ///< detokenised output, in set order
