@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "nmt/data/batch.h"
+
 namespace nmt::models {
 
 SampledAlignment sample_alignment(const AttentionOutput& att) {
@@ -39,6 +41,22 @@ at::Tensor reinforce_surrogate(const at::Tensor& reward, double baseline, const 
   auto advantage = (reward.detach() - baseline).to(log_prob.scalar_type());  // [B]
   auto sampled = (log_prob * tgt_mask.to(log_prob.scalar_type())).sum(1);    // [B]
   return -(advantage * sampled).sum();
+}
+
+at::Tensor hard_attention_objective(const at::Tensor& log_probs, const at::Tensor& targets,
+                                    const at::Tensor& sample_log_probs, const at::Tensor& log_alignment,
+                                    ReinforceBaselineImpl& baseline, double entropy_weight) {
+  auto tgt_mask = targets.ne(data::kPad);                                                    // [B, T]
+  auto maskf = tgt_mask.to(log_probs.scalar_type());
+  auto token_ll = log_probs.detach().gather(2, targets.unsqueeze(2)).squeeze(2);             // [B, T]
+  auto reward = (token_ll * maskf).sum(1) / maskf.sum(1).clamp_min(1);                       // [B]
+  auto loss = reinforce_surrogate(reward, baseline.value(), sample_log_probs, tgt_mask);
+  if (entropy_weight > 0) {
+    auto entropy = alignment_entropy(log_alignment.exp(), log_alignment);                    // [B, T]
+    loss = loss - entropy_weight * (entropy * maskf).sum();
+  }
+  baseline.update(reward.mean().item<double>());
+  return loss;
 }
 
 }  // namespace nmt::models

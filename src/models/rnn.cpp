@@ -210,30 +210,15 @@ ForwardOutput RnnSeq2SeqImpl::forward(const data::Batch& batch) {
     out.log_probs = output_log_probs(at::stack(outs, 1));  // [B, T, V]
   }
   if (out.aux_loss.defined()) aux.push_back(out.aux_loss);
-  if (!sampled.empty()) aux.push_back(hard_attention_loss(batch, out, at::stack(sampled, 1), log_alignment));
+  if (!sampled.empty())
+    aux.push_back(hard_attention_objective(out.log_probs, batch.tgt_out, at::stack(sampled, 1), log_alignment,
+                                           *baseline_, config_.reinforce_entropy));
   if (config_.coverage_penalty > 0)
     aux.push_back(config_.coverage_penalty *
                   coverage_penalty(out.attention, state->src_mask, batch.tgt_in.ne(data::kPad)));
   out.aux_loss = at::Tensor();
   for (auto& a : aux) out.aux_loss = out.aux_loss.defined() ? out.aux_loss + a : a;
   return out;
-}
-
-at::Tensor RnnSeq2SeqImpl::hard_attention_loss(const data::Batch& batch, const ForwardOutput& out,
-                                               const at::Tensor& sample_log_probs,
-                                               const at::Tensor& log_alignment) {
-  auto tgt_mask = batch.tgt_out.ne(data::kPad);                                     // [B, T]
-  auto maskf = tgt_mask.to(out.log_probs.scalar_type());
-  auto token_ll = out.log_probs.detach().gather(2, batch.tgt_out.unsqueeze(2)).squeeze(2);  // [B, T]
-  auto reward = (token_ll * maskf).sum(1) / maskf.sum(1).clamp_min(1);              // [B]
-  const double b = baseline_->value();
-  auto loss = reinforce_surrogate(reward, b, sample_log_probs, tgt_mask);
-  if (config_.reinforce_entropy > 0) {
-    auto entropy = alignment_entropy(log_alignment.exp(), log_alignment);           // [B, T]
-    loss = loss - config_.reinforce_entropy * (entropy * maskf).sum();
-  }
-  baseline_->update(reward.mean().item<double>());
-  return loss;
 }
 
 LatentOutputLayer RnnSeq2SeqImpl::output_layer() const {

@@ -50,4 +50,13 @@ TORCH_MODULE(ReinforceBaseline);
 at::Tensor reinforce_surrogate(const at::Tensor& reward, double baseline, const at::Tensor& log_prob,
                                const at::Tensor& tgt_mask);
 
+/// The training objective's hard-attention terms (forward() in training): the REINFORCE
+/// surrogate with the sentence's mean token log-likelihood as reward R and the moving-average
+/// baseline (updated with this batch's mean R), minus λ_H Σ_t H(α_t). log_probs [B, T, V]
+/// under the sampled contexts; targets [B, T] (kPad on padding); sample_log_probs [B, T] log
+/// α_t(z_t); log_alignment [B, T, S]. Returns a scalar.
+at::Tensor hard_attention_objective(const at::Tensor& log_probs, const at::Tensor& targets,
+                                    const at::Tensor& sample_log_probs, const at::Tensor& log_alignment,
+                                    ReinforceBaselineImpl& baseline, double entropy_weight);
+
 }  // namespace nmt::models

@@ -76,10 +76,6 @@ class RnnSeq2SeqImpl : public Seq2SeqImpl {
   /// eval mode the exact marginal log_probs, nll, bound_nll, posterior and diagnostics.
   void variational_forward(const data::Batch& batch, const RnnDecoderState& state, const at::Tensor& hidden,
                            const at::Tensor& log_prior, ForwardOutput& out);
-  /// The REINFORCE part of forward() for hard attention (training): the surrogate loss.
-  at::Tensor hard_attention_loss(const data::Batch& batch, const ForwardOutput& out,
-                                 const at::Tensor& sample_log_probs, const at::Tensor& log_alignment);
-
   ModelConfig config_;
   bool lstm_;
   torch::nn::Embedding src_embed_{nullptr}, tgt_embed_{nullptr};
