@@ -287,7 +287,11 @@ void apply_overrides(Config& config, const std::vector<std::string>& overrides) 
       throw ConfigError("--set '" + o + "': expected section.key=value");
     std::string section = o.substr(0, dot), key = o.substr(dot + 1, eq - dot - 1);
     YAML::Node root;
-    root[section][key] = YAML::Load(o.substr(eq + 1));
+    try {
+      root[section][key] = YAML::Load(o.substr(eq + 1));
+    } catch (const YAML::Exception& e) {
+      throw ConfigError("--set '" + o + "': the value is not valid YAML (" + e.msg + ")");
+    }
     if (root[section][key].IsNull()) root[section][key] = "";
     read_into(config, root, "--set " + o);
   }

@@ -1,6 +1,8 @@
 #include "nmt/runtime.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <malloc.h>
 #include <unistd.h>
 
@@ -62,18 +64,46 @@ c10::Device resolve_device(const std::string& name) {
 }
 
 void write_file_atomic(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error(path + ": cannot write (" + std::strerror(errno) + ")");
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    out.flush();
-    if (!out) {
-      std::filesystem::remove(tmp);
-      throw std::runtime_error(path + ": write failed (" + std::strerror(errno) + ")");
+  namespace fs = std::filesystem;
+  // A symlink stays a symlink: its target is replaced. An existing file keeps its permissions.
+  std::error_code ec;
+  fs::path target = fs::is_symlink(path, ec) ? fs::weakly_canonical(path, ec) : fs::path(path);
+  if (ec) target = path;
+  if (fs::is_directory(target, ec))
+    throw std::runtime_error(path + ": is a directory, expected a file to write");
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const std::string tmp = target.string() + ".tmp." + std::to_string(::getpid());
+  auto fail = [&](const char* what, int err) {
+    ::unlink(tmp.c_str());
+    throw std::runtime_error(path + ": " + what + " (" + std::strerror(err) + "); the previous file is kept");
+  };
+  mode_t mode = 0644;
+  struct stat st;
+  if (::stat(target.c_str(), &st) == 0) mode = st.st_mode & 07777;
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) throw std::runtime_error(path + ": cannot write (" + std::strerror(errno) + ")");
+  size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : EIO;
+      ::close(fd);
+      fail("write failed", err);
     }
+    done += static_cast<size_t>(n);
   }
-  std::filesystem::rename(tmp, path);
+  if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    fail("write failed", err);
+  }
+  if (::close(fd) != 0) fail("write failed", errno);
+  if (::rename(tmp.c_str(), target.c_str()) != 0) fail("cannot replace the file", errno);
+  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+    ::fsync(dfd);  // make the rename itself durable
+    ::close(dfd);
+  }
 }
 
 }  // namespace nmt

@@ -26,8 +26,10 @@ int setup_threads(int threads);
 /// CUDA is asked for but unavailable.
 c10::Device resolve_device(const std::string& name);
 
-/// Write `content` to `path` atomically: a temporary file beside it, then rename.
-/// Throws std::runtime_error naming the file.
+/// Write `content` to `path` atomically: a temporary file beside it, flushed and fsync'ed, then
+/// renamed over it and the directory fsync'ed. A symlink's target is replaced (the link stays);
+/// an existing file keeps its permissions. On any error (ENOSPC, EFBIG, ...) the temporary file
+/// is removed, the previous file is untouched, and std::runtime_error names the file.
 void write_file_atomic(const std::string& path, const std::string& content);
 
 }  // namespace nmt

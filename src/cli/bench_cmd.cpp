@@ -16,6 +16,7 @@
 #include <torch/torch.h>
 
 #include "nmt/cli/model_io.h"
+#include "nmt/cli/validators.h"
 #include "nmt/config.h"
 #include "nmt/data/batching.h"
 #include "nmt/data/corpus.h"
@@ -283,13 +284,13 @@ void setup_bench(CLI::App& app) {
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--src", o->src_file, "source text to translate (default: data.test_src, else data.valid_src)")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--warmup", o->warmup, "untimed training updates first")->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--steps", o->steps, "timed training updates")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--profile-steps", o->profile_steps, "profiled training updates")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--sentences", o->sentences, "sentences to translate")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("-b,--beam", o->beam, "beam size")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--warmup", o->warmup, "untimed training updates first")->capture_default_str()->check(non_negative());
+  cmd->add_option("--steps", o->steps, "timed training updates")->capture_default_str()->check(positive_integer());
+  cmd->add_option("--profile-steps", o->profile_steps, "profiled training updates")->capture_default_str()->check(positive_integer());
+  cmd->add_option("--sentences", o->sentences, "sentences to translate")->capture_default_str()->check(positive_integer());
+  cmd->add_option("-b,--beam", o->beam, "beam size")->capture_default_str()->check(positive_integer());
   cmd->add_option("--threads", o->threads, "CPU threads (default: the config's train.threads)");
-  cmd->add_option("--top", o->top, "operators listed in the profile")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--top", o->top, "operators listed in the profile")->capture_default_str()->check(positive_integer());
   cmd->callback([o] { run_bench(*o, std::cout); });
 }
 

@@ -50,7 +50,10 @@ void run_train(const TrainOptions& o) {
 }  // namespace
 
 void setup_logging(bool verbose) {
-  spdlog::set_default_logger(spdlog::stderr_color_mt("nmt"));
+  // Called again by -v/--verbose: the "nmt" logger may exist already (a second registration throws).
+  auto logger = spdlog::get("nmt");
+  if (!logger) logger = spdlog::stderr_color_mt("nmt");
+  spdlog::set_default_logger(logger);
   spdlog::set_pattern("[%Y-%m-%d %H:%M:%S] [%^%l%$] %v");
   spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
   spdlog::flush_on(spdlog::level::info);

@@ -7,6 +7,7 @@
 #include "nmt/cli/alignment_pictures.h"
 #include "nmt/cli/commands.h"
 #include "nmt/cli/model_io.h"
+#include "nmt/cli/validators.h"
 #include "nmt/data/corpus.h"
 #include "nmt/runtime.h"
 #include "nmt/search/translator.h"
@@ -24,15 +25,6 @@ struct TranslateOptions {
   std::string attention_format = "png";  ///< png | svg
 };
 
-std::vector<std::string> read_stdin() {
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(std::cin, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(std::move(line));
-  }
-  return lines;
-}
-
 void run_translate(const TranslateOptions& o) {
   auto m = load_model(o.model_dir, o.threads, o.device);
   const auto& ck = m.checkpoint;
@@ -43,7 +35,8 @@ void run_translate(const TranslateOptions& o) {
   const bool pictures = !o.attention_out.empty();
   if (pictures) require_pictures(o.attention_format);
   options.keep_attention = pictures;
-  auto lines = o.input.empty() || o.input == "-" ? read_stdin() : data::read_lines(o.input);
+  auto lines = o.input.empty() || o.input == "-" ? data::read_lines(std::cin, "standard input")
+                                                 : data::read_lines(o.input);
   std::vector<search::Hypothesis> hyps;
   auto out = search::translate_text(*ck.model, ck.src_vocab, ck.tgt_vocab, lines, options, batch_tokens, m.device,
                                     &hyps);
@@ -75,9 +68,9 @@ void setup_translate(CLI::App& app) {
   cmd->add_option("-i,--input", opts->input, "source text, one sentence per line (default: stdin)");
   cmd->add_option("-o,--output", opts->output, "output file (default: stdout); written atomically");
   cmd->add_option("-b,--beam", opts->beam, "beam size (1 = greedy; default: the model's search.beam_size)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--length-penalty", opts->length_penalty, "GNMT length penalty alpha")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--batch-tokens", opts->batch_tokens, "source tokens per batch")->check(CLI::PositiveNumber);
+      ->check(positive_integer());
+  cmd->add_option("--length-penalty", opts->length_penalty, "GNMT length penalty alpha")->check(non_negative());
+  cmd->add_option("--batch-tokens", opts->batch_tokens, "source tokens per batch")->check(positive_integer());
   cmd->add_option("--threads", opts->threads, "CPU threads (default: the model's train.threads)");
   cmd->add_option("--device", opts->device, "cpu | cuda | cuda:N | auto");
   cmd->add_option("--attention-out", opts->attention_out,

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -60,8 +61,14 @@ bool is_blank(const std::string& s) {
 }  // namespace
 
 std::vector<std::string> read_lines(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw std::runtime_error(path + ": is a directory, expected a text file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+  return read_lines(in, path);
+}
+
+std::vector<std::string> read_lines(std::istream& in, const std::string& origin) {
   std::vector<std::string> lines;
   std::string line;
   while (std::getline(in, line)) {
@@ -69,7 +76,7 @@ std::vector<std::string> read_lines(const std::string& path) {
     if (lines.empty() && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
     if (const size_t ok = valid_utf8_prefix(line); ok != line.size()) {
       std::ostringstream msg;
-      msg << path << ":" << lines.size() + 1 << ": invalid UTF-8 at byte " << ok + 1
+      msg << origin << ":" << lines.size() + 1 << ": invalid UTF-8 at byte " << ok + 1
           << " of the line (byte 0x" << std::hex << static_cast<int>(static_cast<unsigned char>(line[ok]))
           << ")";
       throw std::runtime_error(msg.str());
@@ -77,7 +84,7 @@ std::vector<std::string> read_lines(const std::string& path) {
     lines.push_back(std::move(line));
     line.clear();
   }
-  if (in.bad()) throw std::runtime_error("error while reading " + path);
+  if (in.bad()) throw std::runtime_error("error while reading " + origin);
   return lines;
 }
 

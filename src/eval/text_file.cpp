@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -41,6 +42,9 @@ void check_and_strip(std::string& line, const std::string& origin, size_t line_n
 }  // namespace
 
 std::vector<std::string> read_text_lines(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw std::runtime_error("'" + path + "' is a directory, expected a text file");
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     throw std::runtime_error("cannot open file '" + path + "': " + std::strerror(errno));

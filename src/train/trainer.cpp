@@ -213,9 +213,12 @@ void Trainer::run() {
     if (stop) break;
   }
   const bool bleu = c.stop_metric == StopMetric::Bleu;
-  spdlog::info("training finished: {}; {} updates in {}; best validation {} {:.2f} at step {}", reason,
-               s.step, hms(elapsed()), bleu ? "BLEU" : c.stop_metric == StopMetric::Elbo ? "ELBO ppl bound" : "perplexity",
-               bleu ? s.best_metric : -s.best_metric, s.best_step);
+  const std::string best =
+      s.best_metric > -1e29 ? fmt::format("best validation {} {:.2f} at step {}",
+                                          bleu ? "BLEU" : c.stop_metric == StopMetric::Elbo ? "ELBO ppl bound" : "perplexity",
+                                          bleu ? s.best_metric : -s.best_metric, s.best_step)
+                            : std::string("no finite validation score");
+  spdlog::info("training finished: {}; {} updates in {}; {}", reason, s.step, hms(elapsed()), best);
 }
 
 }  // namespace

@@ -1,11 +1,13 @@
 #include "nmt/train/update.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include <torch/nn/utils/clip_grad.h>
 #include <spdlog/spdlog.h>
 #include <fmt/format.h>
 
+#include "nmt/data/corpus.h"
 #include "nmt/runtime.h"
 #include "nmt/train/loss.h"
 
@@ -26,6 +28,15 @@ std::pair<data::Vocab, data::Vocab> prepare_vocabs(const Config& c, const std::s
     o.input_files = std::move(inputs);
     o.model_prefix = (fs::path(dir) / model_name).string();
     if (reuse && fs::exists(o.model_prefix + ".model")) return data::Vocab::load(o.model_prefix + ".model");
+    // SentencePiece aborts the process on a corpus without text: say which file instead.
+    for (const auto& file : o.input_files) {
+      const auto lines = data::read_lines(file);
+      if (std::none_of(lines.begin(), lines.end(), [](const std::string& l) {
+            return l.find_first_not_of(" \t\r\n\v\f") != std::string::npos;
+          }))
+        throw std::runtime_error(file + ": no line with text to train the SentencePiece model on "
+                                 "(the file is empty or blank)");
+    }
     o.vocab_size = c.data.vocab_size;
     o.model_type = c.data.vocab_type;
     o.character_coverage = c.data.character_coverage;

@@ -116,6 +116,66 @@ TEST_F(ToyModel, CorruptCheckpointIsAClearErrorAndKeepsTheOldOutput) {
   EXPECT_EQ(read_text(file("keep.out")), "previous output\n");
 }
 
+TEST_F(ToyModel, StdinIsCheckedForUtf8AsFilesAre) {
+  TempDir dir;
+  write_text(dir.file("bad.de"), "ein Hund\n\xff\xfe kaputt\n");
+  auto r = run_nmt("translate -m " + model() + " < " + dir.file("bad.de"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.output, "standard input:2: invalid UTF-8")) << r.output;
+}
+
+TEST_F(ToyModel, OutputThroughASymlinkKeepsTheLinkAndThePermissions) {
+  TempDir dir;
+  write_text(dir.file("target.txt"), "old\n");
+  fs::permissions(dir.file("target.txt"), fs::perms::owner_read | fs::perms::owner_write);
+  fs::create_symlink(dir.file("target.txt"), dir.file("link.txt"));
+  auto r = run_nmt("translate -m " + model() + " -i data/toy/valid.de -o " + dir.file("link.txt"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::is_symlink(dir.file("link.txt")));
+  const auto written = read_text(dir.file("target.txt"));
+  EXPECT_EQ(std::count(written.begin(), written.end(), '\n'), 8);
+  EXPECT_EQ(fs::status(dir.file("target.txt")).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  for (const auto& entry : fs::directory_iterator(dir.path()))
+    EXPECT_EQ(entry.path().string().find(".tmp."), std::string::npos) << entry.path();
+}
+
+TEST_F(ToyModel, BadBeamIsAPlainMessage) {
+  auto r = run_nmt("translate -m " + model() + " --beam 0 -i data/toy/valid.de");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.output, "must be a positive integer, got '0'")) << r.output;
+}
+
+TEST(Cli, DirectoriesAreNotTextFiles) {
+  TempDir dir;
+  auto hyp = run_nmt("eval --hyp " + dir.path().string() + " --ref data/toy/valid.en");
+  EXPECT_NE(hyp.exit_code, 0);
+  EXPECT_TRUE(contains(hyp.output, "is a directory")) << hyp.output;
+  auto ref = run_nmt("eval --hyp data/toy/valid.en --ref " + dir.path().string());
+  EXPECT_NE(ref.exit_code, 0);
+  EXPECT_TRUE(contains(ref.output, "is a directory")) << ref.output;
+  auto train = run_nmt("train -c configs/toy_rnn.yaml --set train.model_dir=" + dir.file("m") +
+                       " --set data.valid_src=" + dir.path().string());
+  EXPECT_NE(train.exit_code, 0);
+  EXPECT_TRUE(contains(train.output, "is a directory")) << train.output;
+}
+
+TEST(Cli, BlankTrainingCorpusIsAClearError) {
+  TempDir dir;
+  write_text(dir.file("blank.de"), "  \n\t\n \n");
+  write_text(dir.file("blank.en"), " \n \n\n");
+  auto r = run_nmt("train -c configs/toy_rnn.yaml --set train.model_dir=" + dir.file("m") + " --set data.train_src=" +
+                   dir.file("blank.de") + " --set data.train_tgt=" + dir.file("blank.en"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, dir.file("blank.de") + ": no line with text")) << r.output;
+}
+
+TEST(Cli, SetWithInvalidYamlNamesTheArgument) {
+  auto r = run_nmt("train -c configs/toy_rnn.yaml --set 'model.dropout=[0.1,'");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.output, "--set 'model.dropout=[0.1,'")) << r.output;
+}
+
 TEST(Cli, MismatchedLineCountsNameBothFilesAndCounts) {
   TempDir dir;
   write_text(dir.file("a.de"), "eins\nzwei\ndrei\n");
@@ -147,6 +207,14 @@ TEST(Cli, EvalLineCountMismatchNamesBothFiles) {
   auto r = run_nmt("eval --hyp " + dir.file("h.txt") + " --ref " + dir.file("r.txt"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(contains(r.output, dir.file("h.txt")) && contains(r.output, dir.file("r.txt"))) << r.output;
+}
+
+TEST(Cli, VerboseFlagWorks) {
+  for (const char* flag : {"-v", "--verbose"}) {
+    auto r = run_nmt(std::string(flag) + " eval --hyp data/toy/valid.en --ref data/toy/valid.en");
+    EXPECT_EQ(r.exit_code, 0) << flag << ": " << r.output;
+    EXPECT_EQ(bleu_of(r.output), 100.0) << r.output;
+  }
 }
 
 }  // namespace

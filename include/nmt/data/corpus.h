@@ -2,6 +2,7 @@
 /// @file corpus.h
 /// Reading line-aligned parallel text and encoding it into Examples.
 #include <cstddef>
+#include <istream>
 #include <string>
 #include <vector>
 
@@ -14,8 +15,11 @@ namespace nmt::data {
 /// does not start an empty line). A trailing `\r` is stripped and a leading UTF-8 BOM dropped;
 /// everything else (TABs, U+00A0, repeated or trailing spaces) is kept verbatim.
 /// Throws std::runtime_error naming the file when it is missing or unreadable, and naming the file
-/// and the 1-based line number when a line is not valid UTF-8.
+/// and the 1-based line number when a line is not valid UTF-8, and when `path` is a directory.
 std::vector<std::string> read_lines(const std::string& path);
+
+/// The same for a stream (e.g. std::cin); `origin` names it in error messages.
+std::vector<std::string> read_lines(std::istream& in, const std::string& origin);
 
 /// Two line-aligned files: src[i] translates to tgt[i].
 struct ParallelText {

@@ -1,0 +1,40 @@
+#pragma once
+/// @file validators.h
+/// CLI11 validators with plain messages (CLI11's PositiveNumber prints its 309-digit range).
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace nmt::cli {
+
+/// An integer ≥ 1: "must be a positive integer, got '0'".
+inline CLI::Validator positive_integer() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        try {
+          size_t used = 0;
+          const long long n = std::stoll(value, &used);
+          if (used == value.size() && n >= 1) return "";
+        } catch (const std::exception&) {
+        }
+        return "must be a positive integer, got '" + value + "'";
+      },
+      "INT>=1");
+}
+
+/// A number ≥ 0: "must be a number >= 0, got '-1'".
+inline CLI::Validator non_negative() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        try {
+          size_t used = 0;
+          const double x = std::stod(value, &used);
+          if (used == value.size() && x >= 0) return "";
+        } catch (const std::exception&) {
+        }
+        return "must be a number >= 0, got '" + value + "'";
+      },
+      "NUMBER>=0");
+}
+
+}  // namespace nmt::cli
