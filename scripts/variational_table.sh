@@ -25,7 +25,8 @@ config_of() {
     # The soft baseline: configs/multi30k_luong.yaml (the variational prior's score function) with
     # the variational configs' training settings.
     soft) echo "configs/multi30k_luong.yaml --set train.label_smoothing=0 --set train.max_time=0 \
---set train.max_epochs=30 --set train.stop_metric=perplexity --set train.patience=3 --set train.lr_patience=0" ;;
+--set train.max_epochs=30 --set train.stop_metric=perplexity --set train.patience=3 --set train.lr_patience=0 \
+--set train.save_every=50" ;;
     variational_enum | variational_sample) echo "configs/multi30k_$1.yaml" ;;
     *) echo "unknown variant '$1' (soft | variational_enum | variational_sample)" >&2; exit 2 ;;
   esac

@@ -264,6 +264,7 @@ template <class V> void TrainConfig::visit(V& v) {
   v("max_steps", max_steps, kNonNegative);
   v("max_time", max_time, kNonNegative);
   v("valid_every", valid_every, kPositive);
+  v("save_every", save_every, kNonNegative);
   v("log_every", log_every, kPositive);
   v.choice("stop_metric", stop_metric, kMetrics);
   v("patience", patience, kPositive);

@@ -116,6 +116,7 @@ struct TrainConfig {
   int64_t max_steps = 0;         ///< 0 = unlimited
   double max_time = 0;           ///< wall-clock budget in minutes; 0 = unlimited
   int valid_every = 500;         ///< updates between validations (and at each epoch end)
+  int save_every = 0;            ///< updates between writes of last.pt besides validations; 0 = none
   int log_every = 100;           ///< updates between log lines
   StopMetric stop_metric = StopMetric::Bleu;  ///< metric that selects the best checkpoint
   int patience = 5;              ///< validations without improvement before early stopping

@@ -176,7 +176,8 @@ void Trainer::run() {
   ck_.model->train();
   start_ = log_start_ = Clock::now();
   elapsed_before_ = s.elapsed_seconds;
-  // Checkpoints are written only right after a validation: a resumed run starts validated.
+  // last.pt is written after validations and every train.save_every updates; a run resumed at a
+  // validated step does not validate it again.
   int64_t last_validated = s.step > 0 ? s.step : -1;
   bool stop = false;
   std::string reason = "maximum epochs reached";
@@ -203,6 +204,8 @@ void Trainer::run() {
       if (stop || s.step % c.valid_every == 0) {
         last_validated = s.step;
         if (auto why = validate_and_save(); !why.empty() && !stop) { stop = true; reason = why; }
+      } else if (c.save_every > 0 && s.step % c.save_every == 0) {
+        save("last.pt");  // resumable between validations (--resume continues at this batch)
       }
       if (stop) break;
     }

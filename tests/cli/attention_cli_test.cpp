@@ -32,18 +32,30 @@ struct Variant {
 // train.target_ppl (1.05), within a cap of 200 epochs; a test asserts that the target was reached
 // and a BLEU bound on the training corpus. The epochs to the target and the BLEU differ between
 // CPUs and numeric paths; scripts/numeric_spread.sh measured (epochs / BLEU):
-// SPREAD_TABLE
+//   variant                 native (Zen)   OpenBLAS Sandybridge   ATen default (no AVX)
+//   rnn (cli_test.cpp)       58 /  96.35    56 /  97.56            57 /  97.99
+//   transformer              95 /  98.08    95 /  98.08            95 / 100.00
+//   local_m_with_coverage    57 / 100.00    61 / 100.00            59 / 100.00
+//   local_p                  50 /  95.11    49 /  97.56            55 /  92.35
+//   hard                     77 /  94.97    71 /  90.08            70 /  82.71
+//   variational_enum         67 /  95.58    77 /  93.88            74 /  98.28
+//   variational_sample       80 /  92.46    89 /  84.78            88 /  86.28
+//   variational_exact       105 /  96.06   107 /  93.03            94 /  96.56
+// (AMD EPYC, 2026-12-01, scripts/numeric_spread.sh; README, "Tests".) The bounds: 85 BLEU, and 70 for
+// the two models trained with sampled alignments (hard, variational sample), which keep more
+// decoding errors at the same perplexity; the epoch cap of 200 is twice the slowest run.
 // An untrained model, or one trained with a learning rate of 1e-9
 // (NMT_TEST_TRAIN_OVERRIDES="--set train.lr=1e-9"), reaches neither the target nor the bound.
 
 const Variant kVariants[] = {
-    {"local_m_with_coverage", "configs/toy_local_m.yaml", "--set model.coverage_penalty=0.1", 90},
-    {"local_p", "configs/toy_local_p.yaml", "", 90},
-    {"hard", "configs/toy_hard.yaml", "", 90},
-    {"variational_enum", "configs/toy_variational_enum.yaml", "", 90},
-    {"variational_sample", "configs/toy_variational_sample.yaml", "", 90},
+    {"local_m_with_coverage", "configs/toy_local_m.yaml", "--set model.coverage_penalty=0.1", 85},
+    {"local_p", "configs/toy_local_p.yaml", "", 85},
+    // Sampled alignments in training leave more decoding errors at the same perplexity.
+    {"hard", "configs/toy_hard.yaml", "", 70},
+    {"variational_enum", "configs/toy_variational_enum.yaml", "", 85},
+    {"variational_sample", "configs/toy_variational_sample.yaml", "", 70},
     {"variational_exact", "configs/toy_variational_enum.yaml",
-     "--set model.variational_mode=exact --set model.attention_score=concat", 90},
+     "--set model.variational_mode=exact --set model.attention_score=concat", 85},
 };
 
 class AttentionVariantCli : public ::testing::TestWithParam<Variant> {};

@@ -22,7 +22,7 @@ TEST(TransformerCli, TinyTransformerMemorisesTheToyCorpus) {
                        " --set train.threads=1" + nmt::testing::learning_overrides());
   ASSERT_EQ(train.exit_code, 0) << train.output;
   // Trained until the perplexity on the training corpus is at most 1.05 (train.target_ppl);
-  // the epochs needed and the BLEU per CPU are in attention_cli_test.cpp (SPREAD_TABLE).
+  // the epochs needed and the BLEU per CPU are in attention_cli_test.cpp (95 epochs, BLEU 98-100 on AMD EPYC).
   EXPECT_TRUE(contains(train.output, "target perplexity reached")) << train.output;
   EXPECT_TRUE(fs::exists(fs::path(model) / "best.pt"));
   auto tr = run_nmt("translate -m " + model + " -i data/toy/train.de -o " + dir.file("train.hyp"));
