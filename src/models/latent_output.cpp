@@ -202,16 +202,18 @@ LatentScores latent_scores(const LatentPairs& pairs, const LatentOutputLayer& la
   auto a2 = pairs.from_memory.reshape({B * S, H});
   auto c2 = pairs.from_hidden.reshape({B * T, H});
   auto gold2 = pairs.gold.reshape({B * T});
-  auto pm2 = pair_mask_of(pairs).reshape({B * T, S});
+  // Every target row, padded ones too, gets its distributions (as stepwise decoding computes
+  // them); only the source padding is skipped.
+  auto all_rows = at::ones_like(pairs.tgt_mask);
+  auto pm2 = pairs.src_mask.unsqueeze(1).expand({B, T, S}).reshape({B * T, S});
   LatentScores out;
   out.gold_log_probs = at::zeros({B * T, S}, pairs.from_memory.options());
   std::vector<at::Tensor> log_mix;
   for (const auto& m : mixtures) {
     TORCH_CHECK(m.sizes() == at::IntArrayRef({B, T, S}), "latent_scores: mixtures must be [B, T, S]");
-    // Padded target rows keep a uniform distribution (log 1/V), so every row is a distribution.
-    log_mix.push_back(at::full({B * T, V}, -std::log(static_cast<double>(V)), pairs.from_memory.options()));
+    log_mix.push_back(at::empty({B * T, V}, pairs.from_memory.options()));
   }
-  for (const auto& rows : row_chunks(pm2, pairs.tgt_mask, chunk_pairs)) {
+  for (const auto& rows : row_chunks(pm2, all_rows, chunk_pairs)) {
     auto k = compute_chunk(rows, pm2, a2, c2, gold2, layer, T, S);
     if (k.g.numel() == 0) continue;
     out.gold_log_probs.index_put_({k.row, k.s}, k.g);
@@ -224,7 +226,7 @@ LatentScores latent_scores(const LatentPairs& pairs, const LatentOutputLayer& la
       log_mix[m].index_copy_(0, rows, at::logsumexp(dense, 1));
     }
   }
-  out.gold_log_probs = out.gold_log_probs.view({B, T, S});
+  out.gold_log_probs = out.gold_log_probs.view({B, T, S}).masked_fill(pairs.tgt_mask.logical_not().unsqueeze(2), 0.0);
   for (auto& l : log_mix) out.log_mixtures.push_back(l.view({B, T, V}));
   return out;
 }

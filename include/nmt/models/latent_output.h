@@ -57,7 +57,7 @@ at::Tensor latent_log_likelihood(const LatentPairs& pairs, const LatentOutputLay
 /// ([B, T, S] alignment probabilities w), the mixture's log-distribution over the vocabulary
 /// log Σ_s w_ts p(v | z_t = s) [B, T, V]: with the prior, the exact marginal log p(v | x, y<t)
 /// (translation's distribution); its argmax gives token accuracy under that alignment.
-/// Padded target rows hold the uniform distribution.
+/// Padded target rows get their distributions too (as stepwise decoding computes them).
 struct LatentScores {
   at::Tensor gold_log_probs;             ///< [B, T, S]
   std::vector<at::Tensor> log_mixtures;  ///< one [B, T, V] per mixture
