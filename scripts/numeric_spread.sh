@@ -4,7 +4,8 @@
 # limited to SSE4.1), and prints per run: the epochs until the toy config's target perplexity on
 # the training corpus (train.target_ppl), the last validation perplexity, and the BLEU of
 # translating the training corpus. The learning tests' bounds are chosen from these figures
-# (tests/cli/attention_cli_test.cpp, cli_test.cpp, transformer_cli_test.cpp).
+# (tests/cli/attention_cli_test.cpp, cli_test.cpp, transformer_cli_test.cpp,
+# convs2s_cli_test.cpp).
 #
 # Usage: scripts/numeric_spread.sh [PATH_NAME...]     (default: every path)
 #   NMT_SPREAD_VARIANTS="rnn hard"  only those variants
@@ -31,6 +32,7 @@ ORDER=(native openblas-haswell openblas-sandybridge aten-default onednn-sse41)
 declare -A CONFIG=(
   [rnn]=configs/toy_rnn.yaml
   [transformer]=configs/toy_transformer.yaml
+  [convs2s]=configs/toy_convs2s.yaml
   [local_m_with_coverage]=configs/toy_local_m.yaml
   [local_p]=configs/toy_local_p.yaml
   [hard]=configs/toy_hard.yaml
@@ -42,7 +44,7 @@ declare -A OVERRIDES=(
   [local_m_with_coverage]="--set model.coverage_penalty=0.1"
   [variational_exact]="--set model.variational_mode=exact --set model.attention_score=concat"
 )
-VARIANTS=(${NMT_SPREAD_VARIANTS:-rnn transformer local_m_with_coverage local_p hard variational_enum variational_sample variational_exact})
+VARIANTS=(${NMT_SPREAD_VARIANTS:-rnn transformer convs2s local_m_with_coverage local_p hard variational_enum variational_sample variational_exact})
 
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 printf '%-22s %-21s %-7s %-8s %-10s %s\n' variant path epochs updates valid_ppl train_BLEU

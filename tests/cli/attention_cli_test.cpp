@@ -1,5 +1,6 @@
-// End to end through the nmt program, for every attention variant of issue 5: each trains a toy
-// model (train → translate → eval), and the pictures of `translate --attention-out` and `align`.
+// End to end through the nmt program, for every attention variant of issue 5 and ConvS2S's
+// multi-step attention (issue 16): each trains a toy model (train → translate → eval), and the
+// pictures of `translate --attention-out` and `align`.
 #include <filesystem>
 #include <regex>
 
@@ -44,6 +45,7 @@ const Variant kVariants[] = {
     {"variational_sample", "configs/toy_variational_sample.yaml", "", 90},
     {"variational_exact", "configs/toy_variational_enum.yaml",
      "--set model.variational_mode=exact --set model.attention_score=concat", 90},
+    {"convs2s", "configs/toy_convs2s.yaml", "", 85},  // pictures of the layer-averaged attention
 };
 
 class AttentionVariantCli : public ::testing::TestWithParam<Variant> {};
