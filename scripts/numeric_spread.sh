@@ -31,6 +31,7 @@ ORDER=(native openblas-haswell openblas-sandybridge aten-default onednn-sse41)
 declare -A CONFIG=(
   [rnn]=configs/toy_rnn.yaml
   [transformer]=configs/toy_transformer.yaml
+  [convs2s]=configs/toy_convs2s.yaml
   [local_m_with_coverage]=configs/toy_local_m.yaml
   [local_p]=configs/toy_local_p.yaml
   [hard]=configs/toy_hard.yaml
@@ -42,7 +43,7 @@ declare -A OVERRIDES=(
   [local_m_with_coverage]="--set model.coverage_penalty=0.1"
   [variational_exact]="--set model.variational_mode=exact --set model.attention_score=concat"
 )
-VARIANTS=(${NMT_SPREAD_VARIANTS:-rnn transformer local_m_with_coverage local_p hard variational_enum variational_sample variational_exact})
+VARIANTS=(${NMT_SPREAD_VARIANTS:-rnn transformer convs2s local_m_with_coverage local_p hard variational_enum variational_sample variational_exact})
 
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 printf '%-22s %-21s %-7s %-8s %-10s %s\n' variant path epochs updates valid_ppl train_BLEU

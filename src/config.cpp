@@ -14,7 +14,8 @@ namespace {
 
 // ---- enum names, one table each ------------------------------------------------------------
 template <class E> using Names = std::vector<std::pair<const char*, E>>;
-const Names<ModelType> kModelTypes{{"rnn", ModelType::Rnn}, {"transformer", ModelType::Transformer}};
+const Names<ModelType> kModelTypes{
+    {"rnn", ModelType::Rnn}, {"transformer", ModelType::Transformer}, {"convs2s", ModelType::ConvS2S}};
 const Names<RnnCell> kCells{{"lstm", RnnCell::Lstm}, {"gru", RnnCell::Gru}};
 const Names<AttentionType> kAttentions{{"bahdanau", AttentionType::Bahdanau},
                                        {"luong", AttentionType::Luong}};
@@ -241,6 +242,7 @@ template <class V> void ModelConfig::visit(V& v) {
   v("learned_positions", learned_positions);
   v("attention_dropout", attention_dropout, kProbability);
   v("activation_dropout", activation_dropout, kProbability);
+  v("kernel_width", kernel_width, Range{1, 1024});
 }
 
 template <class V> void TrainConfig::visit(V& v) {
@@ -306,6 +308,17 @@ void validate(const Config& c) {
     throw ConfigError("model.hidden_size must be even for the RNN (bidirectional encoder halves)");
   if (c.model.type == ModelType::Transformer && c.model.embed_dim % c.model.heads != 0)
     throw ConfigError("model.embed_dim must be divisible by model.heads");
+  if (c.model.type == ModelType::ConvS2S && c.model.dropout >= 1.0)
+    throw ConfigError("model.dropout must be below 1 for model.type: convs2s (its initialisation scales the "
+                      "weights by 1 - dropout)");
+  if (c.model.type != ModelType::Rnn) {
+    // The attention options of the RNN would be silently ignored by the other models.
+    const std::string type = model_type_name(c.model.type);
+    if (c.model.attention_mode != AttentionMode::Soft)
+      throw ConfigError("model.attention_mode: hard and variational need model.type: rnn, not " + type);
+    if (c.model.coverage_penalty > 0)
+      throw ConfigError("model.coverage_penalty needs model.type: rnn, not " + type);
+  }
   if (c.model.attention_mode == AttentionMode::Variational) {
     if (c.model.attention != AttentionType::Luong)
       throw ConfigError("model.attention_mode: variational needs model.attention: luong (the alignment "
@@ -373,6 +386,12 @@ std::string to_yaml(const Config& config) {
   });
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
+}
+
+std::string model_type_name(ModelType type) {
+  for (auto& [n, e] : kModelTypes)
+    if (e == type) return n;
+  return "unknown";
 }
 
 int resolve_threads(int threads) {

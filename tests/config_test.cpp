@@ -69,6 +69,24 @@ TEST(Config, BadValuesAreRejected) {
   EXPECT_NE(msg.find("share_embeddings"), std::string::npos) << msg;
 }
 
+TEST(Config, ConvS2SKeysAndCombinationsAreChecked) {
+  auto c = nmt::parse_config("model:\n  type: convs2s\n  kernel_width: 5\n", "x");
+  EXPECT_EQ(c.model.type, nmt::ModelType::ConvS2S);
+  EXPECT_EQ(c.model.kernel_width, 5);
+  EXPECT_EQ(nmt::model_type_name(c.model.type), "convs2s");
+  auto msg = error_of([] { nmt::parse_config("model:\n  type: convs2s\n  kernel_width: 0\n", "x"); });
+  EXPECT_NE(msg.find("model.kernel_width"), std::string::npos) << msg;
+  msg = error_of([] { nmt::parse_config("model:\n  type: convs2s\n  dropout: 1\n", "x"); });
+  EXPECT_NE(msg.find("model.dropout"), std::string::npos) << msg;
+  // The RNN's attention options would be ignored by the other models: an error instead.
+  msg = error_of([] { nmt::parse_config("model:\n  type: convs2s\n  attention_mode: hard\n", "x"); });
+  EXPECT_NE(msg.find("model.attention_mode"), std::string::npos) << msg;
+  msg = error_of([] { nmt::parse_config("model:\n  type: transformer\n  coverage_penalty: 0.1\n", "x"); });
+  EXPECT_NE(msg.find("model.coverage_penalty"), std::string::npos) << msg;
+  msg = error_of([] { nmt::parse_config("model:\n  type: cnn\n", "x"); });
+  EXPECT_NE(msg.find("rnn | transformer | convs2s"), std::string::npos) << msg;
+}
+
 TEST(Config, OverridesApplyAndAreChecked) {
   auto c = nmt::default_config();
   nmt::apply_overrides(c, {"search.beam_size=3"});

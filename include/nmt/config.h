@@ -16,7 +16,9 @@ struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class ModelType { Rnn, Transformer };
+/// RNN encoder-decoder with attention, the Transformer (Vaswani et al. 2017), or the
+/// convolutional ConvS2S (Gehring et al. 2017).
+enum class ModelType { Rnn, Transformer, ConvS2S };
 enum class RnnCell { Lstm, Gru };
 /// RNN attention: Bahdanau et al. 2015 (additive) or Luong et al. 2015 (global).
 enum class AttentionType { Bahdanau, Luong };
@@ -93,6 +95,8 @@ struct ModelConfig {
   bool learned_positions = false;  ///< learned instead of sinusoidal position embeddings
   double attention_dropout = 0.1;
   double activation_dropout = 0.0;
+  // ConvS2S
+  int kernel_width = 3;            ///< convolution width k (the decoder caches k − 1 inputs per layer)
   template <class V> void visit(V& v);
 };
 
@@ -162,6 +166,9 @@ void validate(const Config& config);
 
 /// The complete resolved config as YAML (every key, so a run can be reproduced from it).
 std::string to_yaml(const Config& config);
+
+/// The config name of a model type (`rnn`, `transformer`, `convs2s`), as model.type spells it.
+std::string model_type_name(ModelType type);
 
 /// Number of threads `threads: 0` resolves to (all cores).
 int resolve_threads(int threads);

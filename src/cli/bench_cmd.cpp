@@ -195,7 +195,7 @@ void print_profile(std::ostream& out, const Profile& p, int top, int steps) {
 void run_bench(const BenchOptions& o, std::ostream& out) {
   Config c = load_config(o.config_file, o.overrides);
   const int threads = setup_threads(o.threads > 0 ? o.threads : c.train.threads);
-  const bool is_rnn = c.model.type == ModelType::Rnn;
+  const std::string model_type = model_type_name(c.model.type);
 
   const double ceiling = gemm_ceiling_gflops();
   auto [src_vocab, tgt_vocab] = train::prepare_vocabs(
@@ -207,7 +207,7 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   int64_t params = 0;
   for (auto& p : model->parameters()) params += p.numel();
   out << fmt::format("nmt bench: {} ({}, {:.2f}M parameters, vocabulary {}), {} threads\n", o.config_file,
-                     is_rnn ? "rnn" : "transformer", params / 1e6, tgt_vocab.size(), threads);
+                     model_type, params / 1e6, tgt_vocab.size(), threads);
   out << fmt::format("fp32 GEMM ceiling (at::mm, n = 1024/2048, best of 5): {:.1f} GFLOP/s\n", ceiling);
 
   BenchTrainer trainer(c, model, std::move(examples));
@@ -266,7 +266,7 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   out << fmt::format("summary: config={} model={} threads={} train_tgt_tok_s={:.0f} train_mflop_per_tok={:.1f} "
                      "train_gflops={:.1f} gemm_ceiling_gflops={:.1f} ceiling_fraction={:.3f} "
                      "beam={} decode_tgt_tok_s={:.0f} decode_sent_s={:.1f} peak_rss_mb={:.0f}\n",
-                     o.config_file, is_rnn ? "rnn" : "transformer", threads, train_tps, flops_per_token / 1e6,
+                     o.config_file, model_type, threads, train_tps, flops_per_token / 1e6,
                      achieved, ceiling, achieved / ceiling, o.beam, tr.tokens / tr.seconds,
                      tr.sentences / tr.seconds, rss);
   out << std::flush;

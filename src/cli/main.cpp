@@ -12,7 +12,7 @@
 
 int main(int argc, char** argv) {
   nmt::tune_process(argv);
-  CLI::App app{"nmt: neural machine translation (RNN attention, Transformer) on LibTorch"};
+  CLI::App app{"nmt: neural machine translation (RNN attention, Transformer, ConvS2S) on LibTorch"};
   app.set_version_flag("--version", NMT_VERSION);
   app.require_subcommand(1);
   nmt::cli::setup_logging(false);

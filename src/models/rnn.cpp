@@ -4,6 +4,7 @@
 #include <torch/nn/utils/rnn.h>
 
 #include "nmt/models/coverage.h"
+#include "nmt/models/embeddings.h"
 
 namespace nmt::models {
 namespace {
@@ -27,13 +28,9 @@ std::unique_ptr<DecoderState> RnnDecoderState::select(const at::Tensor& rows) co
 RnnSeq2SeqImpl::RnnSeq2SeqImpl(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab)
     : config_(config), lstm_(config.cell == RnnCell::Lstm) {
   const int64_t E = config.embed_dim, H = config.hidden_size, L = config.decoder_layers;
-  tgt_embed_ = register_module("tgt_embed", torch::nn::Embedding(tgt_vocab, E));
-  if (config.share_embeddings) {
-    TORCH_CHECK(src_vocab == tgt_vocab, "share_embeddings needs one joint vocabulary");
-    src_embed_ = tgt_embed_;
-  } else {
-    src_embed_ = register_module("src_embed", torch::nn::Embedding(src_vocab, E));
-  }
+  auto embeddings = register_token_embeddings(*this, config, src_vocab, tgt_vocab, E);
+  src_embed_ = embeddings.src;
+  tgt_embed_ = embeddings.tgt;
   const double between = config.encoder_layers > 1 ? config.dropout : 0.0;
   if (lstm_) {
     enc_lstm_ = register_module("encoder", torch::nn::LSTM(torch::nn::LSTMOptions(E, H / 2)

@@ -1,5 +1,6 @@
 #include "nmt/models/seq2seq.h"
 
+#include "nmt/models/convs2s.h"
 #include "nmt/models/rnn.h"
 #include "nmt/models/transformer.h"
 
@@ -11,6 +12,8 @@ Seq2Seq make_model(const ModelConfig& config, int64_t src_vocab, int64_t tgt_voc
       return std::make_shared<RnnSeq2SeqImpl>(config, src_vocab, tgt_vocab);
     case ModelType::Transformer:
       return std::make_shared<TransformerSeq2SeqImpl>(config, src_vocab, tgt_vocab);
+    case ModelType::ConvS2S:
+      return std::make_shared<ConvS2SSeq2SeqImpl>(config, src_vocab, tgt_vocab);
   }
   throw ConfigError("model.type: unknown model type");
 }

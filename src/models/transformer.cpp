@@ -182,15 +182,9 @@ TransformerSeq2SeqImpl::TransformerSeq2SeqImpl(const ModelConfig& config, int64_
   if (config.heads <= 0 || d % config.heads != 0)
     throw ConfigError("model.embed_dim (" + std::to_string(d) + ") must be divisible by model.heads (" +
                       std::to_string(config.heads) + ")");
-  tgt_embed_ = register_module("tgt_embed", torch::nn::Embedding(tgt_vocab, d));
-  if (config.share_embeddings) {
-    if (src_vocab != tgt_vocab)
-      throw ConfigError("model.share_embeddings needs one joint vocabulary (source " + std::to_string(src_vocab) +
-                        " vs target " + std::to_string(tgt_vocab) + " pieces)");
-    src_embed_ = tgt_embed_;
-  } else {
-    src_embed_ = register_module("src_embed", torch::nn::Embedding(src_vocab, d));
-  }
+  auto embeddings = register_token_embeddings(*this, config, src_vocab, tgt_vocab, d);
+  src_embed_ = embeddings.src;
+  tgt_embed_ = embeddings.tgt;
   if (config.learned_positions) {
     src_positions_ = register_module("src_positions", torch::nn::Embedding(kMaxLearnedPositions, d));
     tgt_positions_ = register_module("tgt_positions", torch::nn::Embedding(kMaxLearnedPositions, d));
@@ -231,9 +225,7 @@ at::Tensor TransformerSeq2SeqImpl::embed(const at::Tensor& tokens, torch::nn::Em
   auto x = table(tokens) * std::sqrt(static_cast<double>(d));  // [B, L, d]
   at::Tensor pos;
   if (config_.learned_positions) {
-    TORCH_CHECK(start + L <= kMaxLearnedPositions, "a sequence of ", start + L,
-                " positions exceeds the learned position table (", kMaxLearnedPositions, ")");
-    pos = positions->weight.narrow(0, start, L);
+    pos = learned_positions(positions, start, L);
   } else {
     pos = sinusoidal_positions(start, L, d, x.options());
   }

@@ -1,5 +1,6 @@
 // End-to-end tests of the Transformer through the nmt program: a tiny Transformer memorises the
-// toy corpus (train -> translate -> eval), and `nmt bench` reports every figure it promises.
+// toy corpus (train -> translate -> eval), and `nmt bench` reports every figure it promises, for
+// the Transformer and ConvS2S.
 #include <filesystem>
 #include <regex>
 
@@ -32,11 +33,20 @@ TEST(TransformerCli, TinyTransformerMemorisesTheToyCorpus) {
   EXPECT_GE(bleu_of(ev.output), 90.0) << ev.output << "\ntraining log:\n" << train.output;
 }
 
-TEST(BenchCli, ReportsSpeedFlopsMemoryAndProfile) {
+struct BenchCase {
+  const char* config;
+  const char* model_type;  ///< as the bench names it
+};
+
+class BenchCli : public ::testing::TestWithParam<BenchCase> {};
+
+TEST_P(BenchCli, ReportsSpeedFlopsMemoryAndProfile) {
   TempDir dir;
-  auto r = run_nmt("bench -c configs/toy_transformer.yaml --work-dir " + dir.file("work") +
+  auto r = run_nmt(std::string("bench -c ") + GetParam().config + " --work-dir " + dir.file("work") +
                    " --threads 1 --warmup 1 --steps 2 --profile-steps 1 --sentences 4 --beam 2 --top 5");
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, std::string("(") + GetParam().model_type + ", ")) << r.output;
+  EXPECT_TRUE(contains(r.output, std::string(" model=") + GetParam().model_type + " ")) << r.output;
   for (const char* field : {"fp32 GEMM ceiling", "target tokens/s", "MFLOP per target token",
                             "of the GEMM ceiling", "sentences/s", "peak resident memory", "self CPU time"})
     EXPECT_NE(r.output.find(field), std::string::npos) << "no '" << field << "' in:\n" << r.output;
@@ -47,5 +57,10 @@ TEST(BenchCli, ReportsSpeedFlopsMemoryAndProfile) {
   EXPECT_GT(std::stod(m[1]), 0.0);
   EXPECT_TRUE(std::regex_search(r.output, std::regex("aten::(addmm|mm|bmm)"))) << r.output;
 }
+
+INSTANTIATE_TEST_SUITE_P(Models, BenchCli,
+                         ::testing::Values(BenchCase{"configs/toy_transformer.yaml", "transformer"},
+                                           BenchCase{"configs/toy_convs2s.yaml", "convs2s"}),
+                         [](const auto& info) { return std::string(info.param.model_type); });
 
 }  // namespace

@@ -7,15 +7,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "nmt/data/batching.h"
-#include "support/model_util.h"
-#include "nmt/search/search.h"
+#include "support/model_properties.h"
 
 namespace {
-
-using nmt::data::Example;
-using nmt::data::kBos;
-using nmt::data::kPad;
 
 struct Variant {
   const char* name;
@@ -53,9 +47,8 @@ nmt::ModelConfig small_config(const Variant& v) {
 }
 
 using nmt::testing::batch_of;
+using nmt::testing::close;
 using nmt::testing::examples;
-
-bool close(const at::Tensor& a, const at::Tensor& b) { return torch::allclose(a, b, 1e-5, 1e-5); }
 
 class TransformerVariants : public ::testing::TestWithParam<Variant> {
  protected:
@@ -69,103 +62,30 @@ class TransformerVariants : public ::testing::TestWithParam<Variant> {
 };
 
 TEST_P(TransformerVariants, StepwiseDecodingWithCacheEqualsTeacherForcedForward) {
-  torch::NoGradGuard no_grad;
-  auto batch = batch_of(examples());
-  auto full = model_->forward(batch);
-  ASSERT_EQ(full.log_probs.sizes(), (std::vector<int64_t>{3, batch.tgt_in.size(1), kTgtVocab}));
-  auto state = model_->start(batch.src);
-  for (int64_t t = 0; t < batch.tgt_in.size(1); ++t) {
-    auto out = model_->step(batch.tgt_in.select(1, t), *state);
-    EXPECT_TRUE(close(out.log_probs, full.log_probs.select(1, t))) << "step " << t;
-    EXPECT_TRUE(close(out.attention, full.attention.select(1, t))) << "step " << t;
-  }
+  auto state = nmt::testing::expect_stepwise_decoding_equals_forward(*model_, kTgtVocab);
   // The cache grew by one position per step and was never recomputed from scratch.
+  const int64_t T = batch_of(examples()).tgt_in.size(1);
   auto& s = dynamic_cast<nmt::models::TransformerDecoderState&>(*state);
-  EXPECT_EQ(s.position, batch.tgt_in.size(1));
-  for (auto& layer : s.layers) EXPECT_EQ(layer.self_k.size(2), batch.tgt_in.size(1));
+  EXPECT_EQ(s.position, T);
+  for (auto& layer : s.layers) EXPECT_EQ(layer.self_k.size(2), T);
 }
 
 TEST_P(TransformerVariants, FutureTokensCannotChangeEarlierPositions) {
-  torch::NoGradGuard no_grad;
-  auto batch = batch_of(examples());
-  auto before = model_->forward(batch).log_probs;
-  const int64_t t = 2;
-  batch.tgt_in.select(1, t).fill_(20);  // a different token at position t in every row
-  auto after = model_->forward(batch).log_probs;
-  EXPECT_TRUE(close(before.slice(1, 0, t), after.slice(1, 0, t)));
-  // ... while position t itself does see the change (the test can fail).
-  EXPECT_FALSE(close(before.select(1, t), after.select(1, t)));
+  nmt::testing::expect_future_tokens_cannot_change_earlier_positions(*model_);
 }
 
-TEST_P(TransformerVariants, PaddingDoesNotChangeOutputs) {
-  torch::NoGradGuard no_grad;
-  auto ex = examples();
-  auto batch = batch_of(ex);
-  auto together = model_->forward(batch);
-  // Each sentence alone (no padding at all) gives the same log-probs and attention.
-  for (size_t i = 0; i < ex.size(); ++i) {
-    auto alone = model_->forward(batch_of({ex[i]}));
-    const int64_t T = alone.log_probs.size(1), S = alone.attention.size(2);
-    EXPECT_TRUE(close(alone.log_probs[0], together.log_probs[i].slice(0, 0, T))) << "sentence " << i;
-    EXPECT_TRUE(close(alone.attention[0], together.attention[i].slice(0, 0, T).slice(1, 0, S))) << "sentence " << i;
-  }
-  // Extra padding columns on the source change nothing either.
-  auto padded = batch;
-  padded.src = torch::cat({batch.src, torch::full({batch.size(), 4}, kPad, torch::kLong)}, 1);
-  auto wider = model_->forward(padded);
-  EXPECT_TRUE(close(wider.log_probs, together.log_probs));
-  EXPECT_TRUE(close(wider.attention.slice(2, 0, batch.src.size(1)), together.attention));
-}
+TEST_P(TransformerVariants, PaddingDoesNotChangeOutputs) { nmt::testing::expect_padding_does_not_change_outputs(*model_); }
 
 TEST_P(TransformerVariants, AttentionSumsToOneAndIgnoresPadding) {
-  torch::NoGradGuard no_grad;
-  auto batch = batch_of(examples());
-  auto att = model_->forward(batch).attention;  // [B, T, S]
-  ASSERT_EQ(att.sizes(), (std::vector<int64_t>{3, batch.tgt_in.size(1), batch.src.size(1)}));
-  EXPECT_TRUE(close(att.sum(-1), torch::ones({att.size(0), att.size(1)})));
-  auto pad = batch.src.eq(kPad).unsqueeze(1).expand_as(att);
-  EXPECT_EQ(att.masked_select(pad).abs().max().item<float>(), 0.0f);
+  nmt::testing::expect_attention_sums_to_one_and_ignores_padding(*model_);
 }
 
-TEST_P(TransformerVariants, StateSelectReordersEveryCache) {
-  torch::NoGradGuard no_grad;
-  auto batch = batch_of(examples());
-  auto state = model_->start(batch.src);
-  model_->step(torch::full({3}, kBos, torch::kLong), *state);
-  model_->step(torch::tensor({10, 13, 18}, torch::kLong), *state);  // the self-attention caches now differ per row
-  const auto rows = torch::tensor({2, 0, 1, 1}, torch::kLong);
-  auto reordered = state->select(rows);
-  auto next = torch::tensor({11, 14, 4}, torch::kLong);
-  auto a = model_->step(next, *state);
-  auto b = model_->step(next.index_select(0, rows), *reordered);
-  EXPECT_TRUE(close(b.log_probs, a.log_probs.index_select(0, rows)));
-  EXPECT_TRUE(close(b.attention, a.attention.index_select(0, rows)));
-}
+TEST_P(TransformerVariants, StateSelectReordersEveryCache) { nmt::testing::expect_select_reorders_every_cache(*model_); }
 
-TEST_P(TransformerVariants, BeamSizeOneEqualsGreedy) {
-  torch::NoGradGuard no_grad;
-  auto batch = batch_of(examples());
-  nmt::search::SearchOptions o;
-  o.beam_size = 1;
-  o.length_penalty = 0.0;
-  auto greedy = nmt::search::greedy_search(*model_, batch.src, o);
-  auto beam = nmt::search::beam_search(*model_, batch.src, o);
-  ASSERT_EQ(greedy.size(), beam.size());
-  for (size_t i = 0; i < greedy.size(); ++i) {
-    EXPECT_EQ(greedy[i].tokens, beam[i].tokens) << "sentence " << i;
-    EXPECT_NEAR(greedy[i].log_prob, beam[i].log_prob, 1e-4) << "sentence " << i;
-  }
-}
+TEST_P(TransformerVariants, BeamSizeOneEqualsGreedy) { nmt::testing::expect_beam_size_one_equals_greedy(*model_); }
 
 TEST_P(TransformerVariants, GradientsReachEveryParameter) {
-  model_->train();
-  auto out = model_->forward(batch_of(examples()));
-  out.log_probs.sum().backward();
-  for (auto& p : model_->named_parameters()) {
-    ASSERT_TRUE(p.value().grad().defined()) << p.key();
-    EXPECT_TRUE(torch::isfinite(p.value().grad()).all().item<bool>()) << p.key();
-    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
-  }
+  nmt::testing::expect_gradients_reach_every_parameter(*model_);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllVariants, TransformerVariants, ::testing::ValuesIn(kVariants),

@@ -23,15 +23,13 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
+#include "nmt/models/embeddings.h"
 #include "nmt/models/seq2seq.h"
 
 namespace nmt::models {
 
-/// Longest sequence (source or target, EOS/BOS included) that learned position embeddings cover.
-/// Sinusoidal positions have no limit.
-constexpr int64_t kMaxLearnedPositions = 1024;
-
-/// Sinusoidal position encodings for positions [start, start + length):
+/// Sinusoidal position encodings for positions [start, start + length) (no length limit, unlike
+/// the kMaxLearnedPositions of learned positions):
 /// PE(p, 2i) = sin(p / 10000^(2i/d)), PE(p, 2i+1) = cos(p / 10000^(2i/d)). Returns [length, d].
 at::Tensor sinusoidal_positions(int64_t start, int64_t length, int64_t d, const at::TensorOptions& options);
 
