@@ -18,7 +18,7 @@ if ((status != 0)); then
   echo "=== output of the failing tests ==="
   # With --output-on-failure ctest prints a failing test's output right after its result line,
   # until the next test starts or finishes, or the summary begins.
-  awk '/^ *[0-9]+\/[0-9]+ Test +#/ { show = ($0 ~ /\*\*\*|Failed|Not Run/) }
+  awk '/^ *[0-9]+\/[0-9]+ Test +#/ { show = ($0 ~ /\*\*\*(Failed|Exception|Timeout)|Not Run/) }
        /^ *Start +[0-9]+: / || /tests passed, .* tests failed out of/ { show = 0 }
        show' "$LOG"
   echo "=== failing tests ==="
