@@ -170,18 +170,13 @@ at::Tensor RnnSeq2SeqImpl::output_log_probs(const at::Tensor& attn_vec) {
   return at::log_softmax(logits, -1);
 }
 
-at::Tensor RnnSeq2SeqImpl::position_log_probs(const at::Tensor& hidden, const at::Tensor& memory,
-                                              const at::Tensor& positions) {
+at::Tensor RnnSeq2SeqImpl::position_log_probs(const at::Tensor& hidden, const at::Tensor& memory) {
   // W_c [m_s; h_t] = W_m m_s + W_h h_t: project both once, then broadcast over (t, s).
   const int64_t H = config_.hidden_size;
   const auto& w = combine_->weight;                                          // [H, 2H]
   auto from_memory = at::linear(memory, w.slice(1, 0, H)).unsqueeze(1);      // [B, 1, S, H]
-  if (positions.defined()) {                                                 // → [B, T, K, H]
-    const int64_t B = positions.size(0), T = positions.size(1), K = positions.size(2);
-    from_memory = from_memory.expand({B, T, -1, H}).gather(2, positions.unsqueeze(3).expand({B, T, K, H}));
-  }
   auto from_hidden = at::linear(hidden, w.slice(1, H, 2 * H)).unsqueeze(2);  // [B, T, 1, H]
-  return output_log_probs(at::tanh(from_memory + from_hidden));              // [B, T, S or K, V]
+  return output_log_probs(at::tanh(from_memory + from_hidden));              // [B, T, S, V]
 }
 
 ForwardOutput RnnSeq2SeqImpl::forward(const data::Batch& batch) {

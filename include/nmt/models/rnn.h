@@ -66,10 +66,8 @@ class RnnSeq2SeqImpl : public Seq2SeqImpl {
   /// h̃ [..., H] → log-probs [..., V].
   at::Tensor output_log_probs(const at::Tensor& attn_vec);
   /// Variational attention in decoding: log p(v | z = s) [B, T, S, V] for hidden [B, T, H],
-  /// memory [B, S, H], with h̃_ts = tanh(W_c [m_s; h_t]) (T = 1 in step()). With `positions`
-  /// [B, T, K] (long), only those source positions: [B, T, K, V].
-  at::Tensor position_log_probs(const at::Tensor& hidden, const at::Tensor& memory,
-                                const at::Tensor& positions = {});
+  /// memory [B, S, H], with h̃_ts = tanh(W_c [m_s; h_t]) (T = 1 in step()).
+  at::Tensor position_log_probs(const at::Tensor& hidden, const at::Tensor& memory);
   /// The output layer's tensors, for the fused per-position loss of variational attention.
   LatentOutputLayer output_layer() const;
   /// The variational part of forward() (variational.h): in training out.nll and aux_loss, in
