@@ -11,13 +11,14 @@ TESTS=ON
 PACKAGES=(
   g++ cmake ninja-build pkg-config
   libtorch-dev            # LibTorch 1.13 (C++ API)
+  libgloo-dev             # headers of Gloo, LibTorch's CPU back end for data-parallel training (c10d)
   libopenblas0-pthread    # BLAS for LibTorch: without it matrix products are ~20x slower
   libsentencepiece-dev    # subword models (loaded in isolation, see README)
   libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
   libicu-dev              # Unicode categories for sacreBLEU's intl tokeniser and chrF
   libcairo2-dev fonts-dejavu-core   # attention pictures (translate --attention-out, nmt align)
   libgtest-dev
-  hyperfine               # benchmarks
+  hyperfine time          # benchmarks
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

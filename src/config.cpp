@@ -272,6 +272,8 @@ template <class V> void TrainConfig::visit(V& v) {
   v("patience", patience, kPositive);
   v("target_ppl", target_ppl, kNonNegative);
   v("valid_max_sentences", valid_max_sentences, kNonNegative);
+  v("dist_timeout", dist_timeout, kPositive);
+  v("dist_bucket_mb", dist_bucket_mb, kPositive);
 }
 
 template <class V> void SearchConfig::visit(V& v) {

@@ -63,7 +63,7 @@ c10::Device resolve_device(const std::string& name) {
   return device;
 }
 
-void write_file_atomic(const std::string& path, const std::string& content) {
+AtomicFileWriter::AtomicFileWriter(const std::string& path) : path_(path) {
   namespace fs = std::filesystem;
   // A symlink stays a symlink: its target is replaced. An existing file keeps its permissions.
   std::error_code ec;
@@ -71,39 +71,62 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   if (ec) target = path;
   if (fs::is_directory(target, ec))
     throw std::runtime_error(path + ": is a directory, expected a file to write");
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  const std::string tmp = target.string() + ".tmp." + std::to_string(::getpid());
-  auto fail = [&](const char* what, int err) {
-    ::unlink(tmp.c_str());
-    throw std::runtime_error(path + ": " + what + " (" + std::strerror(err) + "); the previous file is kept");
-  };
-  mode_t mode = 0644;
+  target_ = target.string();
+  dir_ = target.has_parent_path() ? target.parent_path().string() : std::string(".");
+  tmp_ = target_ + ".tmp." + std::to_string(::getpid());
+  mode_ = 0644;
   struct stat st;
-  if (::stat(target.c_str(), &st) == 0) mode = st.st_mode & 07777;
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) throw std::runtime_error(path + ": cannot write (" + std::strerror(errno) + ")");
+  if (::stat(target_.c_str(), &st) == 0) mode_ = st.st_mode & 07777;
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_);
+  if (fd_ < 0) throw std::runtime_error(path + ": cannot write (" + std::strerror(errno) + ")");
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_.c_str());
+}
+
+void AtomicFileWriter::fail(const char* what, int err) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  ::unlink(tmp_.c_str());
+  committed_ = true;  // nothing left to remove
+  throw std::runtime_error(path_ + ": " + what + " (" + std::strerror(err) + "); the previous file is kept");
+}
+
+void AtomicFileWriter::write(const void* data, size_t size) {
+  const char* p = static_cast<const char*>(data);
   size_t done = 0;
-  while (done < content.size()) {
-    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+  while (done < size) {
+    const ssize_t n = ::write(fd_, p + done, size - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = n < 0 ? errno : EIO;
-      ::close(fd);
-      fail("write failed", err);
-    }
+    if (n <= 0) fail("write failed", n < 0 ? errno : EIO);
     done += static_cast<size_t>(n);
   }
-  if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) {
-    const int err = errno;
-    ::close(fd);
-    fail("write failed", err);
-  }
+  written_ += size;
+}
+
+void AtomicFileWriter::write_at(uint64_t offset, const void* data, size_t size) {
+  if (::pwrite(fd_, data, size, static_cast<off_t>(offset)) != static_cast<ssize_t>(size)) fail("write failed", errno);
+}
+
+void AtomicFileWriter::commit() {
+  if (::fchmod(fd_, mode_) != 0 || ::fsync(fd_) != 0) fail("write failed", errno);
+  const int fd = fd_;
+  fd_ = -1;
   if (::close(fd) != 0) fail("write failed", errno);
-  if (::rename(tmp.c_str(), target.c_str()) != 0) fail("cannot replace the file", errno);
-  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+  if (::rename(tmp_.c_str(), target_.c_str()) != 0) fail("cannot replace the file", errno);
+  committed_ = true;
+  if (const int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
     ::fsync(dfd);  // make the rename itself durable
     ::close(dfd);
   }
+}
+
+void write_file_atomic(const std::string& path, const std::string& content) {
+  AtomicFileWriter out(path);
+  out.write(content.data(), content.size());
+  out.commit();
 }
 
 }  // namespace nmt

@@ -126,6 +126,9 @@ struct TrainConfig {
   int patience = 5;              ///< validations without improvement before early stopping
   double target_ppl = 0;         ///< stop once a validation perplexity is at or below this; 0 = never
   int valid_max_sentences = 0;   ///< score only the first N validation sentences; 0 = all
+  // Data-parallel training (several processes; see train/distributed.h)
+  double dist_timeout = 1800;    ///< seconds a rank waits for the others (rendezvous, collectives)
+  double dist_bucket_mb = 25;    ///< gradient all-reduce bucket size, MB (PyTorch DDP's default)
   template <class V> void visit(V& v);
 };
 

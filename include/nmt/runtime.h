@@ -1,6 +1,8 @@
 #pragma once
 /// @file runtime.h
 /// Process-wide set-up: thread pools, device choice, atomic file writes.
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include <c10/core/Device.h>
@@ -31,5 +33,31 @@ c10::Device resolve_device(const std::string& name);
 /// an existing file keeps its permissions. On any error (ENOSPC, EFBIG, ...) the temporary file
 /// is removed, the previous file is untouched, and std::runtime_error names the file.
 void write_file_atomic(const std::string& path, const std::string& content);
+
+/// write_file_atomic() for content written piece by piece (files too large to hold): the
+/// temporary file is created at construction and renamed over `path` by commit(); destroyed
+/// without commit() (an exception), it is removed. Every error is std::runtime_error naming `path`.
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(const std::string& path);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+  /// Appends `size` bytes.
+  void write(const void* data, size_t size);
+  /// Overwrites bytes already written (e.g. a header whose fields are known at the end).
+  void write_at(uint64_t offset, const void* data, size_t size);
+  uint64_t written() const { return written_; }
+  /// fsync, rename over the target, fsync the directory.
+  void commit();
+
+ private:
+  [[noreturn]] void fail(const char* what, int err);
+  std::string path_, target_, dir_, tmp_;
+  unsigned mode_ = 0644;
+  int fd_ = -1;
+  uint64_t written_ = 0;
+  bool committed_ = false;
+};
 
 }  // namespace nmt

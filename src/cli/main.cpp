@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   nmt::cli::setup_logging(false);
   app.add_flag_callback("-v,--verbose", [] { nmt::cli::setup_logging(true); }, "debug logging");
   nmt::cli::setup_train(app);
+  nmt::cli::setup_preprocess(app);
   nmt::cli::setup_translate(app);
   nmt::cli::setup_align(app);
   nmt::cli::setup_eval(app, nmt::cli::translate_file);

@@ -6,6 +6,8 @@
 #include <spdlog/spdlog.h>
 
 #include "nmt/cli/commands.h"
+#include "nmt/cli/launch.h"
+#include "nmt/cli/validators.h"
 #include "nmt/config.h"
 #include "nmt/runtime.h"
 #include "nmt/train/checkpoint.h"
@@ -18,7 +20,21 @@ struct TrainOptions {
   std::string config_file;
   std::vector<std::string> overrides;
   std::string resume_dir;
+  int nproc = 1;
 };
+
+/// Ranks other than 0 log warnings and errors only, tagged with their rank, and not to train.log.
+void quiet_unless_rank0(const train::DistributedEnv& env) {
+  if (env.rank == 0) return;
+  spdlog::set_pattern(fmt::format("[%Y-%m-%d %H:%M:%S] [rank {}] [%^%l%$] %v", env.rank));
+  spdlog::set_level(spdlog::level::warn);
+}
+
+/// train.threads 0 means all cores, shared among the processes of this machine.
+int threads_for(int threads, const train::DistributedEnv& env) {
+  if (threads > 0 || !env.active()) return threads;
+  return std::max(1, resolve_threads(0) / env.local_world_size);
+}
 
 /// Log to stderr and to <model_dir>/train.log (appending, so a resumed run keeps its history).
 void log_to_model_dir(const std::string& model_dir) {
@@ -29,22 +45,40 @@ void log_to_model_dir(const std::string& model_dir) {
 }
 
 void run_train(const TrainOptions& o) {
+  if (o.nproc > 1) {
+    auto args = own_command_line();
+    for (size_t i = 1; i < args.size(); ++i) {
+      if (args[i] == "--nproc" && i + 1 < args.size()) {
+        args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(i) + 2);
+        break;
+      }
+      if (args[i].rfind("--nproc=", 0) == 0) {
+        args.erase(args.begin() + static_cast<long>(i));
+        break;
+      }
+    }
+    launch_local_ranks(o.nproc, args);
+    return;
+  }
+  const auto env = distributed_env_from_environment();
+  quiet_unless_rank0(env);
   if (!o.resume_dir.empty()) {
     if (!o.config_file.empty()) throw std::runtime_error("--resume takes the config stored in the model directory; drop -c");
     auto ck = train::load_checkpoint((std::filesystem::path(o.resume_dir) / "last.pt").string(),
                                      c10::Device(c10::kCPU));
     apply_overrides(ck.config, o.overrides);
-    log_to_model_dir(o.resume_dir);
-    setup_threads(ck.config.train.threads);
-    train::resume_training(std::move(ck), o.resume_dir);
+    if (env.rank == 0) log_to_model_dir(o.resume_dir);
+    setup_threads(threads_for(ck.config.train.threads, env));
+    train::resume_training(std::move(ck), o.resume_dir, env);
     return;
   }
   Config config = o.config_file.empty() ? default_config() : load_config(o.config_file);
   apply_overrides(config, o.overrides);
   if (o.config_file.empty()) spdlog::info("no -c given: using the built-in Multi30k RNN config");
-  log_to_model_dir(config.train.model_dir);
-  spdlog::info("{} threads; config:\n{}", setup_threads(config.train.threads), to_yaml(config));
-  train::train_new(config);
+  if (env.rank == 0) log_to_model_dir(config.train.model_dir);
+  spdlog::info("{} threads{}; config:\n{}", setup_threads(threads_for(config.train.threads, env)),
+               env.active() ? fmt::format(" in each of {} processes", env.world_size) : "", to_yaml(config));
+  train::train_new(config, env);
 }
 
 }  // namespace
@@ -59,6 +93,21 @@ void setup_logging(bool verbose) {
   spdlog::flush_on(spdlog::level::info);
 }
 
+void setup_preprocess(CLI::App& app) {
+  auto opts = std::make_shared<TrainOptions>();
+  auto* cmd = app.add_subcommand("preprocess", "build a config's SentencePiece models and binary training corpus "
+                                               "in its model directory ahead of `nmt train`");
+  cmd->add_option("-c,--config", opts->config_file, "YAML config")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--set", opts->overrides, "override a config value: section.key=value (repeatable)")
+      ->allow_extra_args(false);
+  cmd->callback([opts] {
+    Config config = load_config(opts->config_file);
+    apply_overrides(config, opts->overrides);
+    setup_threads(config.train.threads);
+    train::preprocess(config);
+  });
+}
+
 void setup_train(CLI::App& app) {
   auto opts = std::make_shared<TrainOptions>();
   auto* cmd = app.add_subcommand("train", "train a model from a YAML config");
@@ -68,6 +117,9 @@ void setup_train(CLI::App& app) {
       ->allow_extra_args(false);
   cmd->add_option("--resume", opts->resume_dir, "continue the run in this model directory")
       ->check(CLI::ExistingDirectory);
+  cmd->add_option("--nproc", opts->nproc,
+                  "run as N local data-parallel processes (one process with N x accum_steps batches per update)")
+      ->check(positive_integer());
   cmd->callback([opts] { run_train(*opts); });
 }
 

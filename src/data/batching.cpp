@@ -109,13 +109,12 @@ Batch make_source_batch(const std::vector<std::vector<int64_t>>& sentences,
   return batch;
 }
 
-std::vector<std::vector<size_t>> make_token_batches(const std::vector<Example>& examples,
-                                                    int64_t max_tokens, bool shuffle,
-                                                    uint64_t seed) {
+std::vector<std::vector<size_t>> make_token_batches(const std::vector<std::pair<uint32_t, uint32_t>>& lengths,
+                                                    int64_t max_tokens, bool shuffle, uint64_t seed) {
   if (max_tokens <= 0)
     throw std::invalid_argument("make_token_batches: max_tokens must be positive, got " +
                                 std::to_string(max_tokens));
-  const size_t n = examples.size();
+  const size_t n = lengths.size();
   if (n == 0) return {};
   std::mt19937_64 rng(seed);
   std::vector<size_t> order(n);
@@ -124,8 +123,7 @@ std::vector<std::vector<size_t>> make_token_batches(const std::vector<Example>& 
 
   // Window of about 100 batches' worth of examples, from the mean padded length.
   double total_len = 0;
-  for (const auto& e : examples)
-    total_len += static_cast<double>(std::max(e.src.size(), e.tgt.size()) + 1);
+  for (const auto& [src, tgt] : lengths) total_len += static_cast<double>(std::max(src, tgt) + 1);
   const double mean_len = total_len / static_cast<double>(n);
   const auto per_batch = std::max<size_t>(1, static_cast<size_t>(max_tokens / mean_len));
   const size_t window = std::max<size_t>(1, 100 * per_batch);
@@ -134,16 +132,16 @@ std::vector<std::vector<size_t>> make_token_batches(const std::vector<Example>& 
   for (size_t begin = 0; begin < n; begin += window) {
     const size_t end = std::min(n, begin + window);
     std::stable_sort(order.begin() + begin, order.begin() + end, [&](size_t a, size_t b) {
-      const auto& ea = examples[a];
-      const auto& eb = examples[b];
-      if (ea.tgt.size() != eb.tgt.size()) return ea.tgt.size() < eb.tgt.size();
-      return ea.src.size() < eb.src.size();
+      const auto& la = lengths[a];
+      const auto& lb = lengths[b];
+      if (la.second != lb.second) return la.second < lb.second;
+      return la.first < lb.first;
     });
     std::vector<size_t> current;
     int64_t max_len = 0;  // max padded length in `current`
     for (size_t k = begin; k < end; ++k) {
-      const Example& e = examples[order[k]];
-      const auto len = static_cast<int64_t>(std::max(e.src.size(), e.tgt.size())) + 1;
+      const auto& [src_len, tgt_len] = lengths[order[k]];
+      const auto len = static_cast<int64_t>(std::max(src_len, tgt_len)) + 1;
       const int64_t new_max = std::max(max_len, len);
       if (!current.empty() && static_cast<int64_t>(current.size() + 1) * new_max > max_tokens) {
         batches.push_back(std::move(current));
@@ -158,6 +156,15 @@ std::vector<std::vector<size_t>> make_token_batches(const std::vector<Example>& 
   }
   if (shuffle) seeded_shuffle(batches, rng);
   return batches;
+}
+
+std::vector<std::vector<size_t>> make_token_batches(const std::vector<Example>& examples, int64_t max_tokens,
+                                                    bool shuffle, uint64_t seed) {
+  std::vector<std::pair<uint32_t, uint32_t>> lengths;
+  lengths.reserve(examples.size());
+  for (const auto& e : examples)
+    lengths.emplace_back(static_cast<uint32_t>(e.src.size()), static_cast<uint32_t>(e.tgt.size()));
+  return make_token_batches(lengths, max_tokens, shuffle, seed);
 }
 
 std::vector<std::vector<size_t>> make_sentence_batches(

@@ -60,11 +60,32 @@ bool is_blank(const std::string& s) {
 
 }  // namespace
 
-std::vector<std::string> read_lines(const std::string& path) {
+namespace {
+
+std::ifstream open_text_file(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) throw std::runtime_error(path + ": is a directory, expected a text file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+  return in;
+}
+
+/// Applies read_lines()'s rules to line `number` (1-based) of `origin`.
+void clean_line(std::string& line, const std::string& origin, size_t number) {
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
+  if (const size_t ok = valid_utf8_prefix(line); ok != line.size()) {
+    std::ostringstream msg;
+    msg << origin << ":" << number << ": invalid UTF-8 at byte " << ok + 1 << " of the line (byte 0x" << std::hex
+        << static_cast<int>(static_cast<unsigned char>(line[ok])) << ")";
+    throw std::runtime_error(msg.str());
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> read_lines(const std::string& path) {
+  auto in = open_text_file(path);
   return read_lines(in, path);
 }
 
@@ -72,20 +93,23 @@ std::vector<std::string> read_lines(std::istream& in, const std::string& origin)
   std::vector<std::string> lines;
   std::string line;
   while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (lines.empty() && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
-    if (const size_t ok = valid_utf8_prefix(line); ok != line.size()) {
-      std::ostringstream msg;
-      msg << origin << ":" << lines.size() + 1 << ": invalid UTF-8 at byte " << ok + 1
-          << " of the line (byte 0x" << std::hex << static_cast<int>(static_cast<unsigned char>(line[ok]))
-          << ")";
-      throw std::runtime_error(msg.str());
-    }
+    clean_line(line, origin, lines.size() + 1);
     lines.push_back(std::move(line));
     line.clear();
   }
   if (in.bad()) throw std::runtime_error("error while reading " + origin);
   return lines;
+}
+
+LineReader::LineReader(const std::string& path) : in_(open_text_file(path)), path_(path) {}
+
+bool LineReader::next(std::string& line) {
+  if (!std::getline(in_, line)) {
+    if (in_.bad()) throw std::runtime_error("error while reading " + path_);
+    return false;
+  }
+  clean_line(line, path_, ++count_);
+  return true;
 }
 
 ParallelText read_parallel(const std::string& src_path, const std::string& tgt_path) {
@@ -101,6 +125,14 @@ ParallelText read_parallel(const std::string& src_path, const std::string& tgt_p
   return t;
 }
 
+PairFilter filter_pair(const std::string& src, const std::string& tgt, const std::vector<int64_t>& src_ids,
+                       const std::vector<int64_t>& tgt_ids, int max_len) {
+  if (is_blank(src) || is_blank(tgt) || src_ids.empty() || tgt_ids.empty()) return PairFilter::Empty;
+  if (max_len > 0 && (src_ids.size() > static_cast<size_t>(max_len) || tgt_ids.size() > static_cast<size_t>(max_len)))
+    return PairFilter::TooLong;
+  return PairFilter::Keep;
+}
+
 std::vector<Example> encode_corpus(const ParallelText& text, const Vocab& src_vocab,
                                    const Vocab& tgt_vocab, int max_len, FilterStats* stats) {
   if (text.src.size() != text.tgt.size())
@@ -114,16 +146,10 @@ std::vector<Example> encode_corpus(const ParallelText& text, const Vocab& src_vo
   std::vector<Example> out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size(); ++i) {
-    if (is_blank(text.src[i]) || is_blank(text.tgt[i]) || src_ids[i].empty() ||
-        tgt_ids[i].empty()) {
-      ++s.empty;
-      continue;
-    }
-    if (max_len > 0 && (src_ids[i].size() > static_cast<size_t>(max_len) ||
-                        tgt_ids[i].size() > static_cast<size_t>(max_len))) {
-      ++s.too_long;
-      continue;
-    }
+    const auto verdict = filter_pair(text.src[i], text.tgt[i], src_ids[i], tgt_ids[i], max_len);
+    if (verdict == PairFilter::Empty) ++s.empty;
+    if (verdict == PairFilter::TooLong) ++s.too_long;
+    if (verdict != PairFilter::Keep) continue;
     Example e;
     e.src = std::move(src_ids[i]);
     e.tgt = std::move(tgt_ids[i]);

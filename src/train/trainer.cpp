@@ -4,12 +4,14 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include <torch/torch.h>
 #include <spdlog/spdlog.h>
 
 #include "nmt/data/batching.h"
 #include "nmt/data/corpus.h"
+#include "nmt/data/token_file.h"
 #include "nmt/runtime.h"
 #include "nmt/train/checkpoint.h"
 #include "nmt/train/schedule.h"
@@ -23,6 +25,40 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+/// The training corpus's token file in model_dir, built when missing (replacing token files of
+/// earlier inputs there). Returns its path.
+std::string ensure_token_file(const Config& c, const data::Vocab& src, const data::Vocab& tgt) {
+  const fs::path dir = c.train.model_dir;
+  const auto path = dir / data::token_file_name(c.data.train_src, c.data.train_tgt, src, tgt, c.data.max_len);
+  if (fs::exists(path)) {
+    spdlog::info("training corpus: reusing {}", path.string());
+    return path.string();
+  }
+  data::build_token_file(c.data.train_src, c.data.train_tgt, src, tgt, c.data.max_len, path.string());
+  for (const auto& f : fs::directory_iterator(dir)) {
+    const auto name = f.path().filename().string();
+    if (f.path() != path && name.rfind("corpus-", 0) == 0 && f.path().extension() == ".tok") fs::remove(f.path());
+  }
+  return path.string();
+}
+
+/// Whether `dir` holds SentencePiece models that `nmt preprocess` trained for this config's data
+/// (the same corpora and vocabulary settings).
+bool prepared_for(const fs::path& dir, const Config& config) {
+  if (!fs::exists(dir / "config.yaml")) return false;
+  DataConfig stored;
+  try {
+    stored = load_config((dir / "config.yaml").string()).data;
+  } catch (const std::exception&) {
+    return false;  // not ours to reuse
+  }
+  const auto& d = config.data;
+  return stored.train_src == d.train_src && stored.train_tgt == d.train_tgt && stored.vocab_type == d.vocab_type &&
+         stored.vocab_size == d.vocab_size && stored.joint_vocab == d.joint_vocab &&
+         stored.character_coverage == d.character_coverage && stored.spm_src == d.spm_src &&
+         stored.spm_tgt == d.spm_tgt;
+}
+
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
@@ -34,12 +70,10 @@ std::string hms(double seconds) {
 
 class Trainer {
  public:
-  Trainer(Checkpoint ck, c10::Device device) : ck_(std::move(ck)), device_(device), schedule_(ck_.config.train) {
+  Trainer(Checkpoint ck, c10::Device device, std::unique_ptr<ProcessGroup> group)
+      : ck_(std::move(ck)), device_(device), schedule_(ck_.config.train), group_(std::move(group)) {
     const auto& c = ck_.config;
-    // encode_corpus logs how many pairs it dropped as empty or too long.
-    train_ = data::encode_corpus(data::read_parallel(c.data.train_src, c.data.train_tgt), ck_.src_vocab,
-                                 ck_.tgt_vocab, c.data.max_len);
-    if (train_.empty()) throw std::runtime_error(c.data.train_src + ": no usable training pair");
+    open_training_corpus();
     auto valid_text = data::read_parallel(c.data.valid_src, c.data.valid_tgt);
     valid_.examples = data::encode_corpus(valid_text, ck_.src_vocab, ck_.tgt_vocab, 0);
     size_t n = valid_text.size();
@@ -53,6 +87,21 @@ class Trainer {
       spdlog::warn("train.label_smoothing {} does not apply to variational attention: its likelihood terms "
                    "are taken without smoothing (as Deng et al. 2018 train)", c.train.label_smoothing);
     optimizer_ = make_optimizer(*ck_.model, c.train);
+    if (group_) {
+      // Every rank starts from rank 0's weights; dropout masks differ between ranks.
+      std::vector<at::Tensor> state;
+      for (auto& p : ck_.model->parameters()) state.push_back(p.data());
+      for (auto& b : ck_.model->buffers()) state.push_back(b);
+      torch::NoGradGuard no_grad;
+      group_->broadcast(state);
+      if (group_->rank() > 0) torch::manual_seed(c.train.seed + 7919 * static_cast<uint64_t>(group_->rank()));
+      reducer_ = std::make_unique<GradientReducer>(*group_, ck_.model->parameters(),
+                                                   static_cast<int64_t>(c.train.dist_bucket_mb * (1 << 20)));
+      spdlog::info("data-parallel training: {} processes (rank {} of this one), {} gradient buckets of up to "
+                   "{} MB, an update = {} processes x {} batches of {} tokens", group_->size(), group_->rank(),
+                   reducer_->num_buckets(), c.train.dist_bucket_mb, group_->size(), c.train.accum_steps,
+                   c.data.batch_tokens);
+    }
     if (ck_.state.lr_base > 0) {
       schedule_.base_ = ck_.state.lr_base;
       schedule_.bad_count_ = static_cast<int>(ck_.state.lr_bad_count);
@@ -64,17 +113,29 @@ class Trainer {
   }
 
   void resume_optimizer(const std::string& path) { load_optimizer_state(path, *optimizer_, device_); }
+  /// The training corpus, memory-mapped from its token file in model_dir, which rank 0 builds
+  /// when it is missing (the other ranks wait).
+  void open_training_corpus();
   void run();
 
  private:
+  bool is_main() const { return !group_ || group_->rank() == 0; }
+  int rank() const { return group_ ? group_->rank() : 0; }
+  int world() const { return group_ ? group_->size() : 1; }
+  /// True on every rank when any rank asks to stop (all ranks must call it at the same point).
+  bool any_rank(bool flag);
+  /// Rank 0's training state after its validation, copied to every other rank.
+  void share_validation_outcome(std::string& why);
   bool out_of_time() const {
     const double budget = ck_.config.train.max_time * 60.0;
     return budget > 0 && elapsed() >= budget;
   }
   double elapsed() const { return elapsed_before_ + seconds_since(start_); }
   void update(const std::vector<std::vector<size_t>>& batches, size_t first, size_t count);
-  /// Validates and writes checkpoints; returns why training must stop, or "" to go on.
+  /// Validates and writes checkpoints (rank 0; the others wait for its outcome); returns why
+  /// training must stop, or "" to go on.
   std::string validate_and_save();
+  std::string validate_on_main();
   void save(const std::string& name);
   std::string eta(int64_t batches_per_epoch) const;
 
@@ -82,7 +143,10 @@ class Trainer {
   c10::Device device_;
   LrSchedule schedule_;
   std::unique_ptr<torch::optim::Adam> optimizer_;
-  std::vector<data::Example> train_;
+  std::unique_ptr<ProcessGroup> group_;  ///< null in single-process training
+  std::unique_ptr<GradientReducer> reducer_;
+  double comm_seconds_ = 0;              ///< exposed all-reduce time since the last log line
+  std::optional<data::TokenCorpus> train_;
   ValidationSet valid_;
   Clock::time_point start_ = Clock::now();
   double elapsed_before_ = 0;  ///< training time of earlier runs (resume)
@@ -95,16 +159,56 @@ class Trainer {
 void Trainer::update(const std::vector<std::vector<size_t>>& batches, size_t first, size_t count) {
   std::vector<data::Batch> update_batches;
   for (size_t i = first; i < first + count; ++i) {
+    std::vector<data::Example> rows;
+    for (size_t r : batches[i]) rows.push_back(train_->example(r));
     std::vector<const data::Example*> examples;
-    for (size_t r : batches[i]) examples.push_back(&train_[r]);
+    for (const auto& e : rows) examples.push_back(&e);
     update_batches.push_back(data::make_batch(examples, device_));
   }
+  std::optional<DataParallel> parallel;
+  if (group_) parallel.emplace(DataParallel{*group_, *reducer_});
   auto stats = train_update(*ck_.model, *optimizer_, update_batches, ck_.config.train,
-                            schedule_.rate(ck_.state.step + 1));
+                            schedule_.rate(ck_.state.step + 1), parallel ? &*parallel : nullptr);
+  if (reducer_) comm_seconds_ += reducer_->take_wait_seconds();
   ++ck_.state.step;
   log_loss_ += stats.loss;
   log_nll_ += stats.nll;
-  log_tokens_ += stats.tgt_tokens;
+  log_tokens_ += stats.update_tgt_tokens;
+}
+
+void Trainer::open_training_corpus() {
+  const auto& d = ck_.config.data;
+  const auto path = is_main() ? ensure_token_file(ck_.config, ck_.src_vocab, ck_.tgt_vocab) : std::string();
+  if (group_) group_->barrier();
+  train_.emplace(is_main() ? path : (fs::path(ck_.config.train.model_dir) /
+                                     data::token_file_name(d.train_src, d.train_tgt, ck_.src_vocab, ck_.tgt_vocab,
+                                                           d.max_len)).string(),
+                 ck_.src_vocab.size(), ck_.tgt_vocab.size());
+  if (train_->empty()) throw std::runtime_error(d.train_src + ": no usable training pair");
+}
+
+bool Trainer::any_rank(bool flag) {
+  if (!group_) return flag;
+  auto t = torch::tensor({flag ? 1.0 : 0.0}, torch::kFloat64);
+  group_->all_reduce_sum(t);
+  return t.item<double>() > 0;
+}
+
+void Trainer::share_validation_outcome(std::string& why) {
+  if (!group_) return;
+  auto& s = ck_.state;
+  auto t = torch::tensor({why.empty() ? 0.0 : 1.0, schedule_.base_, static_cast<double>(schedule_.bad_count_),
+                          s.best_metric, static_cast<double>(s.best_step), static_cast<double>(s.bad_validations)},
+                         torch::kFloat64);
+  group_->broadcast({t});
+  if (is_main()) return;
+  auto v = t.accessor<double, 1>();
+  if (v[0] > 0) why = "stopped by rank 0";
+  schedule_.base_ = v[1];
+  schedule_.bad_count_ = static_cast<int>(v[2]);
+  s.best_metric = v[3];
+  s.best_step = static_cast<int64_t>(v[4]);
+  s.bad_validations = static_cast<int64_t>(v[5]);
 }
 
 std::string Trainer::eta(int64_t batches_per_epoch) const {
@@ -114,13 +218,15 @@ std::string Trainer::eta(int64_t batches_per_epoch) const {
   double remaining = 1e18;
   if (c.max_time > 0) remaining = std::min(remaining, c.max_time * 60.0 - elapsed());
   if (c.max_steps > 0) remaining = std::min(remaining, (c.max_steps - s.step) * per_step);
-  const int64_t steps_per_epoch = std::max<int64_t>(1, batches_per_epoch / c.accum_steps);
-  const int64_t left = (c.max_epochs - s.epoch) * steps_per_epoch + steps_per_epoch - s.batch_in_epoch / c.accum_steps;
+  const int64_t per_update = static_cast<int64_t>(c.accum_steps) * world();
+  const int64_t steps_per_epoch = std::max<int64_t>(1, batches_per_epoch / per_update);
+  const int64_t left = (c.max_epochs - s.epoch) * steps_per_epoch + steps_per_epoch - s.batch_in_epoch / per_update;
   remaining = std::min(remaining, left * per_step);
   return hms(remaining);
 }
 
 void Trainer::save(const std::string& name) {
+  if (!is_main()) return;  // rank 0 writes the checkpoints
   ck_.state.lr_base = schedule_.base_;
   ck_.state.lr_bad_count = schedule_.bad_count_;
   ck_.state.elapsed_seconds = elapsed();
@@ -128,6 +234,13 @@ void Trainer::save(const std::string& name) {
 }
 
 std::string Trainer::validate_and_save() {
+  std::string why;
+  if (is_main()) why = validate_on_main();
+  share_validation_outcome(why);
+  return why;
+}
+
+std::string Trainer::validate_on_main() {
   const auto& c = ck_.config;
   auto t0 = Clock::now();
   const bool with_bleu = c.train.stop_metric == StopMetric::Bleu;
@@ -182,25 +295,39 @@ void Trainer::run() {
   bool stop = false;
   std::string reason = "maximum epochs reached";
   for (; s.epoch <= c.max_epochs && !stop; ++s.epoch, s.batch_in_epoch = 0) {
-    auto batches = data::make_token_batches(train_, ck_.config.data.batch_tokens, true, c.seed + s.epoch);
+    // Every rank builds the same batch list; an update takes the next accum_steps x world
+    // batches, accum_steps for each rank (fewer, or none, at the epoch's end).
+    auto batches = data::make_token_batches(train_->lengths(), ck_.config.data.batch_tokens, true, c.seed + s.epoch);
     const size_t accum = static_cast<size_t>(c.accum_steps);
     while (static_cast<size_t>(s.batch_in_epoch) < batches.size()) {
       const size_t first = s.batch_in_epoch;
-      const size_t count = std::min(accum, batches.size() - first);
-      update(batches, first, count);
+      const size_t count = std::min(accum * world(), batches.size() - first);
+      const size_t mine = std::min(first + count, first + accum * rank());
+      update(batches, mine, std::min(accum, first + count - mine));
       s.batch_in_epoch += static_cast<int64_t>(count);
       if (s.step % c.log_every == 0) {
         const double dt = seconds_since(log_start_);
-        spdlog::info("step {} epoch {} loss {:.3f} ppl {:.2f} lr {:.3g} {:.0f} tgt tok/s elapsed {} ETA {}",
+        if (group_) {
+          auto sums = torch::tensor({log_loss_, log_nll_}, torch::kFloat64);
+          group_->all_reduce_sum(sums);
+          log_loss_ = sums[0].item<double>();
+          log_nll_ = sums[1].item<double>();
+        }
+        spdlog::info("step {} epoch {} loss {:.3f} ppl {:.2f} lr {:.3g} {:.0f} tgt tok/s elapsed {} ETA {}{}",
                      s.step, s.epoch, log_loss_ / std::max<int64_t>(1, log_tokens_),
                      std::exp(log_nll_ / std::max<int64_t>(1, log_tokens_)), schedule_.rate(s.step),
-                     log_tokens_ / std::max(dt, 1e-9), hms(elapsed()), eta(batches.size()));
+                     log_tokens_ / std::max(dt, 1e-9), hms(elapsed()), eta(batches.size()),
+                     group_ ? fmt::format(" | {} processes, {:.0f} tgt tokens/update, all-reduce wait {:.1f} "
+                                          "ms/update ({:.1f}%)", world(), static_cast<double>(log_tokens_) / c.log_every,
+                                          1e3 * comm_seconds_ / c.log_every, 100 * comm_seconds_ / std::max(dt, 1e-9))
+                            : "");
+        comm_seconds_ = 0;
         log_loss_ = log_nll_ = 0;
         log_tokens_ = 0;
         log_start_ = Clock::now();
       }
       if (c.max_steps > 0 && s.step >= c.max_steps) { stop = true; reason = "maximum steps reached"; }
-      if (out_of_time()) { stop = true; reason = "time budget (train.max_time) reached"; }
+      if (any_rank(out_of_time())) { stop = true; reason = "time budget (train.max_time) reached"; }
       if (stop || s.step % c.valid_every == 0) {
         last_validated = s.step;
         if (auto why = validate_and_save(); !why.empty() && !stop) { stop = true; reason = why; }
@@ -226,37 +353,68 @@ void Trainer::run() {
 
 }  // namespace
 
-void train_new(const Config& config) {
+namespace {
+
+/// Joins the training group described by `env`, or returns null for single-process training.
+std::unique_ptr<ProcessGroup> join(const DistributedEnv& env, c10::Device device, const TrainConfig& c) {
+  if (!env.active()) return nullptr;
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(c.dist_timeout * 1000));
+  return std::make_unique<ProcessGroup>(env, device, timeout);
+}
+
+}  // namespace
+
+void train_new(const Config& config, const DistributedEnv& env) {
   const fs::path dir = config.train.model_dir;
-  for (const char* name : {"last.pt", "best.pt"})
-    if (fs::exists(dir / name))
-      throw std::runtime_error(config.train.model_dir + " already holds a checkpoint (" + name +
-                               "): continue it with `nmt train --resume " + config.train.model_dir +
-                               "` or choose another train.model_dir");
-  fs::create_directories(dir);
-  write_file_atomic((dir / "config.yaml").string(), to_yaml(config));
   const auto device = resolve_device(config.train.device);
+  auto group = join(env, device, config.train);
+  const bool main = !group || group->rank() == 0;
+  const bool prepared = prepared_for(dir, config);  // SentencePiece models from `nmt preprocess`
+  if (main) {
+    for (const char* name : {"last.pt", "best.pt"})
+      if (fs::exists(dir / name))
+        throw std::runtime_error(config.train.model_dir + " already holds a checkpoint (" + name +
+                                 "): continue it with `nmt train --resume " + config.train.model_dir +
+                                 "` or choose another train.model_dir");
+    fs::create_directories(dir);
+    write_file_atomic((dir / "config.yaml").string(), to_yaml(config));
+  }
   torch::manual_seed(config.train.seed);
   Checkpoint ck;
   ck.config = config;
-  std::tie(ck.src_vocab, ck.tgt_vocab) = prepare_vocabs(config, config.train.model_dir, "spm", /*reuse=*/false);
+  // Rank 0 trains the SentencePiece models; the others then load them.
+  if (main) std::tie(ck.src_vocab, ck.tgt_vocab) = prepare_vocabs(config, config.train.model_dir, "spm", prepared);
+  if (group) group->barrier();
+  if (!main) std::tie(ck.src_vocab, ck.tgt_vocab) = prepare_vocabs(config, config.train.model_dir, "spm", true);
   ck.model = models::make_model(config.model, ck.src_vocab.size(), ck.tgt_vocab.size());
   ck.model->to(device);
   ck.state.lr_base = config.train.lr;
-  Trainer trainer(std::move(ck), device);
+  Trainer trainer(std::move(ck), device, std::move(group));
   trainer.run();
 }
 
-void resume_training(Checkpoint ck, const std::string& model_dir) {
+void preprocess(const Config& config) {
+  const fs::path dir = config.train.model_dir;
+  fs::create_directories(dir);
+  write_file_atomic((dir / "config.yaml").string(), to_yaml(config));
+  const auto [src, tgt] = prepare_vocabs(config, config.train.model_dir, "spm", /*reuse=*/true);
+  const auto path = ensure_token_file(config, src, tgt);
+  spdlog::info("preprocessed into {}: `nmt train` with the same config (train.model_dir {}) reuses it",
+               path, config.train.model_dir);
+}
+
+void resume_training(Checkpoint ck, const std::string& model_dir, const DistributedEnv& env) {
   const std::string path = (fs::path(model_dir) / "last.pt").string();
   ck.config.train.model_dir = model_dir;
   const auto device = resolve_device(ck.config.train.device);
+  auto group = join(env, device, ck.config.train);
   ck.model->to(device);
-  write_file_atomic((fs::path(model_dir) / "config.yaml").string(), to_yaml(ck.config));
+  if (!group || group->rank() == 0)
+    write_file_atomic((fs::path(model_dir) / "config.yaml").string(), to_yaml(ck.config));
   spdlog::info("resuming {} at step {}, epoch {} (batch {})", model_dir, ck.state.step, ck.state.epoch,
                ck.state.batch_in_epoch);
   torch::manual_seed(ck.config.train.seed + static_cast<uint64_t>(ck.state.step));
-  Trainer trainer(std::move(ck), device);
+  Trainer trainer(std::move(ck), device, std::move(group));
   trainer.resume_optimizer(path);
   trainer.run();
 }

@@ -61,18 +61,31 @@ std::unique_ptr<torch::optim::Adam> make_optimizer(models::Seq2SeqImpl& model, c
 }
 
 UpdateStats train_update(models::Seq2SeqImpl& model, torch::optim::Adam& optimizer,
-                         const std::vector<data::Batch>& batches, const TrainConfig& c, double lr) {
+                         const std::vector<data::Batch>& batches, const TrainConfig& c, double lr,
+                         DataParallel* parallel) {
   UpdateStats stats;
   optimizer.zero_grad();
-  const double count = static_cast<double>(batches.size());
-  for (const auto& batch : batches) {
+  for (const auto& batch : batches) stats.tgt_tokens += batch.num_tgt_tokens;
+  stats.update_tgt_tokens = stats.tgt_tokens;
+  if (parallel) {
+    auto count = torch::tensor({static_cast<double>(stats.tgt_tokens)}, torch::kFloat64);
+    parallel->group.all_reduce_sum(count);
+    stats.update_tgt_tokens = static_cast<int64_t>(count.item<double>());
+  }
+  const double tokens = static_cast<double>(std::max<int64_t>(1, stats.update_tgt_tokens));
+  for (size_t i = 0; i < batches.size(); ++i) {
+    const auto& batch = batches[i];
     auto out = model.forward(batch);
     auto loss = token_loss(out, batch.tgt_out, c.label_smoothing);
     auto total = out.aux_loss.defined() ? loss.loss + out.aux_loss : loss.loss;
-    (total / (static_cast<double>(batch.num_tgt_tokens) * count)).backward();
+    if (parallel && i + 1 == batches.size()) parallel->reducer.prepare();
+    (total / tokens).backward();
     stats.loss += loss.loss.item<double>();
     stats.nll += loss.nll.item<double>();
-    stats.tgt_tokens += batch.num_tgt_tokens;
+  }
+  if (parallel) {
+    if (batches.empty()) parallel->reducer.prepare();
+    parallel->reducer.finish();
   }
   if (c.clip_norm > 0) torch::nn::utils::clip_grad_norm_(model.parameters(), c.clip_norm);
   for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);

@@ -139,7 +139,7 @@ TEST(TokenBatches, SameSeedSameBatchesDifferentSeedDifferent) {
   EXPECT_NE(a, c);
   EXPECT_EQ(make_token_batches(ex, 300, false, 1), make_token_batches(ex, 300, false, 2));
   EXPECT_THROW(make_token_batches(ex, 0, true, 1), std::invalid_argument);
-  EXPECT_TRUE(make_token_batches({}, 100, true, 1).empty());
+  EXPECT_TRUE(make_token_batches(std::vector<Example>{}, 100, true, 1).empty());
 }
 
 TEST(SentenceBatches, RestoreInputOrderAndRespectLimits) {

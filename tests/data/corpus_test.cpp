@@ -1,4 +1,6 @@
 #include "nmt/data/corpus.h"
+#include "nmt/data/batching.h"
+#include "nmt/data/token_file.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -142,4 +144,77 @@ TEST_F(CorpusTest, ToyCorpusIsAligned) {
   const auto valid = read_parallel(root + "/data/toy/valid.de", root + "/data/toy/valid.en");
   EXPECT_GE(train.size(), 40u);
   EXPECT_GE(valid.size(), 5u);
+}
+
+// The memory-mapped token file holds exactly the pairs encode_corpus() keeps, built in several
+// chunks, and gives the same batches.
+TEST_F(CorpusTest, TokenFileHoldsWhatEncodeCorpusKeeps) {
+  const auto vocab = toy_vocab();
+  const std::string root = NMT_SOURCE_DIR;
+  auto text = read_parallel(root + "/data/toy/train.de", root + "/data/toy/train.en");
+  text.src[3] = "   ";  // an empty pair
+  for (int k = 0; k < 4; ++k) text.tgt[7] += " " + text.tgt[7];  // 16 sentences: too long for max_len 40
+  const auto src = write("train.de", [&] { std::string t; for (auto& l : text.src) t += l + "\n"; return t; }());
+  const auto tgt = write("train.en", [&] { std::string t; for (auto& l : text.tgt) t += l + "\n"; return t; }());
+  FilterStats expected_stats;
+  const auto expected = encode_corpus(read_parallel(src, tgt), vocab, vocab, 40, &expected_stats);
+  const auto path = (dir_ / "corpus.tok").string();
+  const auto stats = build_token_file(src, tgt, vocab, vocab, 40, path, /*chunk_lines=*/7);
+  EXPECT_EQ(stats.kept, expected_stats.kept);
+  EXPECT_EQ(stats.empty, 1u);
+  EXPECT_EQ(stats.too_long, 1u);
+  EXPECT_EQ(stats.total, text.size());
+  TokenCorpus corpus(path, vocab.size(), vocab.size());
+  ASSERT_EQ(corpus.size(), expected.size());
+  for (size_t i = 0; i < corpus.size(); ++i) {
+    const auto e = corpus.example(i);
+    EXPECT_EQ(e.src, expected[i].src) << i;
+    EXPECT_EQ(e.tgt, expected[i].tgt) << i;
+    EXPECT_EQ(e.index, expected[i].index) << i;
+  }
+  EXPECT_EQ(make_token_batches(corpus.lengths(), 60, true, 5), make_token_batches(expected, 60, true, 5));
+  EXPECT_FALSE(fs::exists(path + ".tmp." + std::to_string(::getpid())));
+}
+
+TEST_F(CorpusTest, DamagedTokenFileIsAClearError) {
+  const auto vocab = toy_vocab();
+  const std::string root = NMT_SOURCE_DIR;
+  const auto path = (dir_ / "corpus.tok").string();
+  build_token_file(root + "/data/toy/train.de", root + "/data/toy/train.en", vocab, vocab, 0, path);
+  const auto bytes = [&] { std::ifstream in(path, std::ios::binary); return std::string(std::istreambuf_iterator<char>(in), {}); }();
+  auto damaged = [&](const std::string& content) {
+    const auto p = write("damaged.tok", content);
+    return what_of([&] { TokenCorpus(p, vocab.size(), vocab.size()); });
+  };
+  EXPECT_NE(damaged(bytes.substr(0, bytes.size() - 5)).find("damaged.tok: not a valid nmt token file"), std::string::npos);
+  EXPECT_NE(damaged(bytes.substr(0, 10)).find("shorter than its header"), std::string::npos);
+  std::string magic = bytes;
+  magic[0] = 'X';
+  EXPECT_NE(damaged(magic).find("wrong magic"), std::string::npos);
+  const auto small = what_of([&] { TokenCorpus(path, 3, 3); });  // ids beyond a 3-piece vocabulary
+  EXPECT_NE(small.find("outside the vocabulary"), std::string::npos) << small;
+  EXPECT_NE(what_of([&] { TokenCorpus((dir_ / "none.tok").string(), 5, 5); }).find("none.tok"), std::string::npos);
+}
+
+TEST_F(CorpusTest, TokenFileNeedsAlignedFilesAndValidText) {
+  const auto vocab = toy_vocab();
+  const auto a = write("a.de", "eins\nzwei\ndrei\n"), b = write("b.en", "one\ntwo\n");
+  const auto msg = what_of([&] { build_token_file(a, b, vocab, vocab, 0, (dir_ / "x.tok").string()); });
+  EXPECT_NE(msg.find(a), std::string::npos) << msg;
+  EXPECT_NE(msg.find(b), std::string::npos) << msg;
+  EXPECT_FALSE(fs::exists(dir_ / "x.tok"));
+  const auto bad = write("bad.en", "one\ntw\xFFo\nthree\n");
+  const auto utf8 = what_of([&] { build_token_file(a, bad, vocab, vocab, 0, (dir_ / "x.tok").string()); });
+  EXPECT_NE(utf8.find(bad + ":2: invalid UTF-8"), std::string::npos) << utf8;
+}
+
+TEST_F(CorpusTest, TokenFileNameFollowsItsInputs) {
+  const auto vocab = toy_vocab();
+  const auto a = write("a.de", "eins\n"), b = write("b.en", "one\n");
+  const auto name = token_file_name(a, b, vocab, vocab, 100);
+  EXPECT_EQ(token_file_name(a, b, vocab, vocab, 100), name);
+  EXPECT_NE(token_file_name(a, b, vocab, vocab, 50), name);
+  EXPECT_NE(token_file_name(b, a, vocab, vocab, 100), name);
+  write("b.en", "one two\n");  // a changed corpus (size and time)
+  EXPECT_NE(token_file_name(a, b, vocab, vocab, 100), name);
 }

@@ -6,6 +6,8 @@
 namespace nmt::cli {
 
 void setup_train(CLI::App& app);
+/// `nmt preprocess -c CONFIG`: SentencePiece models and the binary training corpus, ahead of training.
+void setup_preprocess(CLI::App& app);
 void setup_translate(CLI::App& app);
 void setup_align(CLI::App& app);
 /// Sets up logging to stderr; `verbose` adds debug messages.

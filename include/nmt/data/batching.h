@@ -6,6 +6,7 @@
 /// target ids + 1 (BOS .. for tgt_in, .. EOS for tgt_out).
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include <c10/core/Device.h>
@@ -40,6 +41,10 @@ Batch make_source_batch(const std::vector<std::vector<int64_t>>& sentences,
 std::vector<std::vector<size_t>> make_token_batches(const std::vector<Example>& examples,
                                                     int64_t max_tokens, bool shuffle,
                                                     uint64_t seed);
+
+/// The same from each example's (source length, target length) alone (a memory-mapped corpus).
+std::vector<std::vector<size_t>> make_token_batches(const std::vector<std::pair<uint32_t, uint32_t>>& lengths,
+                                                    int64_t max_tokens, bool shuffle, uint64_t seed);
 
 /// Batches for translation/validation, as lists of positions into `src_sentences`. Sentences are
 /// sorted by source length, longest first (stable: equal lengths keep input order), and cut so

@@ -2,6 +2,7 @@
 /// @file corpus.h
 /// Reading line-aligned parallel text and encoding it into Examples.
 #include <cstddef>
+#include <fstream>
 #include <istream>
 #include <string>
 #include <vector>
@@ -20,6 +21,22 @@ std::vector<std::string> read_lines(const std::string& path);
 
 /// The same for a stream (e.g. std::cin); `origin` names it in error messages.
 std::vector<std::string> read_lines(std::istream& in, const std::string& origin);
+
+/// read_lines() one line at a time, for files too large to hold in memory.
+class LineReader {
+ public:
+  /// Throws std::runtime_error naming the file when it is missing, unreadable or a directory.
+  explicit LineReader(const std::string& path);
+  /// The next line into `line` (read_lines()'s rules); false at the end. Throws
+  /// std::runtime_error naming the file and line number for invalid UTF-8 or a read error.
+  bool next(std::string& line);
+  size_t lines_read() const { return count_; }
+
+ private:
+  std::ifstream in_;
+  std::string path_;
+  size_t count_ = 0;
+};
 
 /// Two line-aligned files: src[i] translates to tgt[i].
 struct ParallelText {
@@ -41,6 +58,11 @@ struct FilterStats {
   size_t empty = 0;     ///< dropped: a side is empty after trimming (or encodes to no token)
   size_t too_long = 0;  ///< dropped: a side has more than max_len subword tokens
 };
+
+/// Whether encode_corpus() keeps an encoded pair (raw text and ids), and if not, why.
+enum class PairFilter { Keep, Empty, TooLong };
+PairFilter filter_pair(const std::string& src, const std::string& tgt, const std::vector<int64_t>& src_ids,
+                       const std::vector<int64_t>& tgt_ids, int max_len);
 
 /// Encodes every pair (src with src_vocab, tgt with tgt_vocab; no BOS/EOS) and drops pairs where
 /// either side is empty or longer than `max_len` subword tokens (max_len <= 0: no limit).

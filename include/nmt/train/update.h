@@ -14,6 +14,7 @@
 #include "nmt/data/batch.h"
 #include "nmt/data/vocab.h"
 #include "nmt/models/seq2seq.h"
+#include "nmt/train/distributed.h"
 
 namespace nmt::train {
 
@@ -28,18 +29,30 @@ std::pair<data::Vocab, data::Vocab> prepare_vocabs(const Config& config, const s
 /// Adam (Kingma & Ba 2015) over the model's parameters with train.lr, beta1/beta2, weight_decay.
 std::unique_ptr<torch::optim::Adam> make_optimizer(models::Seq2SeqImpl& model, const TrainConfig& config);
 
-/// Sums over the batches of one update.
+/// Sums over this process's batches of one update.
 struct UpdateStats {
   double loss = 0;         ///< label-smoothed cross-entropy, nats (auxiliary losses excluded)
   double nll = 0;          ///< −log p(y_t), nats
   int64_t tgt_tokens = 0;  ///< non-pad target tokens
+  int64_t update_tgt_tokens = 0;  ///< target tokens of the whole update, over all ranks
+};
+
+/// This rank's share of a data-parallel update: its group and the reducer over the model's
+/// parameters.
+struct DataParallel {
+  ProcessGroup& group;
+  GradientReducer& reducer;
 };
 
 /// One optimiser update over `batches` (train.accum_steps of them, or fewer at an epoch's end):
-/// each batch's loss (label-smoothed cross-entropy + the model's aux_loss) divided by its target
-/// tokens and by the number of batches is back-propagated, the gradient L2 norm is clipped to
-/// train.clip_norm (0 = off), and Adam steps with learning rate `lr`.
+/// the summed loss (label-smoothed cross-entropy + the model's aux_loss) of every batch divided
+/// by the update's target-token count is back-propagated, the gradient L2 norm is clipped to
+/// train.clip_norm (0 = off), and Adam steps with learning rate `lr`. With `parallel`, the token
+/// count and the gradients are summed over the ranks (each with its own `batches`, possibly
+/// none), so N ranks make exactly the update of one process accumulating their N shares.
+/// Throws DistributedError when a rank is lost.
 UpdateStats train_update(models::Seq2SeqImpl& model, torch::optim::Adam& optimizer,
-                         const std::vector<data::Batch>& batches, const TrainConfig& config, double lr);
+                         const std::vector<data::Batch>& batches, const TrainConfig& config, double lr,
+                         DataParallel* parallel = nullptr);
 
 }  // namespace nmt::train
