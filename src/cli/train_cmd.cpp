@@ -9,6 +9,7 @@
 #include "nmt/config.h"
 #include "nmt/runtime.h"
 #include "nmt/train/checkpoint.h"
+#include "nmt/train/run_guard.h"
 #include "nmt/train/trainer.h"
 
 namespace nmt::cli {
@@ -28,23 +29,37 @@ void log_to_model_dir(const std::string& model_dir) {
   spdlog::default_logger()->sinks().push_back(file);
 }
 
-void run_train(const TrainOptions& o) {
+/// Takes the model directory's lock, logs to it and removes what killed runs left there.
+std::unique_ptr<train::RunLock> claim_model_dir(const std::string& model_dir) {
+  auto lock = std::make_unique<train::RunLock>(model_dir);
+  log_to_model_dir(model_dir);
+  train::remove_stale_temporaries(model_dir);
+  return lock;
+}
+
+void train_or_resume(const TrainOptions& o) {
   if (!o.resume_dir.empty()) {
     if (!o.config_file.empty()) throw std::runtime_error("--resume takes the config stored in the model directory; drop -c");
+    auto lock = claim_model_dir(o.resume_dir);
     auto ck = train::load_checkpoint((std::filesystem::path(o.resume_dir) / "last.pt").string(),
                                      c10::Device(c10::kCPU));
     apply_overrides(ck.config, o.overrides);
-    log_to_model_dir(o.resume_dir);
     setup_threads(ck.config.train.threads);
     train::resume_training(std::move(ck), o.resume_dir);
     return;
   }
   Config config = o.config_file.empty() ? default_config() : load_config(o.config_file);
   apply_overrides(config, o.overrides);
+  auto lock = claim_model_dir(config.train.model_dir);
   if (o.config_file.empty()) spdlog::info("no -c given: using the built-in Multi30k RNN config");
-  log_to_model_dir(config.train.model_dir);
   spdlog::info("{} threads; config:\n{}", setup_threads(config.train.threads), to_yaml(config));
   train::train_new(config);
+}
+
+void run_train(const TrainOptions& o) {
+  train::install_stop_handlers();
+  train_or_resume(o);  // releases the lock before the program ends
+  if (const int sig = train::stop_signal()) throw ExitStatus{128 + sig};
 }
 
 }  // namespace

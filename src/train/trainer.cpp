@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <filesystem>
 
@@ -12,6 +13,7 @@
 #include "nmt/data/corpus.h"
 #include "nmt/runtime.h"
 #include "nmt/train/checkpoint.h"
+#include "nmt/train/run_guard.h"
 #include "nmt/train/schedule.h"
 #include "nmt/train/update.h"
 #include "nmt/train/validate.h"
@@ -73,8 +75,9 @@ class Trainer {
   }
   double elapsed() const { return elapsed_before_ + seconds_since(start_); }
   void update(const std::vector<std::vector<size_t>>& batches, size_t first, size_t count);
-  /// Validates and writes checkpoints; returns why training must stop, or "" to go on.
-  std::string validate_and_save();
+  /// Validates and writes checkpoints (last.pt only when `save_last`); returns why training must
+  /// stop, or "" to go on.
+  std::string validate_and_save(bool save_last = true);
   void save(const std::string& name);
   std::string eta(int64_t batches_per_epoch) const;
 
@@ -124,10 +127,11 @@ void Trainer::save(const std::string& name) {
   ck_.state.lr_base = schedule_.base_;
   ck_.state.lr_bad_count = schedule_.bad_count_;
   ck_.state.elapsed_seconds = elapsed();
+  capture_generators(ck_.state);  // resume continues with the very same random numbers
   save_checkpoint((fs::path(ck_.config.train.model_dir) / name).string(), ck_, optimizer_.get());
 }
 
-std::string Trainer::validate_and_save() {
+std::string Trainer::validate_and_save(bool save_last) {
   const auto& c = ck_.config;
   auto t0 = Clock::now();
   const bool with_bleu = c.train.stop_metric == StopMetric::Bleu;
@@ -139,6 +143,7 @@ std::string Trainer::validate_and_save() {
   auto shown = [&](double m) { return with_bleu ? m : -m; };
   const char* metric_name = with_bleu ? "BLEU" : c.train.stop_metric == StopMetric::Elbo ? "ELBO ppl bound" : "ppl";
   auto& s = ck_.state;
+  s.validated_step = s.step;
   const bool improved = metric > s.best_metric;
   if (improved) {
     s.best_metric = metric;
@@ -163,7 +168,7 @@ std::string Trainer::validate_and_save() {
                improved ? " *best*" : fmt::format(" (best {} {:.2f} at step {})", metric_name,
                                                  shown(s.best_metric), s.best_step));
   if (improved) save("best.pt");
-  save("last.pt");
+  if (save_last) save("last.pt");
   if (c.train.target_ppl > 0 && r.perplexity <= c.train.target_ppl)
     return fmt::format("target perplexity reached ({:.3f} <= train.target_ppl {})", r.perplexity, c.train.target_ppl);
   if (s.bad_validations >= c.train.patience) return "early stopping (patience)";
@@ -176,11 +181,13 @@ void Trainer::run() {
   ck_.model->train();
   start_ = log_start_ = Clock::now();
   elapsed_before_ = s.elapsed_seconds;
-  // last.pt is written after validations and every train.save_every updates; a run resumed at a
-  // validated step does not validate it again.
-  int64_t last_validated = s.step > 0 ? s.step : -1;
+  // last.pt is written after validations, every train.save_every updates and when the run
+  // stops; a run resumed at a validated step does not validate it again.
   bool stop = false;
   std::string reason = "maximum epochs reached";
+  // Stopped (signal, max_steps) at a regular validation step before validating: validate now.
+  if (s.step > 0 && s.validated_step != s.step && s.step % c.valid_every == 0)
+    if (auto why = validate_and_save(); !why.empty()) { stop = true; reason = why; }
   for (; s.epoch <= c.max_epochs && !stop; ++s.epoch, s.batch_in_epoch = 0) {
     auto batches = data::make_token_batches(train_, ck_.config.data.batch_tokens, true, c.seed + s.epoch);
     const size_t accum = static_cast<size_t>(c.accum_steps);
@@ -201,16 +208,25 @@ void Trainer::run() {
       }
       if (c.max_steps > 0 && s.step >= c.max_steps) { stop = true; reason = "maximum steps reached"; }
       if (out_of_time()) { stop = true; reason = "time budget (train.max_time) reached"; }
-      if (stop || s.step % c.valid_every == 0) {
-        last_validated = s.step;
+      if (const int sig = stop_signal()) {
+        save("last.pt");
+        spdlog::warn("{} received: interrupted at step {}; resume with: nmt train --resume {}",
+                     sig == SIGINT ? "SIGINT" : "SIGTERM", s.step, c.model_dir);
+        return;
+      }
+      if (s.step % c.valid_every == 0) {
         if (auto why = validate_and_save(); !why.empty() && !stop) { stop = true; reason = why; }
+      } else if (stop) {
+        // A last validation (for best.pt) that a longer run would not make: last.pt is written
+        // before it, so a resumed run does not see its effect on patience or the schedule.
+        save("last.pt");
+        validate_and_save(/*save_last=*/false);
       } else if (c.save_every > 0 && s.step % c.save_every == 0) {
         save("last.pt");  // resumable between validations (--resume continues at this batch)
       }
       if (stop) break;
     }
-    if (!stop && last_validated != s.step) {
-      last_validated = s.step;
+    if (!stop && s.validated_step != s.step) {
       if (auto why = validate_and_save(); !why.empty() && !stop) { stop = true; reason = why; }
     }
     if (stop) break;
@@ -255,9 +271,15 @@ void resume_training(Checkpoint ck, const std::string& model_dir) {
   write_file_atomic((fs::path(model_dir) / "config.yaml").string(), to_yaml(ck.config));
   spdlog::info("resuming {} at step {}, epoch {} (batch {})", model_dir, ck.state.step, ck.state.epoch,
                ck.state.batch_in_epoch);
-  torch::manual_seed(ck.config.train.seed + static_cast<uint64_t>(ck.state.step));
+  const TrainingState saved = ck.state;
+  const uint64_t seed = ck.config.train.seed;
   Trainer trainer(std::move(ck), device);
   trainer.resume_optimizer(path);
+  if (!restore_generators(saved)) {  // a format-1 checkpoint: no generator state stored
+    spdlog::warn("{} holds no random generator state (written by an older nmt): the resumed run reseeds and "
+                 "will not repeat the uninterrupted one exactly", path);
+    torch::manual_seed(seed + static_cast<uint64_t>(saved.step));
+  }
   trainer.run();
 }
 
