@@ -18,6 +18,7 @@ PACKAGES=(
   libcairo2-dev fonts-dejavu-core   # attention pictures (translate --attention-out, nmt align)
   libgtest-dev
   hyperfine               # benchmarks
+  clang-14 libclang-rt-14-dev   # libFuzzer targets (scripts/fuzz.sh); the build itself uses g++
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
