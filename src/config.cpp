@@ -12,6 +12,13 @@
 namespace nmt {
 namespace {
 
+/// A YAML map key as a name; a key that is not a plain scalar (e.g. `? {a: 1}`) is a ConfigError.
+std::string key_name(const YAML::Node& key, const std::string& origin, const std::string& where) {
+  if (!key.IsScalar()) throw ConfigError(origin + ": a key " + where + " is not a plain name (line " +
+                                         std::to_string(key.Mark().line + 1) + ")");
+  return key.Scalar();
+}
+
 // ---- enum names, one table each ------------------------------------------------------------
 template <class E> using Names = std::vector<std::pair<const char*, E>>;
 const Names<ModelType> kModelTypes{
@@ -110,7 +117,7 @@ class Reader {
   /// After visiting: every key in the YAML map must be a known field.
   void reject_unknown() const {
     for (auto it = node_.begin(); it != node_.end(); ++it) {
-      std::string k = it->first.as<std::string>();
+      const std::string k = key_name(it->first, origin_, "in section '" + section_ + "'");
       if (!seen_.count(k)) {
         std::string known;
         for (auto& s : seen_) known += (known.empty() ? "" : ", ") + s;
@@ -182,7 +189,7 @@ void read_into(Config& config, const YAML::Node& root, const std::string& origin
     r.reject_unknown();
   });
   for (auto it = root.begin(); it != root.end(); ++it) {
-    std::string k = it->first.as<std::string>();
+    const std::string k = key_name(it->first, origin, "at the top level");
     if (!sections.count(k))
       throw ConfigError(origin + ": unknown section '" + k + "' (expected data, model, train, search)");
   }

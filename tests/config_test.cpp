@@ -51,6 +51,15 @@ TEST(Config, UnknownSectionIsAnError) {
   EXPECT_NE(msg.find("unknown section 'modle'"), std::string::npos) << msg;
 }
 
+// Found by tests/fuzz/fuzz_config.cpp: a key that is itself a map escaped as a yaml-cpp
+// exception (uncaught in the fuzzer, and a message naming neither file nor key).
+TEST(Config, AKeyThatIsNotANameIsAConfigError) {
+  auto msg = error_of([] { nmt::parse_config("model:\n  type: rnn\n? encoder_layers: 3\n", "x.yaml"); });
+  EXPECT_NE(msg.find("x.yaml: a key at the top level is not a plain name (line 3)"), std::string::npos) << msg;
+  msg = error_of([] { nmt::parse_config("model:\n  ? [1, 2]\n  : 3\n", "x.yaml"); });
+  EXPECT_NE(msg.find("x.yaml: a key in section 'model' is not a plain name"), std::string::npos) << msg;
+}
+
 TEST(Config, WrongTypeSaysWhatWasExpected) {
   auto msg = error_of([] { nmt::parse_config("model:\n  hidden_size: big\n", "x.yaml"); });
   EXPECT_NE(msg.find("model.hidden_size"), std::string::npos) << msg;

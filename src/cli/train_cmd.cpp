@@ -11,6 +11,7 @@
 #include "nmt/config.h"
 #include "nmt/runtime.h"
 #include "nmt/train/checkpoint.h"
+#include "nmt/train/run_guard.h"
 #include "nmt/train/trainer.h"
 
 namespace nmt::cli {
@@ -44,6 +45,36 @@ void log_to_model_dir(const std::string& model_dir) {
   spdlog::default_logger()->sinks().push_back(file);
 }
 
+/// Takes the model directory's lock, logs to it and removes what killed runs left there
+/// (rank 0 of a data-parallel run: the ranks share the directory).
+std::unique_ptr<train::RunLock> claim_model_dir(const std::string& model_dir, const train::DistributedEnv& env) {
+  if (env.rank != 0) return nullptr;
+  auto lock = std::make_unique<train::RunLock>(model_dir);
+  log_to_model_dir(model_dir);
+  train::remove_stale_temporaries(model_dir);
+  return lock;
+}
+
+void train_or_resume(const TrainOptions& o, const train::DistributedEnv& env) {
+  if (!o.resume_dir.empty()) {
+    if (!o.config_file.empty()) throw std::runtime_error("--resume takes the config stored in the model directory; drop -c");
+    auto lock = claim_model_dir(o.resume_dir, env);
+    auto ck = train::load_checkpoint((std::filesystem::path(o.resume_dir) / "last.pt").string(),
+                                     c10::Device(c10::kCPU));
+    apply_overrides(ck.config, o.overrides);
+    setup_threads(threads_for(ck.config.train.threads, env));
+    train::resume_training(std::move(ck), o.resume_dir, env);
+    return;
+  }
+  Config config = o.config_file.empty() ? default_config() : load_config(o.config_file);
+  apply_overrides(config, o.overrides);
+  auto lock = claim_model_dir(config.train.model_dir, env);
+  if (o.config_file.empty()) spdlog::info("no -c given: using the built-in Multi30k RNN config");
+  spdlog::info("{} threads{}; config:\n{}", setup_threads(threads_for(config.train.threads, env)),
+               env.active() ? fmt::format(" in each of {} processes", env.world_size) : "", to_yaml(config));
+  train::train_new(config, env);
+}
+
 void run_train(const TrainOptions& o) {
   if (o.nproc > 1) {
     auto args = own_command_line();
@@ -62,23 +93,9 @@ void run_train(const TrainOptions& o) {
   }
   const auto env = distributed_env_from_environment();
   quiet_unless_rank0(env);
-  if (!o.resume_dir.empty()) {
-    if (!o.config_file.empty()) throw std::runtime_error("--resume takes the config stored in the model directory; drop -c");
-    auto ck = train::load_checkpoint((std::filesystem::path(o.resume_dir) / "last.pt").string(),
-                                     c10::Device(c10::kCPU));
-    apply_overrides(ck.config, o.overrides);
-    if (env.rank == 0) log_to_model_dir(o.resume_dir);
-    setup_threads(threads_for(ck.config.train.threads, env));
-    train::resume_training(std::move(ck), o.resume_dir, env);
-    return;
-  }
-  Config config = o.config_file.empty() ? default_config() : load_config(o.config_file);
-  apply_overrides(config, o.overrides);
-  if (o.config_file.empty()) spdlog::info("no -c given: using the built-in Multi30k RNN config");
-  if (env.rank == 0) log_to_model_dir(config.train.model_dir);
-  spdlog::info("{} threads{}; config:\n{}", setup_threads(threads_for(config.train.threads, env)),
-               env.active() ? fmt::format(" in each of {} processes", env.world_size) : "", to_yaml(config));
-  train::train_new(config, env);
+  train::install_stop_handlers();
+  train_or_resume(o, env);  // releases the lock before the program ends
+  if (const int sig = train::stop_signal()) throw ExitStatus{128 + sig};
 }
 
 }  // namespace

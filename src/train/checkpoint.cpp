@@ -1,16 +1,29 @@
 #include "nmt/train/checkpoint.h"
 
-#include <unistd.h>
-
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <stdexcept>
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
+#include <spdlog/spdlog.h>
+#include <torch/cuda.h>
 #include <torch/serialize.h>
+
+#include "nmt/runtime.h"
 
 namespace nmt::train {
 namespace {
 
-constexpr int64_t kFormatVersion = 1;
+// Format 1 was a plain LibTorch archive (a zip file) without checksums; format 2 is the container
+// described in checkpoint.h.
+constexpr uint32_t kFormatVersion = 2;
+constexpr char kMagic[8] = {'N', 'M', 'T', 'C', 'K', 'P', 'T', '\n'};
+constexpr char kZipMagic[4] = {'P', 'K', '\x03', '\x04'};
+const char* const kPartNames[] = {"config", "src_spm", "tgt_spm", "state", "model", "optimizer"};
 
 void write_state(torch::serialize::OutputArchive& a, const TrainingState& s) {
   a.write("state.step", c10::IValue(s.step));
@@ -22,6 +35,10 @@ void write_state(torch::serialize::OutputArchive& a, const TrainingState& s) {
   a.write("state.lr_base", c10::IValue(s.lr_base));
   a.write("state.lr_bad_count", c10::IValue(s.lr_bad_count));
   a.write("state.elapsed_seconds", c10::IValue(s.elapsed_seconds));
+  a.write("state.validated_step", c10::IValue(s.validated_step));
+  if (s.cpu_rng_state.defined()) a.write("rng_cpu", s.cpu_rng_state);
+  a.write("rng_cuda_count", c10::IValue(static_cast<int64_t>(s.cuda_rng_states.size())));
+  for (size_t i = 0; i < s.cuda_rng_states.size(); ++i) a.write("rng_cuda_" + std::to_string(i), s.cuda_rng_states[i]);
 }
 
 c10::IValue read_value(torch::serialize::InputArchive& a, const std::string& key) {
@@ -41,62 +58,268 @@ TrainingState read_state(torch::serialize::InputArchive& a) {
   s.lr_base = read_value(a, "state.lr_base").toDouble();
   s.lr_bad_count = read_value(a, "state.lr_bad_count").toInt();
   s.elapsed_seconds = read_value(a, "state.elapsed_seconds").toDouble();
+  c10::IValue v;
+  s.validated_step = a.try_read("state.validated_step", v) ? v.toInt() : s.step;  // format 1: validated
+  torch::Tensor t;
+  if (a.try_read("rng_cpu", t)) s.cpu_rng_state = t;
+  if (a.try_read("rng_cuda_count", v))
+    for (int64_t i = 0; i < v.toInt(); ++i) {
+      torch::Tensor g;
+      a.read("rng_cuda_" + std::to_string(i), g);
+      s.cuda_rng_states.push_back(g);
+    }
   return s;
 }
 
-torch::serialize::InputArchive open_archive(const std::string& path, c10::Device device) {
-  if (!std::filesystem::is_regular_file(path))
-    throw std::runtime_error(path + ": checkpoint file not found");
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(path, device);
-    if (read_value(archive, "nmt_format").toInt() != kFormatVersion)
-      throw std::runtime_error("unsupported checkpoint format version");
-  } catch (const std::exception& e) {
-    throw std::runtime_error(path + ": not a readable nmt checkpoint (corrupt or truncated?): " +
-                             std::string(e.what()).substr(0, 200));
-  }
-  return archive;
+std::string archive_bytes(torch::serialize::OutputArchive& a) {
+  std::ostringstream out;
+  a.save_to(out);
+  return out.str();
 }
+
+void put_u32(std::string& s, uint32_t v) {
+  for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void put_u64(std::string& s, uint64_t v) {
+  for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+/// The format-2 container of `parts` (name, bytes), as described in checkpoint.h.
+std::string encode_container(const std::vector<std::pair<std::string, std::string>>& parts) {
+  std::string out(kMagic, sizeof kMagic);
+  put_u32(out, kFormatVersion);
+  put_u32(out, static_cast<uint32_t>(parts.size()));
+  for (const auto& [name, bytes] : parts) {
+    put_u32(out, static_cast<uint32_t>(name.size()));
+    out += name;
+    put_u64(out, bytes.size());
+    put_u64(out, checksum64(bytes.data(), bytes.size()));
+  }
+  put_u64(out, checksum64(out.data(), out.size()));
+  for (const auto& part : parts) out += part.second;
+  return out;
+}
+
+/// Reads a format-2 container from `data`, verifying every checksum; throws (without the file
+/// name, added by the caller) naming what is wrong.
+class ContainerReader {
+ public:
+  explicit ContainerReader(const std::string& data) : data_(data) {}
+
+  std::map<std::string, std::string> parts() {
+    pos_ = sizeof kMagic;
+    const uint32_t version = u32();
+    if (version != kFormatVersion)
+      throw std::runtime_error("checkpoint format version " + std::to_string(version) + ", but this nmt reads " +
+                               std::to_string(kFormatVersion) + " (and 1); written by another nmt version?");
+    const uint32_t count = u32();
+    if (count > 64) throw std::runtime_error("corrupt part table (" + std::to_string(count) + " parts)");
+    struct Entry { std::string name; uint64_t size, sum; };
+    std::vector<Entry> entries;
+    for (uint32_t i = 0; i < count; ++i) {
+      const uint32_t len = u32();
+      if (len > 64) throw std::runtime_error("corrupt part table (a name of " + std::to_string(len) + " bytes)");
+      std::string name = take(len);
+      const uint64_t size = u64();
+      entries.push_back({std::move(name), size, u64()});
+    }
+    const size_t table_end = pos_;
+    if (u64() != checksum64(data_.data(), table_end))
+      throw std::runtime_error("checksum mismatch in the part table (the file is corrupt)");
+    std::map<std::string, std::string> parts;
+    for (const auto& e : entries) {
+      if (e.size > data_.size() - pos_)
+        throw std::runtime_error("part '" + e.name + "' is truncated (" + std::to_string(data_.size() - pos_) +
+                                 " of " + std::to_string(e.size) + " bytes)");
+      std::string bytes = take(e.size);
+      if (checksum64(bytes.data(), bytes.size()) != e.sum)
+        throw std::runtime_error("checksum mismatch in part '" + e.name + "' (the file is corrupt)");
+      parts[e.name] = std::move(bytes);
+    }
+    if (pos_ != data_.size())
+      throw std::runtime_error(std::to_string(data_.size() - pos_) + " unexpected bytes after the last part");
+    return parts;
+  }
+
+ private:
+  std::string take(uint64_t n) {
+    if (n > data_.size() - pos_) throw std::runtime_error("truncated file (the part table is incomplete)");
+    std::string s = data_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  uint64_t le(int bytes) {
+    const std::string s = take(bytes);
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(s[i]);
+    return v;
+  }
+  uint32_t u32() { return static_cast<uint32_t>(le(4)); }
+  uint64_t u64() { return le(8); }
+
+  const std::string& data_;
+  size_t pos_ = 0;
+};
+
+std::string read_file_bytes(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path)) throw std::runtime_error(path + ": checkpoint file not found");
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  if (!in && !in.eof()) throw std::runtime_error(path + ": cannot read checkpoint");
+  return s.str();
+}
+
+/// A checkpoint file read into memory and verified: format 2's parts, or a format-1 archive.
+class StoredCheckpoint {
+ public:
+  StoredCheckpoint(const std::string& path, c10::Device device) : path_(path), device_(device) {
+    const std::string data = read_file_bytes(path);
+    if (data.size() >= sizeof kMagic && std::memcmp(data.data(), kMagic, sizeof kMagic) == 0) {
+      try {
+        parts_ = ContainerReader(data).parts();
+      } catch (const std::exception& e) {
+        throw std::runtime_error(path + ": invalid nmt checkpoint: " + e.what());
+      }
+      for (const char* name : kPartNames)
+        if (name != std::string("optimizer") && !parts_.count(name))
+          throw std::runtime_error(path + ": invalid nmt checkpoint: no part '" + name + "'");
+      return;
+    }
+    const bool zip = data.size() >= sizeof kZipMagic && std::memcmp(data.data(), kZipMagic, sizeof kZipMagic) == 0;
+    if (!zip) throw std::runtime_error(path + ": not an nmt checkpoint (corrupt, truncated, or another file)");
+    try {
+      legacy_.load_from(data.data(), data.size(), device);
+      if (read_value(legacy_, "nmt_format").toInt() != 1) throw std::runtime_error("unsupported checkpoint format version");
+    } catch (const std::exception& e) {
+      throw std::runtime_error(path + ": not a readable nmt checkpoint (corrupt or truncated?): " +
+                               std::string(e.what()).substr(0, 200));
+    }
+    is_legacy_ = true;
+    spdlog::warn("{}: written by an older nmt (checkpoint format 1, without checksums): its integrity cannot "
+                 "be checked; checkpoints written from now on carry checksums", path);
+  }
+
+  /// A text or byte part: config, src_spm, tgt_spm.
+  std::string bytes(const std::string& name) {
+    if (!is_legacy_) return parts_.at(name);
+    return read_value(legacy_, name).toStringRef();
+  }
+
+  /// A LibTorch archive part (state, model, optimizer) into `out`; false when absent.
+  bool archive(const std::string& name, torch::serialize::InputArchive& out) {
+    if (is_legacy_) {
+      if (name == "state") throw std::logic_error("format 1 keeps the state at the top level");
+      return legacy_.try_read(name, out);
+    }
+    auto it = parts_.find(name);
+    if (it == parts_.end()) return false;
+    out.load_from(it->second.data(), it->second.size(), device_);
+    return true;
+  }
+
+  TrainingState state() {
+    if (is_legacy_) return read_state(legacy_);
+    torch::serialize::InputArchive a;
+    archive("state", a);
+    return read_state(a);
+  }
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  c10::Device device_;
+  std::map<std::string, std::string> parts_;
+  bool is_legacy_ = false;
+  torch::serialize::InputArchive legacy_;
+};
 
 }  // namespace
 
+uint64_t checksum64(const void* data, size_t size) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  constexpr uint64_t kPrime = 0x100000001b3ULL;  // FNV-1a's 64-bit prime (odd: multiplying is a bijection)
+  uint64_t h = 0xcbf29ce484222325ULL ^ size;
+  auto mix = [&](uint64_t w) {
+    h = (h ^ w) * kPrime;
+    h = (h << 29) | (h >> 35);  // rotation spreads the high bits back down; also a bijection
+  };
+  size_t i = 0;
+  for (; i + 8 <= size; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    mix(w);
+  }
+  for (; i < size; ++i) mix(p[i]);
+  return h * kPrime;
+}
+
+void capture_generators(TrainingState& state) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    state.cpu_rng_state = gen.get_state();
+  }
+  state.cuda_rng_states.clear();
+  if (!at::hasCUDA()) return;
+  for (size_t i = 0; i < torch::cuda::device_count(); ++i) {
+    auto g = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
+    std::lock_guard<std::mutex> lock(g.mutex());
+    state.cuda_rng_states.push_back(g.get_state());
+  }
+}
+
+bool restore_generators(const TrainingState& state) {
+  if (!state.cpu_rng_state.defined()) return false;
+  const size_t cuda = at::hasCUDA() ? torch::cuda::device_count() : 0;
+  if (!state.cuda_rng_states.empty() && state.cuda_rng_states.size() != cuda)
+    throw std::runtime_error("the checkpoint holds the random state of " + std::to_string(state.cuda_rng_states.size()) +
+                             " CUDA devices, but " + std::to_string(cuda) + " are present: resume cannot be exact");
+  auto gen = at::detail::getDefaultCPUGenerator();
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(state.cpu_rng_state);
+  }
+  for (size_t i = 0; i < state.cuda_rng_states.size(); ++i) {
+    auto g = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
+    std::lock_guard<std::mutex> lock(g.mutex());
+    g.set_state(state.cuda_rng_states[i]);
+  }
+  return true;
+}
+
 void save_checkpoint(const std::string& path, const Checkpoint& ck, torch::optim::Optimizer* optimizer) {
-  torch::serialize::OutputArchive archive;
-  archive.write("nmt_format", c10::IValue(kFormatVersion));
-  archive.write("config", c10::IValue(to_yaml(ck.config)));
-  archive.write("src_spm", c10::IValue(ck.src_vocab.bytes()));
-  archive.write("tgt_spm", c10::IValue(ck.tgt_vocab.bytes()));
-  write_state(archive, ck.state);
-  torch::serialize::OutputArchive model_archive;
-  ck.model->save(model_archive);
-  archive.write("model", model_archive);
+  std::vector<std::pair<std::string, std::string>> parts;
+  parts.emplace_back("config", to_yaml(ck.config));
+  parts.emplace_back("src_spm", ck.src_vocab.bytes());
+  parts.emplace_back("tgt_spm", ck.tgt_vocab.bytes());
+  torch::serialize::OutputArchive state, model;
+  write_state(state, ck.state);
+  parts.emplace_back("state", archive_bytes(state));
+  ck.model->save(model);
+  parts.emplace_back("model", archive_bytes(model));
   if (optimizer) {
-    torch::serialize::OutputArchive opt_archive;
-    optimizer->save(opt_archive);
-    archive.write("optimizer", opt_archive);
+    torch::serialize::OutputArchive opt;
+    optimizer->save(opt);
+    parts.emplace_back("optimizer", archive_bytes(opt));
   }
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  try {
-    archive.save_to(tmp);
-  } catch (const std::exception& e) {
-    std::filesystem::remove(tmp);
-    throw std::runtime_error(path + ": cannot write checkpoint: " + e.what());
-  }
-  std::filesystem::rename(tmp, path);
+  // Serialised in memory first: no stream destructor can throw on a full disk, and
+  // write_file_atomic reports any write error naming the file and keeps the previous one.
+  write_file_atomic(path, encode_container(parts));
 }
 
 Checkpoint load_checkpoint(const std::string& path, c10::Device device) {
-  auto archive = open_archive(path, device);
+  StoredCheckpoint stored(path, device);  // every checksum verified before any part is parsed
   Checkpoint ck;
   try {
-    ck.config = parse_config(read_value(archive, "config").toStringRef(), path + " (stored config)");
-    ck.src_vocab = data::Vocab::from_bytes(read_value(archive, "src_spm").toStringRef());
-    ck.tgt_vocab = data::Vocab::from_bytes(read_value(archive, "tgt_spm").toStringRef());
-    ck.state = read_state(archive);
+    ck.config = parse_config(stored.bytes("config"), path + " (stored config)");
+    ck.src_vocab = data::Vocab::from_bytes(stored.bytes("src_spm"));
+    ck.tgt_vocab = data::Vocab::from_bytes(stored.bytes("tgt_spm"));
+    ck.state = stored.state();
     ck.model = models::make_model(ck.config.model, ck.src_vocab.size(), ck.tgt_vocab.size());
     torch::serialize::InputArchive model_archive;
-    archive.read("model", model_archive);
+    if (!stored.archive("model", model_archive)) throw std::runtime_error("no model weights");
     ck.model->load(model_archive);
     ck.model->to(device);
   } catch (const std::exception& e) {
@@ -106,10 +329,9 @@ Checkpoint load_checkpoint(const std::string& path, c10::Device device) {
 }
 
 void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer, c10::Device device) {
-  auto archive = open_archive(path, device);
+  StoredCheckpoint stored(path, device);
   torch::serialize::InputArchive opt_archive;
-  if (!archive.try_read("optimizer", opt_archive))
-    throw std::runtime_error(path + ": checkpoint holds no optimizer state");
+  if (!stored.archive("optimizer", opt_archive)) throw std::runtime_error(path + ": checkpoint holds no optimizer state");
   optimizer.load(opt_archive);
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <filesystem>
 #include <optional>
@@ -14,6 +15,7 @@
 #include "nmt/data/token_file.h"
 #include "nmt/runtime.h"
 #include "nmt/train/checkpoint.h"
+#include "nmt/train/run_guard.h"
 #include "nmt/train/schedule.h"
 #include "nmt/train/update.h"
 #include "nmt/train/validate.h"
@@ -122,8 +124,6 @@ class Trainer {
   bool is_main() const { return !group_ || group_->rank() == 0; }
   int rank() const { return group_ ? group_->rank() : 0; }
   int world() const { return group_ ? group_->size() : 1; }
-  /// True on every rank when any rank asks to stop (all ranks must call it at the same point).
-  bool any_rank(bool flag);
   /// Rank 0's training state after its validation, copied to every other rank.
   void share_validation_outcome(std::string& why);
   bool out_of_time() const {
@@ -132,10 +132,12 @@ class Trainer {
   }
   double elapsed() const { return elapsed_before_ + seconds_since(start_); }
   void update(const std::vector<std::vector<size_t>>& batches, size_t first, size_t count);
-  /// Validates and writes checkpoints (rank 0; the others wait for its outcome); returns why
-  /// training must stop, or "" to go on.
-  std::string validate_and_save();
-  std::string validate_on_main();
+  /// Validates and writes checkpoints (rank 0; the others wait for its outcome; last.pt only when
+  /// `save_last`); returns why training must stop, or "" to go on.
+  std::string validate_and_save(bool save_last = true);
+  std::string validate_on_main(bool save_last);
+  /// The stop requests of all ranks, agreed on: the time budget, and a signal (its number, or 0).
+  std::pair<bool, int> stop_requests();
   void save(const std::string& name);
   std::string eta(int64_t batches_per_epoch) const;
 
@@ -187,11 +189,14 @@ void Trainer::open_training_corpus() {
   if (train_->empty()) throw std::runtime_error(d.train_src + ": no usable training pair");
 }
 
-bool Trainer::any_rank(bool flag) {
-  if (!group_) return flag;
-  auto t = torch::tensor({flag ? 1.0 : 0.0}, torch::kFloat64);
+std::pair<bool, int> Trainer::stop_requests() {
+  const int sig = stop_signal();
+  const bool late = out_of_time();
+  if (!group_) return {late, sig};
+  auto t = torch::tensor({late ? 1.0 : 0.0, sig != 0 ? 1.0 : 0.0}, torch::kFloat64);
   group_->all_reduce_sum(t);
-  return t.item<double>() > 0;
+  // A signal to any rank stops them all (with SIGTERM's meaning where it was not received).
+  return {t[0].item<double>() > 0, t[1].item<double>() > 0 ? (sig != 0 ? sig : SIGTERM) : 0};
 }
 
 void Trainer::share_validation_outcome(std::string& why) {
@@ -230,17 +235,19 @@ void Trainer::save(const std::string& name) {
   ck_.state.lr_base = schedule_.base_;
   ck_.state.lr_bad_count = schedule_.bad_count_;
   ck_.state.elapsed_seconds = elapsed();
+  capture_generators(ck_.state);  // resume continues with the very same random numbers
   save_checkpoint((fs::path(ck_.config.train.model_dir) / name).string(), ck_, optimizer_.get());
 }
 
-std::string Trainer::validate_and_save() {
+std::string Trainer::validate_and_save(bool save_last) {
   std::string why;
-  if (is_main()) why = validate_on_main();
+  ck_.state.validated_step = ck_.state.step;
+  if (is_main()) why = validate_on_main(save_last);
   share_validation_outcome(why);
   return why;
 }
 
-std::string Trainer::validate_on_main() {
+std::string Trainer::validate_on_main(bool save_last) {
   const auto& c = ck_.config;
   auto t0 = Clock::now();
   const bool with_bleu = c.train.stop_metric == StopMetric::Bleu;
@@ -276,7 +283,7 @@ std::string Trainer::validate_on_main() {
                improved ? " *best*" : fmt::format(" (best {} {:.2f} at step {})", metric_name,
                                                  shown(s.best_metric), s.best_step));
   if (improved) save("best.pt");
-  save("last.pt");
+  if (save_last) save("last.pt");
   if (c.train.target_ppl > 0 && r.perplexity <= c.train.target_ppl)
     return fmt::format("target perplexity reached ({:.3f} <= train.target_ppl {})", r.perplexity, c.train.target_ppl);
   if (s.bad_validations >= c.train.patience) return "early stopping (patience)";
@@ -289,11 +296,13 @@ void Trainer::run() {
   ck_.model->train();
   start_ = log_start_ = Clock::now();
   elapsed_before_ = s.elapsed_seconds;
-  // last.pt is written after validations and every train.save_every updates; a run resumed at a
-  // validated step does not validate it again.
-  int64_t last_validated = s.step > 0 ? s.step : -1;
+  // last.pt is written after validations, every train.save_every updates and when the run
+  // stops; a run resumed at a validated step does not validate it again.
   bool stop = false;
   std::string reason = "maximum epochs reached";
+  // Stopped (signal, max_steps) at a regular validation step before validating: validate now.
+  if (s.step > 0 && s.validated_step != s.step && s.step % c.valid_every == 0)
+    if (auto why = validate_and_save(); !why.empty()) { stop = true; reason = why; }
   for (; s.epoch <= c.max_epochs && !stop; ++s.epoch, s.batch_in_epoch = 0) {
     // Every rank builds the same batch list; an update takes the next accum_steps x world
     // batches, accum_steps for each rank (fewer, or none, at the epoch's end).
@@ -327,17 +336,27 @@ void Trainer::run() {
         log_start_ = Clock::now();
       }
       if (c.max_steps > 0 && s.step >= c.max_steps) { stop = true; reason = "maximum steps reached"; }
-      if (any_rank(out_of_time())) { stop = true; reason = "time budget (train.max_time) reached"; }
-      if (stop || s.step % c.valid_every == 0) {
-        last_validated = s.step;
+      const auto [late, sig] = stop_requests();
+      if (late) { stop = true; reason = "time budget (train.max_time) reached"; }
+      if (sig != 0) {
+        save("last.pt");
+        spdlog::warn("{} received: interrupted at step {}; resume with: nmt train --resume {}",
+                     sig == SIGINT ? "SIGINT" : "SIGTERM", s.step, c.model_dir);
+        return;
+      }
+      if (s.step % c.valid_every == 0) {
         if (auto why = validate_and_save(); !why.empty() && !stop) { stop = true; reason = why; }
+      } else if (stop) {
+        // A last validation (for best.pt) that a longer run would not make: last.pt is written
+        // before it, so a resumed run does not see its effect on patience or the schedule.
+        save("last.pt");
+        validate_and_save(/*save_last=*/false);
       } else if (c.save_every > 0 && s.step % c.save_every == 0) {
         save("last.pt");  // resumable between validations (--resume continues at this batch)
       }
       if (stop) break;
     }
-    if (!stop && last_validated != s.step) {
-      last_validated = s.step;
+    if (!stop && s.validated_step != s.step) {
       if (auto why = validate_and_save(); !why.empty() && !stop) { stop = true; reason = why; }
     }
     if (stop) break;
@@ -413,9 +432,19 @@ void resume_training(Checkpoint ck, const std::string& model_dir, const Distribu
     write_file_atomic((fs::path(model_dir) / "config.yaml").string(), to_yaml(ck.config));
   spdlog::info("resuming {} at step {}, epoch {} (batch {})", model_dir, ck.state.step, ck.state.epoch,
                ck.state.batch_in_epoch);
-  torch::manual_seed(ck.config.train.seed + static_cast<uint64_t>(ck.state.step));
+  const TrainingState saved = ck.state;
+  const uint64_t seed = ck.config.train.seed;
+  const int rank = group ? group->rank() : 0;
   Trainer trainer(std::move(ck), device, std::move(group));
   trainer.resume_optimizer(path);
+  if (rank > 0) {
+    // The checkpoint holds rank 0's generators; the other ranks draw their own dropout masks.
+    torch::manual_seed(seed + 7919 * static_cast<uint64_t>(rank) + static_cast<uint64_t>(saved.step));
+  } else if (!restore_generators(saved)) {  // a format-1 checkpoint: no generator state stored
+    spdlog::warn("{} holds no random generator state (written by an older nmt): the resumed run reseeds and "
+                 "will not repeat the uninterrupted one exactly", path);
+    torch::manual_seed(seed + static_cast<uint64_t>(saved.step));
+  }
   trainer.run();
 }
 

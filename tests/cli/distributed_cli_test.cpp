@@ -9,21 +9,9 @@ namespace {
 
 using nmt::testing::contains;
 using nmt::testing::run_nmt;
+using nmt::testing::run_shell;
 using nmt::testing::TempDir;
 using nmt::testing::free_port;
-
-/// Runs a shell script from the source directory; NMT is the binary.
-nmt::testing::CommandResult run_shell(const std::string& script) {
-  const std::string cmd = "cd '" + std::string(NMT_SOURCE_DIR) + "' && NMT='" + NMT_BINARY + "' sh -c '" + script +
-                          "' 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 // A toy run without early stop: exactly train.max_steps updates, one thread per process.
 std::string toy(const std::string& dir) {

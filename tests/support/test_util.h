@@ -50,9 +50,10 @@ struct CommandResult {
   std::string output;  ///< stdout and stderr together
 };
 
-/// Run the built `nmt` binary with `args` (a shell-quoted string) from the source directory.
-inline CommandResult run_nmt(const std::string& args) {
-  const std::string cmd = "cd '" + std::string(NMT_SOURCE_DIR) + "' && '" + NMT_BINARY + "' " + args + " 2>&1";
+/// Run `script` with /bin/sh from the source directory; `$NMT` names the built binary there.
+inline CommandResult run_shell(const std::string& script) {
+  const std::string cmd = "cd '" + std::string(NMT_SOURCE_DIR) + "' && NMT='" + NMT_BINARY + "' && { " + script +
+                          "\n} 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
@@ -61,6 +62,9 @@ inline CommandResult run_nmt(const std::string& args) {
   int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
+
+/// Run the built `nmt` binary with `args` (a shell-quoted string) from the source directory.
+inline CommandResult run_nmt(const std::string& args) { return run_shell("\"$NMT\" " + args); }
 
 /// Extra `nmt train` arguments for the learning tests from $NMT_TEST_TRAIN_OVERRIDES (empty when
 /// unset). With e.g. "--set train.lr=1e-9" a model cannot learn, and every learning test must

@@ -1,5 +1,6 @@
 #include <cmath>
 #include <filesystem>
+#include <random>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -11,6 +12,7 @@
 #include "nmt/train/update.h"
 #include "support/model_util.h"
 #include "support/test_util.h"
+#include "support/train_util.h"
 
 namespace {
 
@@ -110,18 +112,25 @@ nmt::train::Checkpoint make_checkpoint() {
   ck.state.best_metric = 12.5;
   ck.state.lr_base = 2.5e-4;
   ck.state.elapsed_seconds = 99.5;
+  nmt::train::capture_generators(ck.state);
   return ck;
+}
+
+/// An Adam optimizer over `ck`'s model after one real update, so that it has state to save.
+std::unique_ptr<torch::optim::Adam> stepped_adam(nmt::train::Checkpoint& ck) {
+  auto adam = std::make_unique<torch::optim::Adam>(ck.model->parameters(), torch::optim::AdamOptions(1e-3));
+  auto loss = torch::zeros({});
+  for (auto& p : ck.model->parameters()) loss = loss + p.sum();
+  loss.backward();
+  adam->step();
+  return adam;
 }
 
 TEST(Checkpoint, RoundTripsExactly) {
   TempDir dir;
   auto ck = make_checkpoint();
-  torch::optim::Adam adam(ck.model->parameters(), torch::optim::AdamOptions(1e-3));
-  // One real update so the optimizer has state to save.
-  auto loss = torch::zeros({});
-  for (auto& p : ck.model->parameters()) loss = loss + p.sum();
-  loss.backward();
-  adam.step();
+  auto stepped = stepped_adam(ck);
+  auto& adam = *stepped;
   const std::string path = dir.file("ck.pt");
   nmt::train::save_checkpoint(path, ck, &adam);
 
@@ -134,27 +143,17 @@ TEST(Checkpoint, RoundTripsExactly) {
   EXPECT_DOUBLE_EQ(back.state.best_metric, 12.5);
   EXPECT_DOUBLE_EQ(back.state.lr_base, 2.5e-4);
   EXPECT_DOUBLE_EQ(back.state.elapsed_seconds, 99.5);
-  auto a = ck.model->named_parameters(), b = back.model->named_parameters();
-  ASSERT_EQ(a.size(), b.size());
-  for (auto& p : a) EXPECT_TRUE(torch::equal(p.value(), b[p.key()])) << p.key();
+  nmt::testing::expect_same_parameters(*ck.model, *back.model);
 
   torch::optim::Adam adam2(back.model->parameters(), torch::optim::AdamOptions(1e-3));
   nmt::train::load_optimizer_state(path, adam2, torch::kCPU);
-  // Adam's state (step, first and second moments) must match parameter by parameter.
-  auto state_of = [](torch::optim::Adam& opt, const at::Tensor& p) -> torch::optim::AdamParamState& {
-    auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
-    return static_cast<torch::optim::AdamParamState&>(*opt.state().at(key));
-  };
-  const auto& p1 = adam.param_groups()[0].params();
-  const auto& p2 = adam2.param_groups()[0].params();
-  ASSERT_EQ(p1.size(), p2.size());
-  for (size_t i = 0; i < p1.size(); ++i) {
-    auto& s1 = state_of(adam, p1[i]);
-    auto& s2 = state_of(adam2, p2[i]);
-    EXPECT_EQ(s1.step(), s2.step());
-    EXPECT_TRUE(torch::equal(s1.exp_avg(), s2.exp_avg())) << "parameter " << i;
-    EXPECT_TRUE(torch::equal(s1.exp_avg_sq(), s2.exp_avg_sq())) << "parameter " << i;
-  }
+  nmt::testing::expect_same_adam_state(adam, adam2);
+  // The generator state is stored, and restoring it repeats the same random numbers.
+  ASSERT_TRUE(back.state.cpu_rng_state.defined());
+  ASSERT_TRUE(nmt::train::restore_generators(back.state));
+  const auto first = torch::rand({8});
+  nmt::train::restore_generators(back.state);
+  EXPECT_TRUE(torch::equal(first, torch::rand({8})));
 }
 
 TEST(Checkpoint, CorruptOrMissingFilesGiveAClearError) {
@@ -173,6 +172,89 @@ TEST(Checkpoint, CorruptOrMissingFilesGiveAClearError) {
       EXPECT_NE(std::string(e.what()).find(dir.file(name)), std::string::npos) << e.what();
     }
   }
+}
+
+/// A checkpoint with optimizer state, so that every part of the format is present.
+std::string save_full_checkpoint(const TempDir& dir) {
+  auto ck = make_checkpoint();
+  const std::string path = dir.file("ck.pt");
+  nmt::train::save_checkpoint(path, ck, stepped_adam(ck).get());
+  return path;
+}
+
+/// The error load_checkpoint throws for `path`, or "" when it loads.
+std::string load_error(const std::string& path) {
+  try {
+    nmt::train::load_checkpoint(path, torch::kCPU);
+    return "";
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+}
+
+// A changed byte anywhere (the header, a part's size or checksum, the weights, the optimizer
+// state, the config, the SentencePiece model) is an error naming the file: never a crash inside
+// SentencePiece or LibTorch, never a silently different model.
+TEST(Checkpoint, EveryChangedByteIsAClearError) {
+  TempDir dir;
+  const auto bytes = nmt::testing::read_text(save_full_checkpoint(dir));
+  const std::string bad = dir.file("bad.pt");
+  std::mt19937_64 rng(13);
+  for (int i = 0; i < 200; ++i) {
+    auto changed = bytes;
+    const size_t pos = std::uniform_int_distribution<size_t>(0, bytes.size() - 1)(rng);
+    changed[pos] = static_cast<char>(changed[pos] ^ std::uniform_int_distribution<int>(1, 255)(rng));
+    nmt::testing::write_text(bad, changed);
+    const auto error = load_error(bad);
+    EXPECT_TRUE(nmt::testing::contains(error, bad)) << "byte " << pos << " of " << bytes.size() << ": '" << error << "'";
+    torch::optim::Adam adam(make_checkpoint().model->parameters(), torch::optim::AdamOptions(1e-3));
+    EXPECT_THROW(nmt::train::load_optimizer_state(bad, adam, torch::kCPU), std::runtime_error) << "byte " << pos;
+  }
+}
+
+TEST(Checkpoint, AChangedByteNamesItsPart) {
+  TempDir dir;
+  const auto ck = make_checkpoint();
+  const auto bytes = nmt::testing::read_text(save_full_checkpoint(dir));
+  const std::string bad = dir.file("bad.pt");
+  // The SentencePiece model's bytes (src_spm comes first) and the config text, found in the file.
+  for (const auto& [part, content] : {std::pair<std::string, std::string>{"src_spm", ck.src_vocab.bytes()},
+                                      {"config", nmt::to_yaml(ck.config)}}) {
+    const size_t at = bytes.find(content);
+    ASSERT_NE(at, std::string::npos) << part;
+    auto changed = bytes;
+    changed[at + content.size() / 2] ^= 0x20;
+    nmt::testing::write_text(bad, changed);
+    EXPECT_TRUE(nmt::testing::contains(load_error(bad), "checksum mismatch in part '" + part + "'")) << load_error(bad);
+  }
+  auto newer = bytes;
+  newer[8] = 3;  // the format version, a little-endian uint32 after the 8-byte magic
+  nmt::testing::write_text(bad, newer);
+  EXPECT_TRUE(nmt::testing::contains(load_error(bad), "checkpoint format version 3")) << load_error(bad);
+}
+
+// Checkpoints of nmt before checksums (format 1: one LibTorch archive) still load.
+TEST(Checkpoint, FormatOneStillLoads) {
+  TempDir dir;
+  const auto ck = make_checkpoint();
+  torch::serialize::OutputArchive a, model;
+  a.write("nmt_format", c10::IValue(int64_t{1}));
+  a.write("config", c10::IValue(nmt::to_yaml(ck.config)));
+  for (const char* part : {"src_spm", "tgt_spm"}) a.write(part, c10::IValue(ck.src_vocab.bytes()));
+  const std::vector<std::pair<std::string, c10::IValue>> state = {
+      {"step", int64_t{42}}, {"epoch", int64_t{3}}, {"batch_in_epoch", int64_t{7}}, {"best_metric", 12.5},
+      {"best_step", int64_t{0}}, {"bad_validations", int64_t{0}}, {"lr_base", 2.5e-4},
+      {"lr_bad_count", int64_t{0}}, {"elapsed_seconds", 99.5}};
+  for (const auto& [key, value] : state) a.write("state." + key, value);
+  ck.model->save(model);
+  a.write("model", model);
+  const std::string path = dir.file("old.pt");
+  a.save_to(path);
+  auto back = nmt::train::load_checkpoint(path, torch::kCPU);
+  EXPECT_EQ(back.state.step, 42);
+  EXPECT_EQ(back.state.batch_in_epoch, 7);
+  EXPECT_FALSE(back.state.cpu_rng_state.defined());
+  nmt::testing::expect_same_parameters(*ck.model, *back.model);
 }
 
 TEST(Checkpoint, SavingLeavesNoTemporaryFileBehind) {

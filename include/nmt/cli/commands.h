@@ -5,6 +5,12 @@
 
 namespace nmt::cli {
 
+/// Thrown by a subcommand whose program must end with exit status `code` (after its clean-up
+/// ran), e.g. 130 or 143 when a training run was stopped by SIGINT or SIGTERM.
+struct ExitStatus {
+  int code;
+};
+
 void setup_train(CLI::App& app);
 /// `nmt preprocess -c CONFIG`: SentencePiece models and the binary training corpus, ahead of training.
 void setup_preprocess(CLI::App& app);

@@ -2,8 +2,18 @@
 /// @file checkpoint.h
 /// A checkpoint is one self-contained file: model weights, optimizer state, training state,
 /// the resolved config and the SentencePiece models, so `nmt translate -m DIR` needs nothing
-/// else. Written atomically (temporary file, then rename).
+/// else. Written atomically (serialised in memory, then write_file_atomic: temporary file,
+/// fsync, rename).
+///
+/// File format 2: the magic "NMTCKPT\n", a little-endian uint32 format version, a table of
+/// parts (name, size, 64-bit checksum), the table's own checksum, then the parts' bytes
+/// (`config`, `src_spm`, `tgt_spm`, `state`, `model`, `optimizer`). Every byte of the file is
+/// covered by a checksum, and all of them are verified before any part is parsed, so a changed
+/// byte is an error naming the part instead of a crash inside SentencePiece or silently different
+/// weights. Format 1 (a plain LibTorch archive, nmt before checksums) still loads, with a warning.
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include <torch/optim/optimizer.h>
 
@@ -24,7 +34,24 @@ struct TrainingState {
   double lr_base = 0;          ///< current base learning rate (plateau decay)
   int64_t lr_bad_count = 0;
   double elapsed_seconds = 0;  ///< training wall-clock time spent so far
+  /// Step of the last validation whose effects (best, patience, plateau) this state includes;
+  /// -1 before the first (a format-1 checkpoint, which was always written after one: `step`).
+  int64_t validated_step = -1;
+  /// Random generator states at the time of saving (empty when not stored, e.g. format 1):
+  /// LibTorch's default CPU generator and one per CUDA device.
+  torch::Tensor cpu_rng_state;
+  std::vector<torch::Tensor> cuda_rng_states;
 };
+
+/// The current states of LibTorch's default generators (CPU, and every CUDA device when present).
+void capture_generators(TrainingState& state);
+/// Restore the generator states captured in `state`. Returns false (and changes nothing) when
+/// `state` holds none. Throws std::runtime_error when the CUDA device count differs.
+bool restore_generators(const TrainingState& state);
+
+/// 64-bit checksum of `size` bytes (word-wise multiply-rotate, FNV-style; any single changed
+/// byte changes it).
+uint64_t checksum64(const void* data, size_t size);
 
 struct Checkpoint {
   Config config;
@@ -33,14 +60,18 @@ struct Checkpoint {
   TrainingState state;
 };
 
-/// Save `ck` (and the optimizer's state when given) to `path` atomically.
+/// Save `ck` (and the optimizer's state when given) to `path` atomically. Throws
+/// std::runtime_error naming the file when it cannot be written (ENOSPC, EFBIG, ...); the previous
+/// file at `path` is then untouched and no temporary file is left.
 void save_checkpoint(const std::string& path, const Checkpoint& ck, torch::optim::Optimizer* optimizer);
 
 /// Load a checkpoint onto `device`. Throws std::runtime_error naming the file when it is
-/// missing, truncated or not an nmt checkpoint.
+/// missing, truncated or not an nmt checkpoint, when it was written in an unknown format version,
+/// and when a part's checksum does not match (naming the part).
 Checkpoint load_checkpoint(const std::string& path, c10::Device device);
 
-/// Restore the optimizer state saved in `path` (for --resume).
+/// Restore the optimizer state saved in `path` (for --resume), after verifying its checksum.
+/// Throws std::runtime_error as load_checkpoint does, or when the file holds no optimizer state.
 void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer, c10::Device device);
 
 /// The checkpoint translate/eval use in a model directory: best.pt, else last.pt.
