@@ -8,17 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${NMT_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}"
 TIME="${1:-60}"
 # clang with libFuzzer's runtime, installed here (only fuzzing needs it; the build uses g++).
-missing=()
-for p in clang-14 libclang-rt-14-dev; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "fuzz.sh: installing ${missing[*]}"
-  SUDO=""
-  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+"$ROOT/scripts/install_packages.sh" fuzz.sh clang-14 libclang-rt-14-dev
 CXX="$(command -v clang++-14 || command -v clang++)"
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="$CXX" \
       -DNMT_BUILD_FUZZERS=ON >/dev/null
