@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,6 +22,8 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include "nmt/cli/commands.h"
 
 extern char** environ;
 
@@ -68,6 +71,13 @@ volatile sig_atomic_t g_forward_signal = 0;
 void remember_signal(int sig) { g_forward_signal = sig; }
 
 }  // namespace
+
+void stop_with_launcher() {
+  const char* launcher = std::getenv("NMT_LAUNCHER_PID");
+  if (launcher == nullptr) return;
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (std::to_string(getppid()) != launcher) raise(SIGTERM);  // it died before prctl took effect
+}
 
 train::DistributedEnv distributed_env_from_environment() {
   train::DistributedEnv env;
@@ -123,11 +133,20 @@ void launch_local_ranks(int nproc, const std::vector<std::string>& args) {
     env_text.push_back(fmt::format("LOCAL_WORLD_SIZE={}", nproc));
     env_text.push_back("MASTER_ADDR=127.0.0.1");
     env_text.push_back(fmt::format("MASTER_PORT={}", port));
+    env_text.push_back(fmt::format("NMT_LAUNCHER_PID={}", getpid()));
     std::vector<char*> envp;
     for (auto& e : env_text) envp.push_back(e.data());
     envp.push_back(nullptr);
     pid_t pid = 0;
-    if (const int err = posix_spawn(&pid, program.c_str(), nullptr, nullptr, argv.data(), envp.data())) {
+    // Each rank in a process group of its own: a Ctrl-C at the terminal reaches the launcher
+    // only, which passes it on once (a second signal would make the ranks exit at once).
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+    const int err = posix_spawn(&pid, program.c_str(), nullptr, &attr, argv.data(), envp.data());
+    posix_spawnattr_destroy(&attr);
+    if (err != 0) {
       for (pid_t p : pids) kill(p, SIGTERM);
       throw std::runtime_error(fmt::format("cannot start rank {} ({}): {}", r, program, std::strerror(err)));
     }
@@ -138,6 +157,7 @@ void launch_local_ranks(int nproc, const std::vector<std::string>& args) {
   size_t running = pids.size();
   auto first_failure = std::chrono::steady_clock::time_point::max();
   bool terminated = false;
+  int interrupted = 0;  // the signal passed on to the ranks
   while (running > 0) {
     int status = 0;
     const pid_t pid = waitpid(-1, &status, WNOHANG);
@@ -146,7 +166,8 @@ void launch_local_ranks(int nproc, const std::vector<std::string>& args) {
       const auto it = std::find(pids.begin(), pids.end(), pid);
       const int r = static_cast<int>(it - pids.begin());
       if (it != pids.end()) *it = -1;
-      if ((WIFEXITED(status) && WEXITSTATUS(status) != 0) || WIFSIGNALED(status)) {
+      const bool stopped_as_asked = interrupted != 0 && WIFEXITED(status) && WEXITSTATUS(status) == 128 + interrupted;
+      if (!stopped_as_asked && ((WIFEXITED(status) && WEXITSTATUS(status) != 0) || WIFSIGNALED(status))) {
         spdlog::error("rank {} (pid {}) {}", r, pid, describe(status));
         if (failure.empty()) {
           failure = fmt::format("rank {} (pid {}) {}", r, pid, describe(status));
@@ -158,6 +179,7 @@ void launch_local_ranks(int nproc, const std::vector<std::string>& args) {
     if (g_forward_signal != 0) {
       for (pid_t p : pids)
         if (p > 0) kill(p, g_forward_signal);
+      interrupted = g_forward_signal;
       g_forward_signal = 0;
     }
     // The surviving ranks notice a lost rank by themselves and exit with a message naming it;
@@ -176,6 +198,7 @@ void launch_local_ranks(int nproc, const std::vector<std::string>& args) {
   sigaction(SIGINT, &old_int, nullptr);
   sigaction(SIGTERM, &old_term, nullptr);
   if (!failure.empty()) throw std::runtime_error(failure + "; the run's other ranks were stopped");
+  if (interrupted != 0) throw ExitStatus{128 + interrupted};  // as one process would exit
 }
 
 }  // namespace nmt::cli

@@ -94,6 +94,7 @@ void run_train(const TrainOptions& o) {
   const auto env = distributed_env_from_environment();
   quiet_unless_rank0(env);
   train::install_stop_handlers();
+  stop_with_launcher();
   train_or_resume(o, env);  // releases the lock before the program ends
   if (const int sig = train::stop_signal()) throw ExitStatus{128 + sig};
 }

@@ -70,7 +70,7 @@ TokenCorpus::TokenCorpus(const std::string& path, int64_t src_vocab_size, int64_
   ::close(fd);
   if (map == MAP_FAILED) throw std::runtime_error("cannot map token file " + path + ": " + std::strerror(errno));
   map_ = static_cast<const char*>(map);
-  ::madvise(map, bytes_, MADV_RANDOM);  // batches read scattered pairs
+  ::madvise(map, bytes_, MADV_SEQUENTIAL);  // the check below reads it front to back
   try {
     Header h;
     std::memcpy(&h, map_, sizeof h);
@@ -82,7 +82,19 @@ TokenCorpus::TokenCorpus(const std::string& path, int64_t src_vocab_size, int64_
     pairs_ = h.pairs;
     tokens_ = reinterpret_cast<const int32_t*>(map_ + sizeof(Header));
     index_ = map_ + h.index_offset;
+    // The check reads the whole file once: release what it has read as it goes, so that a
+    // large corpus is never resident all at once.
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    auto release = [&](const void* from, const void* to) {
+      const auto begin = reinterpret_cast<uintptr_t>(from) / page * page;
+      const auto end = reinterpret_cast<uintptr_t>(to) / page * page;
+      if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+    };
     for (size_t i = 0; i < pairs_; ++i) {
+      if (i % (1 << 20) == 0 && i > 0) {
+        release(tokens_, tokens_ + entry(i - 1).offset);
+        release(index_, &entry(i - 1));
+      }
       const Entry& e = entry(i);
       if (e.src_len == 0 || e.tgt_len == 0 || e.offset + e.src_len + e.tgt_len > h.tokens)
         bad(fmt::format("pair {} lies outside the token area", i));
@@ -97,7 +109,8 @@ TokenCorpus::TokenCorpus(const std::string& path, int64_t src_vocab_size, int64_
     map_ = nullptr;
     throw;
   }
-  ::madvise(map, bytes_, MADV_DONTNEED);  // the check read every page: no need to keep them resident
+  ::madvise(map, bytes_, MADV_DONTNEED);  // the rest of what the check read
+  ::madvise(map, bytes_, MADV_RANDOM);    // training reads scattered pairs
 }
 
 TokenCorpus::~TokenCorpus() {

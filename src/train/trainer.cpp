@@ -381,11 +381,20 @@ std::unique_ptr<ProcessGroup> join(const DistributedEnv& env, c10::Device device
   return std::make_unique<ProcessGroup>(env, device, timeout);
 }
 
+/// The device of this rank: with several processes on CUDA, each uses GPU LOCAL_RANK unless the
+/// config names one.
+c10::Device rank_device(const std::string& name, const DistributedEnv& env) {
+  const auto device = resolve_device(name);
+  if (device.is_cuda() && env.active() && !device.has_index())
+    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+  return device;
+}
+
 }  // namespace
 
 void train_new(const Config& config, const DistributedEnv& env) {
   const fs::path dir = config.train.model_dir;
-  const auto device = resolve_device(config.train.device);
+  const auto device = rank_device(config.train.device, env);
   auto group = join(env, device, config.train);
   const bool main = !group || group->rank() == 0;
   const bool prepared = prepared_for(dir, config);  // SentencePiece models from `nmt preprocess`
@@ -425,7 +434,7 @@ void preprocess(const Config& config) {
 void resume_training(Checkpoint ck, const std::string& model_dir, const DistributedEnv& env) {
   const std::string path = (fs::path(model_dir) / "last.pt").string();
   ck.config.train.model_dir = model_dir;
-  const auto device = resolve_device(ck.config.train.device);
+  const auto device = rank_device(ck.config.train.device, env);
   auto group = join(env, device, ck.config.train);
   ck.model->to(device);
   if (!group || group->rank() == 0)

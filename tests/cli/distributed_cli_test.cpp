@@ -70,6 +70,23 @@ TEST(DistributedCli, LosingARankIsALoudErrorNamingIt) {
   EXPECT_FALSE(contains(r.output, "after 6")) << r.output;  // well within train.dist_timeout (60 s)
 }
 
+// SIGTERM to the `--nproc` launcher reaches every rank once: they stop after the same update,
+// rank 0 writes last.pt, and the launcher exits 143 as one process would.
+TEST(DistributedCli, SignalToTheLauncherStopsAllRanksWithACheckpoint) {
+  TempDir tmp;
+  const auto dir = tmp.file("run");
+  auto r = run_shell("\"$NMT\" " + toy(dir) + " --set train.max_steps=100000 --set train.max_epochs=100000 --nproc 2 > " +
+                     tmp.file("out.log") + " 2>&1 & p=$!; i=0; until grep -q \"step 20 \" " + dir +
+                     "/train.log 2>/dev/null; do sleep 0.2; i=$((i+1)); [ $i -gt 600 ] && break; done; "
+                     "kill -TERM $p; wait $p; echo \"launcher exit $?\"; cat " + tmp.file("out.log"));
+  EXPECT_TRUE(contains(r.output, "launcher exit 143")) << r.output;
+  EXPECT_TRUE(contains(r.output, "interrupted at step")) << r.output;
+  EXPECT_FALSE(contains(r.output, "lost rank")) << r.output;
+  ASSERT_TRUE(std::filesystem::exists(dir + "/last.pt")) << r.output;
+  auto resumed = run_nmt("train --resume " + dir + " --set train.max_steps=1");  // already past it: stops
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
+}
+
 TEST(DistributedCli, LauncherNamesTheRankThatFailed) {
   TempDir tmp;
   // Rank 1 cannot read a corpus that rank 0 can: simulate by a path relative to nothing.

@@ -21,6 +21,10 @@ train::DistributedEnv distributed_env_from_environment();
 /// Throws std::runtime_error naming the first rank that failed (exit status or signal).
 void launch_local_ranks(int nproc, const std::vector<std::string>& args);
 
+/// In a rank started by launch_local_ranks(): asks the kernel for SIGTERM when the launcher dies
+/// (killed with SIGKILL, say), so that no rank trains on as an orphan. Does nothing elsewhere.
+void stop_with_launcher();
+
 /// This process's command line (from /proc/self/cmdline), argv[0] first.
 std::vector<std::string> own_command_line();
 
