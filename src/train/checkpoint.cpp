@@ -1,5 +1,6 @@
 #include "nmt/train/checkpoint.h"
 
+#include <array>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -236,6 +237,20 @@ class StoredCheckpoint {
 };
 
 }  // namespace
+
+uint64_t weights_digest(models::Seq2SeqImpl& model) {
+  uint64_t digest = 0;
+  auto add = [&](const std::string& name, const at::Tensor& t) {
+    const auto c = t.detach().to(at::kCPU).contiguous();
+    const uint64_t parts[3] = {digest, checksum64(name.data(), name.size()),
+                               checksum64(c.data_ptr(), static_cast<size_t>(c.numel()) * c.element_size())};
+    digest = checksum64(parts, sizeof parts);
+    for (int64_t d : c.sizes()) digest = checksum64(std::array<uint64_t, 2>{digest, static_cast<uint64_t>(d)}.data(), 16);
+  };
+  for (const auto& p : model.named_parameters()) add(p.key(), p.value());
+  for (const auto& b : model.named_buffers()) add(b.key(), b.value());
+  return digest;
+}
 
 uint64_t checksum64(const void* data, size_t size) {
   const auto* p = static_cast<const unsigned char*>(data);

@@ -132,9 +132,18 @@ TEST(PreprocessCli, TrainingReusesThePreprocessedDirectory) {
   ASSERT_EQ(train.exit_code, 0) << train.output;
   EXPECT_FALSE(contains(train.output, "training SentencePiece")) << train.output;
   EXPECT_TRUE(contains(train.output, "training corpus: reusing " + token_file)) << train.output;
+  // `nmt info` tells the state and a digest of the weights, which change with training.
+  auto info3 = run_nmt("info -m " + dir + "/last.pt");
+  ASSERT_EQ(info3.exit_code, 0) << info3.output;
+  EXPECT_TRUE(contains(info3.output, "training: step 3,")) << info3.output;
+  EXPECT_EQ(run_nmt("info -m " + dir + "/last.pt").output, info3.output);
   auto resumed = run_nmt("train --resume " + dir + " --set train.max_steps=5");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_TRUE(contains(resumed.output, "training corpus: reusing " + token_file)) << resumed.output;
+  auto info5 = run_nmt("info -m " + dir + "/last.pt");
+  EXPECT_TRUE(contains(info5.output, "training: step 5,")) << info5.output;
+  auto digest = [](const std::string& out) { return out.substr(out.find("weights digest: ")); };
+  EXPECT_NE(digest(info5.output), digest(info3.output));
   // Another config in the same directory is a new run: the model is trained anew, not reused.
   auto other = run_nmt("preprocess -c configs/toy_rnn.yaml" + set + " --set data.max_len=20");
   ASSERT_EQ(other.exit_code, 0) << other.output;

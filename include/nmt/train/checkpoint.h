@@ -53,6 +53,10 @@ bool restore_generators(const TrainingState& state);
 /// byte changes it).
 uint64_t checksum64(const void* data, size_t size);
 
+/// A digest of the model's weights: every parameter and buffer (name, shape, float bytes), in
+/// registration order. Equal digests mean bitwise-equal weights (up to hash collisions).
+uint64_t weights_digest(models::Seq2SeqImpl& model);
+
 struct Checkpoint {
   Config config;
   data::Vocab src_vocab, tgt_vocab;
