@@ -1,7 +1,9 @@
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <memory>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "nmt/cli/alignment_pictures.h"
@@ -23,6 +25,8 @@ struct TranslateOptions {
   int threads = 0;
   std::string attention_out;             ///< directory for one alignment heatmap per sentence
   std::string attention_format = "png";  ///< png | svg
+  int n_best = 0;                        ///< > 0: Moses n-best lines with the n best hypotheses
+  bool scores = false;                   ///< prefix each 1-best line with its score
 };
 
 void run_translate(const TranslateOptions& o) {
@@ -37,9 +41,13 @@ void run_translate(const TranslateOptions& o) {
   options.keep_attention = pictures;
   auto lines = o.input.empty() || o.input == "-" ? data::read_lines(std::cin, "standard input")
                                                  : data::read_lines(o.input);
+  if (o.n_best > options.beam_size)
+    throw std::runtime_error("--n-best " + std::to_string(o.n_best) + " is larger than the beam (" +
+                             std::to_string(options.beam_size) + "): raise --beam");
+  const auto lists = search::translate_ids_n_best(*ck.model, ck.src_vocab.encode_batch(lines), options, batch_tokens,
+                                                  m.device, std::max(1, o.n_best));
   std::vector<search::Hypothesis> hyps;
-  auto out = search::translate_text(*ck.model, ck.src_vocab, ck.tgt_vocab, lines, options, batch_tokens, m.device,
-                                    &hyps);
+  for (const auto& list : lists) hyps.push_back(list.front());
   if (pictures) {
     std::filesystem::create_directories(o.attention_out);
     for (size_t i = 0; i < hyps.size(); ++i) {
@@ -53,7 +61,18 @@ void run_translate(const TranslateOptions& o) {
     spdlog::info("wrote {} alignment pictures to {}", hyps.size(), o.attention_out);
   }
   std::string text;
-  for (const auto& line : out) text += line + "\n";
+  for (size_t i = 0; i < lists.size(); ++i) {
+    if (o.n_best > 0) {
+      // Moses n-best format: sentence ||| hypothesis ||| features ||| score
+      for (const auto& h : lists[i])
+        text += fmt::format("{} ||| {} ||| LogProb= {:.6f} Length= {} ||| {:.6f}\n", i, ck.tgt_vocab.decode(h.tokens),
+                            h.log_prob, h.tokens.size() + 1, h.score);
+    } else if (o.scores) {
+      text += fmt::format("{:.6f}\t{}\n", hyps[i].score, ck.tgt_vocab.decode(hyps[i].tokens));
+    } else {
+      text += ck.tgt_vocab.decode(hyps[i].tokens) + "\n";
+    }
+  }
   if (o.output.empty() || o.output == "-") std::cout << text << std::flush;
   else write_file_atomic(o.output, text);
 }
@@ -71,6 +90,11 @@ void setup_translate(CLI::App& app) {
       ->check(positive_integer());
   cmd->add_option("--length-penalty", opts->length_penalty, "GNMT length penalty alpha")->check(non_negative());
   cmd->add_option("--batch-tokens", opts->batch_tokens, "source tokens per batch")->check(positive_integer());
+  cmd->add_option("--n-best", opts->n_best,
+                  "write the N best hypotheses of each sentence in Moses format "
+                  "(i ||| hypothesis ||| LogProb= .. Length= .. ||| score); N <= beam size")
+      ->check(positive_integer());
+  cmd->add_flag("--scores", opts->scores, "prefix each translation with its score (length-normalised log-prob) and a TAB");
   cmd->add_option("--threads", opts->threads, "CPU threads (default: the model's train.threads)");
   cmd->add_option("--device", opts->device, "cpu | cuda | cuda:N | auto");
   cmd->add_option("--attention-out", opts->attention_out,

@@ -135,8 +135,20 @@ std::vector<Hypothesis> BeamSearch::best() const {
   return out;
 }
 
-std::vector<Hypothesis> beam_search(models::Seq2SeqImpl& model, const at::Tensor& src,
-                                    const SearchOptions& options) {
+std::vector<std::vector<Hypothesis>> BeamSearch::n_best(int64_t n) const {
+  std::vector<std::vector<Hypothesis>> out;
+  for (auto hyps : finished_) {
+    std::stable_sort(hyps.begin(), hyps.end(), [](const Hypothesis& a, const Hypothesis& b) { return a.score > b.score; });
+    if (static_cast<int64_t>(hyps.size()) > n) hyps.resize(static_cast<size_t>(n));
+    out.push_back(std::move(hyps));
+  }
+  return out;
+}
+
+namespace {
+
+/// Runs the beam search to the end and returns it.
+BeamSearch run_beam(models::Seq2SeqImpl& model, const at::Tensor& src, const SearchOptions& options) {
   const auto device = src.device();
   BeamSearch beam(src.size(0), options, max_lengths(src, options));
   auto state = model.start(src)->select(beam.initial_rows().to(device));
@@ -148,7 +160,14 @@ std::vector<Hypothesis> beam_search(models::Seq2SeqImpl& model, const at::Tensor
     state = state->select(adv.rows.to(device));
     tokens = adv.tokens.to(device);
   }
-  return beam.best();
+  return beam;
+}
+
+}  // namespace
+
+std::vector<Hypothesis> beam_search(models::Seq2SeqImpl& model, const at::Tensor& src,
+                                    const SearchOptions& options) {
+  return run_beam(model, src, options).best();
 }
 
 std::vector<Hypothesis> greedy_search(models::Seq2SeqImpl& model, const at::Tensor& src,
@@ -197,6 +216,24 @@ std::vector<Hypothesis> decode(models::Seq2SeqImpl& model, const at::Tensor& src
   const bool was_training = model.is_training();
   model.eval();
   auto out = options.beam_size == 1 ? greedy_search(model, src, options) : beam_search(model, src, options);
+  if (was_training) model.train();
+  return out;
+}
+
+std::vector<std::vector<Hypothesis>> decode_n_best(models::Seq2SeqImpl& model, const at::Tensor& src,
+                                                   const SearchOptions& options, int64_t n) {
+  if (n < 1 || n > options.beam_size)
+    throw std::invalid_argument("n-best size " + std::to_string(n) + " must lie in [1, beam size " +
+                                std::to_string(options.beam_size) + "]");
+  if (n == 1) {
+    std::vector<std::vector<Hypothesis>> out;
+    for (auto& h : decode(model, src, options)) out.push_back({std::move(h)});
+    return out;
+  }
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  auto out = run_beam(model, src, options).n_best(n);
   if (was_training) model.train();
   return out;
 }

@@ -4,20 +4,30 @@
 
 namespace nmt::search {
 
-std::vector<Hypothesis> translate_ids(models::Seq2SeqImpl& model,
-                                      const std::vector<std::vector<int64_t>>& sentences,
-                                      const SearchOptions& options, int64_t batch_tokens,
-                                      c10::Device device) {
-  std::vector<Hypothesis> out(sentences.size());
+std::vector<std::vector<Hypothesis>> translate_ids_n_best(models::Seq2SeqImpl& model,
+                                                          const std::vector<std::vector<int64_t>>& sentences,
+                                                          const SearchOptions& options, int64_t batch_tokens,
+                                                          c10::Device device, int64_t n) {
+  std::vector<std::vector<Hypothesis>> out(sentences.size(), std::vector<Hypothesis>(1));
   for (const auto& rows : data::make_sentence_batches(sentences, batch_tokens)) {
     std::vector<size_t> nonempty;
     for (size_t r : rows)
       if (!sentences[r].empty()) nonempty.push_back(r);
     if (nonempty.empty()) continue;
     auto batch = data::make_source_batch(sentences, nonempty, device);
-    auto hyps = decode(model, batch.src, options);
-    for (size_t i = 0; i < nonempty.size(); ++i) out[nonempty[i]] = std::move(hyps[i]);
+    auto lists = decode_n_best(model, batch.src, options, n);
+    for (size_t i = 0; i < nonempty.size(); ++i) out[nonempty[i]] = std::move(lists[i]);
   }
+  return out;
+}
+
+std::vector<Hypothesis> translate_ids(models::Seq2SeqImpl& model,
+                                      const std::vector<std::vector<int64_t>>& sentences,
+                                      const SearchOptions& options, int64_t batch_tokens,
+                                      c10::Device device) {
+  std::vector<Hypothesis> out;
+  for (auto& list : translate_ids_n_best(model, sentences, options, batch_tokens, device, 1))
+    out.push_back(std::move(list.front()));
   return out;
 }
 

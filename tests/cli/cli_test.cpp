@@ -1,7 +1,10 @@
 // End-to-end tests of the nmt program: train -> translate -> eval on the toy corpus, and the
 // errors users meet most (missing file, mismatched corpora, unknown config key, corrupt model).
 #include <filesystem>
+#include <map>
 #include <regex>
+#include <set>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
@@ -75,6 +78,48 @@ TEST_F(ToyModel, TranslatesStdinToStdoutAndGreedyEqualsBeamOne) {
   auto b = run_nmt("translate -m " + model() + " --beam 1 -i data/toy/valid.de");
   EXPECT_EQ(a.output, b.output);
   EXPECT_EQ(std::count(a.output.begin(), a.output.end(), '\n'), 8);
+}
+
+// n-best lists (Moses format) come from one beam search: sorted by score, K distinct entries,
+// the first the 1-best translation; --scores prefixes the 1-best with that score.
+TEST_F(ToyModel, NBestListsAreSortedDistinctAndStartWithTheOneBest) {
+  const std::string base = "translate -m " + model() + " --beam 4 -i data/toy/valid.de";
+  auto one = run_nmt(base);
+  auto nbest = run_nmt(base + " --n-best 4");
+  auto scored = run_nmt(base + " --scores");
+  ASSERT_EQ(nbest.exit_code, 0) << nbest.output;
+  ASSERT_EQ(scored.exit_code, 0) << scored.output;
+  std::vector<std::string> best, scored_lines;
+  std::istringstream one_in(one.output), scored_in(scored.output), in(nbest.output);
+  for (std::string l; std::getline(one_in, l);) best.push_back(l);
+  for (std::string l; std::getline(scored_in, l);) scored_lines.push_back(l);
+  ASSERT_EQ(best.size(), 8u);
+  ASSERT_EQ(scored_lines.size(), 8u);
+  std::map<size_t, std::vector<std::pair<std::string, double>>> lists;  // sentence -> (hyp + features, score)
+  const std::regex moses(R"(^([0-9]+) \|\|\| (.*) \|\|\| (LogProb= \S+ Length= [0-9]+) \|\|\| (\S+)$)");
+  for (std::string l; std::getline(in, l);) {
+    std::smatch m;
+    ASSERT_TRUE(std::regex_match(l, m, moses)) << l;
+    lists[std::stoul(m[1])].emplace_back(m[2].str() + " | " + m[3].str(), std::stod(m[4]));
+  }
+  ASSERT_EQ(lists.size(), 8u);
+  for (const auto& [i, list] : lists) {
+    ASSERT_EQ(list.size(), 4u) << i;
+    EXPECT_EQ(list.front().first.substr(0, list.front().first.find(" | ")), best[i]) << i;
+    std::set<std::string> distinct;
+    for (size_t k = 0; k < list.size(); ++k) {
+      distinct.insert(list[k].first);
+      if (k > 0) EXPECT_GE(list[k - 1].second, list[k].second) << i;
+    }
+    EXPECT_EQ(distinct.size(), 4u) << i;
+    const auto tab = scored_lines[i].find('\t');
+    ASSERT_NE(tab, std::string::npos) << scored_lines[i];
+    EXPECT_EQ(scored_lines[i].substr(tab + 1), best[i]);
+    EXPECT_NEAR(std::stod(scored_lines[i].substr(0, tab)), list.front().second, 1e-5);
+  }
+  auto too_many = run_nmt(base + " --n-best 5");
+  EXPECT_NE(too_many.exit_code, 0);
+  EXPECT_TRUE(contains(too_many.output, "--n-best 5 is larger than the beam (4)")) << too_many.output;
 }
 
 TEST_F(ToyModel, ResumeContinuesFromTheLastCheckpoint) {

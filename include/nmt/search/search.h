@@ -58,6 +58,9 @@ class BeamSearch {
   bool done() const { return live_.empty(); }
   /// Best hypothesis per sentence, by score (call when done()).
   std::vector<Hypothesis> best() const;
+  /// The `n` best finished hypotheses per sentence, best first (fewer when fewer finished; a
+  /// sentence finishes once K hypotheses have, so n <= K always gets n).
+  std::vector<std::vector<Hypothesis>> n_best(int64_t n) const;
   /// All finished hypotheses per sentence, best first.
   const std::vector<std::vector<Hypothesis>>& finished() const { return finished_; }
 
@@ -89,5 +92,11 @@ std::vector<Hypothesis> greedy_search(models::Seq2SeqImpl& model, const at::Tens
 /// beam_search, or greedy_search when beam_size == 1. Runs without gradients, in eval mode.
 std::vector<Hypothesis> decode(models::Seq2SeqImpl& model, const at::Tensor& src,
                                const SearchOptions& options);
+
+/// n-best lists: for every row of src [B, S] its `n` best hypotheses by score, best first, from
+/// one beam search (the first equals decode()'s 1-best). Throws std::invalid_argument when n < 1
+/// or n > beam_size. Runs without gradients, in eval mode.
+std::vector<std::vector<Hypothesis>> decode_n_best(models::Seq2SeqImpl& model, const at::Tensor& src,
+                                                   const SearchOptions& options, int64_t n);
 
 }  // namespace nmt::search

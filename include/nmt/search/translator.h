@@ -18,6 +18,13 @@ std::vector<Hypothesis> translate_ids(models::Seq2SeqImpl& model,
                                       const SearchOptions& options, int64_t batch_tokens,
                                       c10::Device device);
 
+/// translate_ids() with the `n` best hypotheses of each sentence, best first (see decode_n_best;
+/// an empty sentence gives one empty hypothesis).
+std::vector<std::vector<Hypothesis>> translate_ids_n_best(models::Seq2SeqImpl& model,
+                                                          const std::vector<std::vector<int64_t>>& sentences,
+                                                          const SearchOptions& options, int64_t batch_tokens,
+                                                          c10::Device device, int64_t n);
+
 /// Raw text in, detokenised text out (SentencePiece on both ends).
 std::vector<std::string> translate_text(models::Seq2SeqImpl& model, const data::Vocab& src_vocab,
                                         const data::Vocab& tgt_vocab,
