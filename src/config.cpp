@@ -274,6 +274,7 @@ template <class V> void TrainConfig::visit(V& v) {
   v("max_time", max_time, kNonNegative);
   v("valid_every", valid_every, kPositive);
   v("save_every", save_every, kNonNegative);
+  v("keep_checkpoints", keep_checkpoints, kNonNegative);
   v("log_every", log_every, kPositive);
   v.choice("stop_metric", stop_metric, kMetrics);
   v("patience", patience, kPositive);

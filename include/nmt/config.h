@@ -121,6 +121,7 @@ struct TrainConfig {
   double max_time = 0;           ///< wall-clock budget in minutes; 0 = unlimited
   int valid_every = 500;         ///< updates between validations (and at each epoch end)
   int save_every = 0;            ///< updates between writes of last.pt besides validations; 0 = none
+  int keep_checkpoints = 0;      ///< keep the last N written last.pt as step-<N>.pt (for averaging); 0 = none
   int log_every = 100;           ///< updates between log lines
   StopMetric stop_metric = StopMetric::Bleu;  ///< metric that selects the best checkpoint
   int patience = 5;              ///< validations without improvement before early stopping

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   nmt::cli::setup_translate(app);
   nmt::cli::setup_align(app);
   nmt::cli::setup_info(app);
+  nmt::cli::setup_average(app);
   nmt::cli::setup_eval(app, nmt::cli::translate_file);
   nmt::cli::setup_bench(app);
   try {

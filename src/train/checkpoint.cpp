@@ -1,5 +1,6 @@
 #include "nmt/train/checkpoint.h"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <filesystem>
@@ -237,6 +238,77 @@ class StoredCheckpoint {
 };
 
 }  // namespace
+
+Checkpoint average_checkpoints(const std::vector<std::string>& paths) {
+  if (paths.empty()) throw std::runtime_error("no checkpoint to average");
+  torch::NoGradGuard no_grad;
+  std::vector<at::Tensor> sums;
+  std::vector<std::string> names;
+  Checkpoint first, last;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    auto ck = load_checkpoint(paths[i], c10::Device(c10::kCPU));
+    std::vector<std::pair<std::string, at::Tensor>> weights;
+    for (const auto& p : ck.model->named_parameters()) weights.emplace_back(p.key(), p.value());
+    for (const auto& b : ck.model->named_buffers())
+      if (b.value().is_floating_point()) weights.emplace_back(b.key(), b.value());
+    if (i == 0) {
+      for (const auto& [name, w] : weights) {
+        names.push_back(name);
+        sums.push_back(w.to(at::kDouble));
+      }
+      first = ck;
+    } else {
+      auto differs = [&](const std::string& what) {
+        return std::runtime_error(paths[i] + ": cannot be averaged with " + paths[0] + ": " + what + " differ");
+      };
+      if (ck.config.model.type != first.config.model.type) throw differs("the model types");
+      if (ck.src_vocab.size() != first.src_vocab.size() || ck.tgt_vocab.size() != first.tgt_vocab.size())
+        throw differs("the vocabulary sizes");
+      if (weights.size() != names.size()) throw differs("the parameter sets");
+      for (size_t k = 0; k < weights.size(); ++k) {
+        if (weights[k].first != names[k] || !weights[k].second.sizes().equals(sums[k].sizes()))
+          throw differs("the parameters (" + names[k] + ")");
+        sums[k] += weights[k].second.to(at::kDouble);
+      }
+    }
+    last = std::move(ck);
+  }
+  std::map<std::string, at::Tensor> mean;
+  for (size_t k = 0; k < names.size(); ++k) mean[names[k]] = sums[k] / static_cast<double>(paths.size());
+  for (auto& p : last.model->named_parameters()) p.value().copy_(mean.at(p.key()));
+  for (auto& b : last.model->named_buffers())
+    if (b.value().is_floating_point()) b.value().copy_(mean.at(b.key()));
+  return last;
+}
+
+std::vector<std::string> numbered_checkpoints(const std::string& model_dir) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<int64_t, std::string>> found;
+  std::error_code ec;
+  for (const auto& f : fs::directory_iterator(model_dir, ec)) {
+    const auto name = f.path().filename().string();
+    if (name.size() <= 8 || name.rfind("step-", 0) != 0 || f.path().extension() != ".pt") continue;
+    const auto digits = name.substr(5, name.size() - 8);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    found.emplace_back(std::stoll(digits), f.path().string());
+  }
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> out;
+  for (auto& [step, path] : found) out.push_back(std::move(path));
+  return out;
+}
+
+void keep_numbered_checkpoint(const std::string& last_pt, int64_t step, int keep) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(last_pt).parent_path();
+  const fs::path numbered = dir / ("step-" + std::to_string(step) + ".pt");
+  std::error_code ec;
+  fs::remove(numbered, ec);
+  fs::create_hard_link(last_pt, numbered, ec);
+  if (ec) throw std::runtime_error(numbered.string() + ": cannot keep the checkpoint (" + ec.message() + ")");
+  auto all = numbered_checkpoints(dir.string());
+  for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i) fs::remove(all[i], ec);
+}
 
 uint64_t weights_digest(models::Seq2SeqImpl& model) {
   uint64_t digest = 0;

@@ -236,7 +236,10 @@ void Trainer::save(const std::string& name) {
   ck_.state.lr_bad_count = schedule_.bad_count_;
   ck_.state.elapsed_seconds = elapsed();
   capture_generators(ck_.state);  // resume continues with the very same random numbers
-  save_checkpoint((fs::path(ck_.config.train.model_dir) / name).string(), ck_, optimizer_.get());
+  const auto path = (fs::path(ck_.config.train.model_dir) / name).string();
+  save_checkpoint(path, ck_, optimizer_.get());
+  if (name == "last.pt" && ck_.config.train.keep_checkpoints > 0)
+    keep_numbered_checkpoint(path, ck_.state.step, ck_.config.train.keep_checkpoints);
 }
 
 std::string Trainer::validate_and_save(bool save_last) {

@@ -78,6 +78,21 @@ Checkpoint load_checkpoint(const std::string& path, c10::Device device);
 /// Throws std::runtime_error as load_checkpoint does, or when the file holds no optimizer state.
 void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer, c10::Device device);
 
+/// Keeps `last_pt` (just written) as `step-<step>.pt` beside it (a hard link, so no copy), then
+/// removes all but the newest `keep` such files. Throws std::runtime_error naming the file when
+/// the link cannot be made.
+void keep_numbered_checkpoint(const std::string& last_pt, int64_t step, int keep);
+
+/// The element-wise mean of the weights (parameters and floating-point buffers) of `paths`,
+/// accumulated in float64, in a copy of the last checkpoint (its config, vocabularies and
+/// training state). Checkpoint averaging as in Vaswani et al. 2017 and Marian/fairseq. Throws
+/// std::runtime_error naming the file whose model type, vocabulary sizes, parameter names or
+/// shapes differ from the first one's, or when `paths` is empty.
+Checkpoint average_checkpoints(const std::vector<std::string>& paths);
+
+/// The numbered checkpoints (step-<N>.pt) of a model directory, oldest first.
+std::vector<std::string> numbered_checkpoints(const std::string& model_dir);
+
 /// The checkpoint translate/eval use in a model directory: best.pt, else last.pt.
 /// Throws std::runtime_error when `model_dir` holds neither.
 std::string find_checkpoint(const std::string& model_dir);
