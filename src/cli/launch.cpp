@@ -43,24 +43,6 @@ int env_int(const char* name, int fallback, int lo, int hi) {
   return static_cast<int>(v);
 }
 
-/// A TCP port on 127.0.0.1 that is free now (the kernel's choice for port 0).
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    const std::string err = std::strerror(errno);
-    close(fd);
-    throw std::runtime_error("cannot find a free port on 127.0.0.1: " + err);
-  }
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 std::string describe(int status) {
   if (WIFSIGNALED(status))
     return fmt::format("was killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
@@ -77,6 +59,23 @@ void stop_with_launcher() {
   if (launcher == nullptr) return;
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (std::to_string(getppid()) != launcher) raise(SIGTERM);  // it died before prctl took effect
+}
+
+int free_loopback_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const std::string err = std::strerror(errno);
+    close(fd);
+    throw std::runtime_error("cannot find a free port on 127.0.0.1: " + err);
+  }
+  close(fd);
+  return ntohs(addr.sin_port);
 }
 
 train::DistributedEnv distributed_env_from_environment() {
@@ -113,7 +112,7 @@ void launch_local_ranks(int nproc, const std::vector<std::string>& args) {
   std::error_code ec;
   const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
   const std::string program = ec ? "/proc/self/exe" : self.string();
-  const int port = free_port();
+  const int port = free_loopback_port();
   spdlog::info("starting {} ranks on 127.0.0.1:{}", nproc, port);
 
   std::vector<char*> argv;

@@ -210,14 +210,26 @@ std::vector<Hypothesis> greedy_search(models::Seq2SeqImpl& model, const at::Tens
   return hyps;
 }
 
-std::vector<Hypothesis> decode(models::Seq2SeqImpl& model, const at::Tensor& src,
-                               const SearchOptions& options) {
+namespace {
+
+/// Runs `search` without gradients and with the model in eval mode, restoring its mode after.
+template <class Search>
+auto in_eval_mode(models::Seq2SeqImpl& model, Search search) {
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
-  auto out = options.beam_size == 1 ? greedy_search(model, src, options) : beam_search(model, src, options);
+  auto out = search();
   if (was_training) model.train();
   return out;
+}
+
+}  // namespace
+
+std::vector<Hypothesis> decode(models::Seq2SeqImpl& model, const at::Tensor& src,
+                               const SearchOptions& options) {
+  return in_eval_mode(model, [&] {
+    return options.beam_size == 1 ? greedy_search(model, src, options) : beam_search(model, src, options);
+  });
 }
 
 std::vector<std::vector<Hypothesis>> decode_n_best(models::Seq2SeqImpl& model, const at::Tensor& src,
@@ -230,12 +242,7 @@ std::vector<std::vector<Hypothesis>> decode_n_best(models::Seq2SeqImpl& model, c
     for (auto& h : decode(model, src, options)) out.push_back({std::move(h)});
     return out;
   }
-  torch::NoGradGuard no_grad;
-  const bool was_training = model.is_training();
-  model.eval();
-  auto out = run_beam(model, src, options).n_best(n);
-  if (was_training) model.train();
-  return out;
+  return in_eval_mode(model, [&] { return run_beam(model, src, options).n_best(n); });
 }
 
 }  // namespace nmt::search

@@ -27,11 +27,17 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-/// The training corpus's token file in model_dir, built when missing (replacing token files of
-/// earlier inputs there). Returns its path.
+/// Where the training corpus's token file for these vocabularies lives: in model_dir.
+fs::path token_file_path(const Config& c, const data::Vocab& src, const data::Vocab& tgt) {
+  return fs::path(c.train.model_dir) /
+         data::token_file_name(c.data.train_src, c.data.train_tgt, src, tgt, c.data.max_len);
+}
+
+/// The training corpus's token file, built when missing (replacing token files of earlier inputs
+/// in model_dir). Returns its path.
 std::string ensure_token_file(const Config& c, const data::Vocab& src, const data::Vocab& tgt) {
   const fs::path dir = c.train.model_dir;
-  const auto path = dir / data::token_file_name(c.data.train_src, c.data.train_tgt, src, tgt, c.data.max_len);
+  const auto path = token_file_path(c, src, tgt);
   if (fs::exists(path)) {
     spdlog::info("training corpus: reusing {}", path.string());
     return path.string();
@@ -59,6 +65,12 @@ bool prepared_for(const fs::path& dir, const Config& config) {
          stored.vocab_size == d.vocab_size && stored.joint_vocab == d.joint_vocab &&
          stored.character_coverage == d.character_coverage && stored.spm_src == d.spm_src &&
          stored.spm_tgt == d.spm_tgt;
+}
+
+/// The seed of rank `rank`'s dropout generator (ranks other than 0, whose generator the
+/// checkpoint holds), from the run's seed and the step it starts at.
+uint64_t rank_seed(uint64_t seed, int rank, int64_t step) {
+  return seed + 7919 * static_cast<uint64_t>(rank) + static_cast<uint64_t>(step);
 }
 
 double seconds_since(Clock::time_point t) {
@@ -96,7 +108,7 @@ class Trainer {
       for (auto& b : ck_.model->buffers()) state.push_back(b);
       torch::NoGradGuard no_grad;
       group_->broadcast(state);
-      if (group_->rank() > 0) torch::manual_seed(c.train.seed + 7919 * static_cast<uint64_t>(group_->rank()));
+      if (group_->rank() > 0) torch::manual_seed(rank_seed(c.train.seed, group_->rank(), ck_.state.step));
       reducer_ = std::make_unique<GradientReducer>(*group_, ck_.model->parameters(),
                                                    static_cast<int64_t>(c.train.dist_bucket_mb * (1 << 20)));
       spdlog::info("data-parallel training: {} processes (rank {} of this one), {} gradient buckets of up to "
@@ -179,14 +191,11 @@ void Trainer::update(const std::vector<std::vector<size_t>>& batches, size_t fir
 }
 
 void Trainer::open_training_corpus() {
-  const auto& d = ck_.config.data;
-  const auto path = is_main() ? ensure_token_file(ck_.config, ck_.src_vocab, ck_.tgt_vocab) : std::string();
+  if (is_main()) ensure_token_file(ck_.config, ck_.src_vocab, ck_.tgt_vocab);
   if (group_) group_->barrier();
-  train_.emplace(is_main() ? path : (fs::path(ck_.config.train.model_dir) /
-                                     data::token_file_name(d.train_src, d.train_tgt, ck_.src_vocab, ck_.tgt_vocab,
-                                                           d.max_len)).string(),
-                 ck_.src_vocab.size(), ck_.tgt_vocab.size());
-  if (train_->empty()) throw std::runtime_error(d.train_src + ": no usable training pair");
+  train_.emplace(token_file_path(ck_.config, ck_.src_vocab, ck_.tgt_vocab).string(), ck_.src_vocab.size(),
+                 ck_.tgt_vocab.size());
+  if (train_->empty()) throw std::runtime_error(ck_.config.data.train_src + ": no usable training pair");
 }
 
 std::pair<bool, int> Trainer::stop_requests() {
@@ -449,10 +458,8 @@ void resume_training(Checkpoint ck, const std::string& model_dir, const Distribu
   const int rank = group ? group->rank() : 0;
   Trainer trainer(std::move(ck), device, std::move(group));
   trainer.resume_optimizer(path);
-  if (rank > 0) {
-    // The checkpoint holds rank 0's generators; the other ranks draw their own dropout masks.
-    torch::manual_seed(seed + 7919 * static_cast<uint64_t>(rank) + static_cast<uint64_t>(saved.step));
-  } else if (!restore_generators(saved)) {  // a format-1 checkpoint: no generator state stored
+  // The checkpoint holds rank 0's generators; the other ranks were seeded by the Trainer.
+  if (rank == 0 && !restore_generators(saved)) {  // a format-1 checkpoint: no generator state stored
     spdlog::warn("{} holds no random generator state (written by an older nmt): the resumed run reseeds and "
                  "will not repeat the uninterrupted one exactly", path);
     torch::manual_seed(seed + static_cast<uint64_t>(saved.step));

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "nmt/train/checkpoint.h"
+#include "nmt/cli/launch.h"
 #include "support/test_util.h"
 
 namespace {
@@ -11,7 +12,7 @@ using nmt::testing::contains;
 using nmt::testing::run_nmt;
 using nmt::testing::run_shell;
 using nmt::testing::TempDir;
-using nmt::testing::free_port;
+using nmt::cli::free_loopback_port;
 
 // A toy run without early stop: exactly train.max_steps updates, one thread per process.
 std::string toy(const std::string& dir) {
@@ -56,7 +57,7 @@ TEST(DistributedCli, TwoProcessesMakeTheUpdatesOfOneAccumulatingTwoBatches) {
 TEST(DistributedCli, LosingARankIsALoudErrorNamingIt) {
   TempDir tmp;
   const std::string env = "WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
-                          std::to_string(free_port());
+                          std::to_string(free_loopback_port());
   const std::string args = toy(tmp.file("run")) + " --set train.max_steps=100000 --set train.max_epochs=100000";
   auto r = run_shell(env + " RANK=0 LOCAL_RANK=0 \"$NMT\" " + args + " > " + tmp.file("rank0.log") +
                      " 2>&1 & p0=$!; " + env + " RANK=1 LOCAL_RANK=1 \"$NMT\" " + args +
@@ -100,7 +101,7 @@ TEST(DistributedCli, BadRendezvousSettingsAreClearErrors) {
   TempDir tmp;
   const std::string args = toy(tmp.file("run")) + " --set train.dist_timeout=3";
   auto bad_host = run_shell("WORLD_SIZE=2 RANK=1 MASTER_ADDR=nmt-no-such-host.invalid MASTER_PORT=" +
-                            std::to_string(free_port()) + " \"$NMT\" " + args);
+                            std::to_string(free_loopback_port()) + " \"$NMT\" " + args);
   EXPECT_EQ(bad_host.exit_code, 1) << bad_host.output;
   EXPECT_TRUE(contains(bad_host.output, "nmt-no-such-host.invalid")) << bad_host.output;
   auto bad_rank = run_shell("WORLD_SIZE=2 RANK=2 \"$NMT\" " + args);

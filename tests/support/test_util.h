@@ -1,10 +1,5 @@
 #pragma once
 // Helpers shared by the tests: temporary directories, running the nmt binary.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -72,19 +67,6 @@ inline CommandResult run_nmt(const std::string& args) { return run_shell("\"$NMT
 inline std::string learning_overrides() {
   const char* extra = std::getenv("NMT_TEST_TRAIN_OVERRIDES");
   return extra ? std::string(" ") + extra : std::string();
-}
-
-/// A TCP port on 127.0.0.1 that is free now (the kernel's pick for port 0).
-inline int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
 }
 
 inline bool contains(const std::string& haystack, const std::string& needle) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "nmt/cli/launch.h"
 #include "nmt/train/distributed.h"
 #include "support/test_util.h"
 
@@ -14,11 +15,11 @@ namespace {
 using nmt::train::DistributedEnv;
 using nmt::train::GradientReducer;
 using nmt::train::ProcessGroup;
-using nmt::testing::free_port;
+using nmt::cli::free_loopback_port;
 
 /// Runs body(group) on ranks 0 and 1 concurrently; rethrows the first failure.
 void on_two_ranks(const std::function<void(ProcessGroup&)>& body) {
-  const int port = free_port();
+  const int port = free_loopback_port();
   std::exception_ptr errors[2];
   auto rank = [&](int r) {
     try {
@@ -58,9 +59,11 @@ TEST(Distributed, ReducerSumsAccumulatedGradientsOverRanks) {
   for (int64_t bucket_bytes : {int64_t{8}, int64_t{40}, int64_t{1} << 20}) {
     std::vector<torch::Tensor> grads[2];
     on_two_ranks([&](ProcessGroup& g) {
-      torch::manual_seed(7);  // same parameters on both ranks
-      auto a = torch::randn({3}).requires_grad_(), b = torch::randn({2, 2}).requires_grad_();
-      auto unused = torch::randn({4}).requires_grad_();
+      // The same parameters on both ranks, made without the global generator, which the two
+      // rank threads would otherwise draw from concurrently.
+      auto a = torch::tensor({0.3f, -1.2f, 0.7f}).requires_grad_();
+      auto b = torch::tensor({{0.5f, -0.4f}, {1.1f, 0.2f}}).requires_grad_();
+      auto unused = torch::ones({4}).requires_grad_();
       GradientReducer reducer(g, {a, b, unused}, bucket_bytes);
       const double k = g.rank() + 1.0;
       // rank 0 accumulates two batches, rank 1 has one
@@ -99,7 +102,7 @@ TEST(Distributed, UnreachableMasterIsAClearError) {
   env.rank = 1;
   env.world_size = 2;
   env.master_addr = "nmt-no-such-host.invalid";
-  env.master_port = free_port();
+  env.master_port = free_loopback_port();
   try {
     ProcessGroup group(env, torch::kCPU, std::chrono::seconds(3));
     FAIL() << "joined a group without rank 0";

@@ -25,6 +25,10 @@ void launch_local_ranks(int nproc, const std::vector<std::string>& args);
 /// (killed with SIGKILL, say), so that no rank trains on as an orphan. Does nothing elsewhere.
 void stop_with_launcher();
 
+/// A TCP port on 127.0.0.1 that is free now (the kernel's pick for port 0). Throws
+/// std::runtime_error when no socket can be bound.
+int free_loopback_port();
+
 /// This process's command line (from /proc/self/cmdline), argv[0] first.
 std::vector<std::string> own_command_line();
 
