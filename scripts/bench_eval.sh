@@ -49,10 +49,14 @@ for i in "${!CMDS[@]}"; do
   bash -c "${CMDS[$i]}"
 done
 
+# Start-up alone (the front end; no LibTorch), timed but not printed.
+NAMES+=("nmt --help" "nmt --version")
+CMDS+=("$NMT --help > /dev/null" "$NMT --version > /dev/null")
+
 echo
-echo "== timings =="
+echo "== timings ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')) =="
 if command -v hyperfine > /dev/null; then
-  args=()
+  args=()  # hyperfine subtracts the time of the shell it starts each command in
   for i in "${!CMDS[@]}"; do args+=(-n "${NAMES[$i]}" "${CMDS[$i]}"); done
   hyperfine --warmup 1 --runs 10 --style basic "${args[@]}"
 else

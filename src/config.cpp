@@ -45,6 +45,7 @@ const Names<LrSchedule> kSchedules{
 const Names<StopMetric> kMetrics{
     {"bleu", StopMetric::Bleu}, {"perplexity", StopMetric::Perplexity}, {"elbo", StopMetric::Elbo}};
 const std::vector<std::string> kVocabTypes{"unigram", "bpe"};
+const std::vector<std::string> kPrecisions{"fp32", "bf16", "auto"};
 
 template <class E> std::string choices(const Names<E>& names) {
   std::string out;
@@ -257,6 +258,7 @@ template <class V> void TrainConfig::visit(V& v) {
   v("seed", seed);
   v("threads", threads, kNonNegative);
   v("device", device);
+  v.choice("precision", precision, kPrecisions);
   v("lr", lr, kPositive);
   v("beta1", beta1, Range{0, 1, false});
   v("beta2", beta2, Range{0, 1, false});

@@ -105,6 +105,7 @@ struct TrainConfig {
   uint64_t seed = 1;
   int threads = 0;               ///< CPU threads for both OpenBLAS and ATen; 0 = all cores
   std::string device = "auto";   ///< cpu | cuda | cuda:N | auto (CUDA when available)
+  std::string precision = "fp32";  ///< fp32 | bf16 | auto (bf16 where the CPU/GPU multiplies it faster; precision.h)
   double lr = 1e-3;              ///< Adam learning rate (peak rate for noam)
   double beta1 = 0.9, beta2 = 0.999;
   double weight_decay = 0.0;

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include "nmt/cli/command_list.h"
 #include "nmt/cli/alignment_pictures.h"
 #include "nmt/cli/commands.h"
 #include "nmt/cli/model_io.h"
@@ -53,8 +54,7 @@ void run_align(const AlignOptions& o) {
 
 void setup_align(CLI::App& app) {
   auto opts = std::make_shared<AlignOptions>();
-  auto* cmd = app.add_subcommand(
-      "align", "draw a model's alignments of reference translations (prior and posterior for variational attention)");
+  auto* cmd = app.add_subcommand("align", command_description("align"));
   cmd->add_option("-m,--model", opts->model_dir, "model directory written by nmt train")
       ->required()->check(CLI::ExistingDirectory);
   cmd->add_option("--src", opts->src, "source text, one sentence per line")->required();

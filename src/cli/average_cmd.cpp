@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "nmt/cli/command_list.h"
 #include "nmt/cli/commands.h"
 #include "nmt/cli/validators.h"
 #include "nmt/config.h"
@@ -52,7 +53,7 @@ void run_average(const AverageOptions& o) {
 
 void setup_average(CLI::App& app) {
   auto opts = std::make_shared<AverageOptions>();
-  auto* cmd = app.add_subcommand("average", "average the weights of checkpoints of one run into a new model directory");
+  auto* cmd = app.add_subcommand("average", command_description("average"));
   cmd->add_option("inputs", opts->inputs, "checkpoint files or model directories (best.pt, else last.pt)")
       ->required()
       ->check(CLI::ExistingPath);

@@ -15,11 +15,13 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
+#include "nmt/cli/command_list.h"
 #include "nmt/cli/model_io.h"
 #include "nmt/cli/validators.h"
 #include "nmt/config.h"
 #include "nmt/data/batching.h"
 #include "nmt/data/corpus.h"
+#include "nmt/precision.h"
 #include "nmt/runtime.h"
 #include "nmt/search/translator.h"
 #include "nmt/train/schedule.h"
@@ -32,12 +34,12 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-/// Best fp32 at::mm throughput over n×n products (n = 1024, 2048), in GFLOP/s.
-double gemm_ceiling_gflops() {
+/// Best at::mm throughput in `dtype` over n×n products (n = 1024, 2048), in GFLOP/s.
+double gemm_ceiling_gflops(at::ScalarType dtype) {
   torch::NoGradGuard no_grad;
   double best = 0;
   for (int64_t n : {1024, 2048}) {
-    auto a = at::randn({n, n}), b = at::randn({n, n});
+    auto a = at::randn({n, n}).to(dtype), b = at::randn({n, n}).to(dtype);
     auto c = at::mm(a, b);  // warm-up: thread pools, page faults
     for (int rep = 0; rep < 5; ++rep) {
       auto t = Clock::now();
@@ -57,8 +59,8 @@ double peak_rss_mb() {
 /// A model being trained for the benchmark, updated exactly as nmt train updates it.
 class BenchTrainer {
  public:
-  BenchTrainer(const Config& c, models::Seq2Seq model, std::vector<data::Example> examples)
-      : config_(c), model_(std::move(model)), examples_(std::move(examples)), schedule_(c.train),
+  BenchTrainer(const Config& c, models::Seq2Seq model, std::vector<data::Example> examples, Precision precision)
+      : config_(c), model_(std::move(model)), examples_(std::move(examples)), precision_(precision), schedule_(c.train),
         optimizer_(train::make_optimizer(*model_, c.train)) {
     batches_ = data::make_token_batches(examples_, c.data.batch_tokens, true, c.train.seed);
     model_->train();
@@ -72,13 +74,16 @@ class BenchTrainer {
       for (size_t r : batches_[next_++ % batches_.size()]) rows.push_back(&examples_[r]);
       batches.push_back(data::make_batch(rows, c10::kCPU));
     }
-    return train::train_update(*model_, *optimizer_, batches, config_.train, schedule_.rate(++step_)).tgt_tokens;
+    return train::train_update(*model_, *optimizer_, batches, config_.train, schedule_.rate(++step_), nullptr,
+                               precision_)
+        .tgt_tokens;
   }
 
  private:
   Config config_;
   models::Seq2Seq model_;
   std::vector<data::Example> examples_;
+  Precision precision_;
   std::vector<std::vector<size_t>> batches_;
   size_t next_ = 0;
   int64_t step_ = 0;
@@ -160,10 +165,11 @@ struct Translation {
 
 Translation time_translation(models::Seq2SeqImpl& model, const data::Vocab& src_vocab,
                              const std::vector<std::string>& lines, const search::SearchOptions& options,
-                             int64_t batch_tokens) {
+                             int64_t batch_tokens, Precision precision) {
   auto ids = src_vocab.encode_batch(lines);
   model.eval();
   torch::NoGradGuard no_grad;
+  AutocastGuard autocast(precision, c10::kCPU);
   auto t = Clock::now();
   auto hyps = search::translate_ids(model, ids, options, batch_tokens, c10::kCPU);
   Translation r;
@@ -197,7 +203,10 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   const int threads = setup_threads(o.threads > 0 ? o.threads : c.train.threads);
   const std::string model_type = model_type_name(c.model.type);
 
-  const double ceiling = gemm_ceiling_gflops();
+  const double fp32_ceiling = gemm_ceiling_gflops(at::kFloat), bf16_ceiling = gemm_ceiling_gflops(at::kBFloat16);
+  const auto choice = choose_precision(c.train.precision, c10::kCPU, "train.precision");
+  const Precision precision = choice.precision;
+  const double ceiling = precision == Precision::kBf16 ? bf16_ceiling : fp32_ceiling;
   auto [src_vocab, tgt_vocab] = train::prepare_vocabs(
       c, o.work_dir, fmt::format("spm_{}_{}", c.data.vocab_type, c.data.vocab_size), /*reuse=*/true);
   auto examples = data::encode_corpus(data::read_parallel(c.data.train_src, c.data.train_tgt), src_vocab,
@@ -208,9 +217,13 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   for (auto& p : model->parameters()) params += p.numel();
   out << fmt::format("nmt bench: {} ({}, {:.2f}M parameters, vocabulary {}), {} threads\n", o.config_file,
                      model_type, params / 1e6, tgt_vocab.size(), threads);
-  out << fmt::format("fp32 GEMM ceiling (at::mm, n = 1024/2048, best of 5): {:.1f} GFLOP/s\n", ceiling);
+  const std::string feature = cpu_bf16_feature();
+  out << fmt::format("CPU: {} (bf16 units: {})\n", cpu_model_name(), feature.empty() ? "none" : feature);
+  out << fmt::format("GEMM ceilings (at::mm, n = 1024/2048, best of 5): fp32 {:.1f} GFLOP/s, bf16 {:.1f} GFLOP/s "
+                     "({:.2f}x)\n", fp32_ceiling, bf16_ceiling, bf16_ceiling / fp32_ceiling);
+  out << fmt::format("precision: {}\n", choice.reason);
 
-  BenchTrainer trainer(c, model, std::move(examples));
+  BenchTrainer trainer(c, model, std::move(examples), precision);
   for (int i = 0; i < o.warmup; ++i) trainer.update();
   int64_t tokens = 0;
   auto t = Clock::now();
@@ -229,8 +242,8 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   const double achieved = flops_per_token * train_tps / 1e9;
   out << fmt::format("training FLOPs (matrix products, forward + backward, profiled): {:.1f} MFLOP per target token\n",
                      flops_per_token / 1e6);
-  out << fmt::format("achieved in training: {:.1f} GFLOP/s = {:.1f}% of the GEMM ceiling\n", achieved,
-                     100.0 * achieved / ceiling);
+  out << fmt::format("achieved in training: {:.1f} GFLOP/s = {:.1f}% of the {} GEMM ceiling\n", achieved,
+                     100.0 * achieved / ceiling, precision_name(precision));
   const double rss_train = peak_rss_mb();
 
   // Translation: a trained model when given, else the model just trained for a few updates.
@@ -242,14 +255,15 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   std::string which;
   if (!o.model_dir.empty()) {
     auto loaded = load_model(o.model_dir, threads);
-    tr = time_translation(*loaded.checkpoint.model, loaded.checkpoint.src_vocab, lines, options, c.search.batch_tokens);
+    tr = time_translation(*loaded.checkpoint.model, loaded.checkpoint.src_vocab, lines, options, c.search.batch_tokens,
+                          precision);
     which = fmt::format("trained model {} (step {})", o.model_dir, loaded.checkpoint.state.step);
   } else {
     // A freshly initialised model: it almost never emits EOS, so every hypothesis runs to the
     // maximum length (a few updates would instead teach it to stop at once, timing nothing).
     torch::manual_seed(c.train.seed);
     auto untrained = models::make_model(c.model, src_vocab.size(), tgt_vocab.size());
-    tr = time_translation(*untrained, src_vocab, lines, options, c.search.batch_tokens);
+    tr = time_translation(*untrained, src_vocab, lines, options, c.search.batch_tokens, precision);
     which = fmt::format("untrained model: outputs run to the maximum length {}·|x| + {}", c.search.max_len_a,
                         c.search.max_len_b);
   }
@@ -264,17 +278,18 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
                      "per operator call inflates the many small operators)\n",
                      profiled_tokens / profiled_s, train_tps);
   out << fmt::format("summary: config={} model={} threads={} train_tgt_tok_s={:.0f} train_mflop_per_tok={:.1f} "
-                     "train_gflops={:.1f} gemm_ceiling_gflops={:.1f} ceiling_fraction={:.3f} "
+                     "train_gflops={:.1f} precision={} gemm_ceiling_gflops={:.1f} fp32_ceiling_gflops={:.1f} "
+                     "bf16_ceiling_gflops={:.1f} ceiling_fraction={:.3f} "
                      "beam={} decode_tgt_tok_s={:.0f} decode_sent_s={:.1f} peak_rss_mb={:.0f}\n",
                      o.config_file, model_type, threads, train_tps, flops_per_token / 1e6,
-                     achieved, ceiling, achieved / ceiling, o.beam, tr.tokens / tr.seconds,
+                     achieved, precision_name(precision), ceiling, fp32_ceiling, bf16_ceiling, achieved / ceiling, o.beam, tr.tokens / tr.seconds,
                      tr.sentences / tr.seconds, rss);
   out << std::flush;
 }
 
 void setup_bench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
-  auto* cmd = app.add_subcommand("bench", "measure training and translation speed of a config on this machine");
+  auto* cmd = app.add_subcommand("bench", command_description("bench"));
   cmd->add_option("-c,--config", o->config_file, "YAML config to benchmark")->required()->check(CLI::ExistingFile);
   cmd->add_option("--set", o->overrides, "override a config value: section.key=value (repeatable)")
       ->allow_extra_args(false);

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include "nmt/cli/command_list.h"
 #include "nmt/eval/bleu.h"
 #include "nmt/eval/bootstrap.h"
 #include "nmt/eval/chrf.h"
@@ -352,7 +353,7 @@ void run_eval(const EvalOptions& options, const TranslateFn& translate, std::ost
 }
 
 void setup_eval(CLI::App& app, TranslateFn translate) {
-  auto* cmd = app.add_subcommand("eval", "Score translations with BLEU/chrF exactly as sacreBLEU 2.x");
+  auto* cmd = app.add_subcommand("eval", command_description("eval"));
   auto options = std::make_shared<EvalOptions>();
   auto smooth_value = std::make_shared<double>(0.0);
 

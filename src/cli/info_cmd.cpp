@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "nmt/cli/command_list.h"
 #include "nmt/cli/commands.h"
 #include "nmt/config.h"
 #include "nmt/train/checkpoint.h"
@@ -12,8 +13,7 @@ namespace nmt::cli {
 
 void setup_info(CLI::App& app) {
   auto path = std::make_shared<std::string>();
-  auto* cmd = app.add_subcommand("info", "show what a checkpoint holds (training state, model, vocabularies) and "
-                                         "a digest of its weights");
+  auto* cmd = app.add_subcommand("info", command_description("info"));
   cmd->add_option("-m,--model", *path, "model directory (best.pt, else last.pt) or checkpoint file")
       ->required()
       ->check(CLI::ExistingPath);

@@ -8,7 +8,8 @@
 
 namespace nmt::cli {
 
-LoadedModel load_model(const std::string& model_dir, int threads, const std::string& device) {
+LoadedModel load_model(const std::string& model_dir, int threads, const std::string& device,
+                       const std::string& precision) {
   const std::string path = train::find_checkpoint(model_dir);
   LoadedModel m;
   m.checkpoint = train::load_checkpoint(path, c10::Device(c10::kCPU));
@@ -17,6 +18,10 @@ LoadedModel load_model(const std::string& model_dir, int threads, const std::str
   m.device = resolve_device(device.empty() ? c.train.device : device);
   m.checkpoint.model->to(m.device);
   m.checkpoint.model->eval();
+  const auto choice = choose_precision(precision.empty() ? c.train.precision : precision, m.device,
+                                       precision.empty() ? "the model's train.precision" : "--precision");
+  m.precision = choice.precision;
+  if (m.precision == Precision::kBf16 || !precision.empty()) spdlog::info("precision: {}", choice.reason);
   spdlog::debug("loaded {} (step {})", path, m.checkpoint.state.step);
   return m;
 }
@@ -24,6 +29,7 @@ LoadedModel load_model(const std::string& model_dir, int threads, const std::str
 std::vector<std::string> translate_file(const std::string& model_dir, const std::string& src_file) {
   auto m = load_model(model_dir);
   const auto& ck = m.checkpoint;
+  AutocastGuard autocast(m.precision, m.device);
   return search::translate_text(*ck.model, ck.src_vocab, ck.tgt_vocab, data::read_lines(src_file),
                                 search::to_search_options(ck.config.search), ck.config.search.batch_tokens,
                                 m.device);

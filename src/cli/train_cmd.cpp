@@ -5,6 +5,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "nmt/cli/command_list.h"
 #include "nmt/cli/commands.h"
 #include "nmt/cli/launch.h"
 #include "nmt/cli/validators.h"
@@ -101,20 +102,9 @@ void run_train(const TrainOptions& o) {
 
 }  // namespace
 
-void setup_logging(bool verbose) {
-  // Called again by -v/--verbose: the "nmt" logger may exist already (a second registration throws).
-  auto logger = spdlog::get("nmt");
-  if (!logger) logger = spdlog::stderr_color_mt("nmt");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("[%Y-%m-%d %H:%M:%S] [%^%l%$] %v");
-  spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
-  spdlog::flush_on(spdlog::level::info);
-}
-
 void setup_preprocess(CLI::App& app) {
   auto opts = std::make_shared<TrainOptions>();
-  auto* cmd = app.add_subcommand("preprocess", "build a config's SentencePiece models and binary training corpus "
-                                               "in its model directory ahead of `nmt train`");
+  auto* cmd = app.add_subcommand("preprocess", command_description("preprocess"));
   cmd->add_option("-c,--config", opts->config_file, "YAML config")->required()->check(CLI::ExistingFile);
   cmd->add_option("--set", opts->overrides, "override a config value: section.key=value (repeatable)")
       ->allow_extra_args(false);
@@ -128,7 +118,7 @@ void setup_preprocess(CLI::App& app) {
 
 void setup_train(CLI::App& app) {
   auto opts = std::make_shared<TrainOptions>();
-  auto* cmd = app.add_subcommand("train", "train a model from a YAML config");
+  auto* cmd = app.add_subcommand("train", command_description("train"));
   cmd->add_option("-c,--config", opts->config_file, "YAML config (default: built-in Multi30k RNN config)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--set", opts->overrides, "override a config value: section.key=value (repeatable)")

@@ -6,11 +6,13 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "nmt/cli/command_list.h"
 #include "nmt/cli/alignment_pictures.h"
 #include "nmt/cli/commands.h"
 #include "nmt/cli/model_io.h"
 #include "nmt/cli/validators.h"
 #include "nmt/data/corpus.h"
+#include "nmt/precision.h"
 #include "nmt/runtime.h"
 #include "nmt/search/translator.h"
 
@@ -19,6 +21,7 @@ namespace {
 
 struct TranslateOptions {
   std::string model_dir, input, output, device;
+  std::string precision;     ///< "": the model's train.precision
   int beam = 0;              ///< 0: the model's search.beam_size
   double length_penalty = -1;
   int batch_tokens = 0;
@@ -30,7 +33,7 @@ struct TranslateOptions {
 };
 
 void run_translate(const TranslateOptions& o) {
-  auto m = load_model(o.model_dir, o.threads, o.device);
+  auto m = load_model(o.model_dir, o.threads, o.device, o.precision);
   const auto& ck = m.checkpoint;
   auto options = search::to_search_options(ck.config.search);
   if (o.beam > 0) options.beam_size = o.beam;
@@ -44,6 +47,7 @@ void run_translate(const TranslateOptions& o) {
   if (o.n_best > options.beam_size)
     throw std::runtime_error("--n-best " + std::to_string(o.n_best) + " is larger than the beam (" +
                              std::to_string(options.beam_size) + "): raise --beam");
+  AutocastGuard autocast(m.precision, m.device);
   const auto lists = search::translate_ids_n_best(*ck.model, ck.src_vocab.encode_batch(lines), options, batch_tokens,
                                                   m.device, std::max(1, o.n_best));
   std::vector<search::Hypothesis> hyps;
@@ -81,7 +85,7 @@ void run_translate(const TranslateOptions& o) {
 
 void setup_translate(CLI::App& app) {
   auto opts = std::make_shared<TranslateOptions>();
-  auto* cmd = app.add_subcommand("translate", "translate raw text with a trained model");
+  auto* cmd = app.add_subcommand("translate", command_description("translate"));
   cmd->add_option("-m,--model", opts->model_dir, "model directory written by nmt train")
       ->required()->check(CLI::ExistingDirectory);
   cmd->add_option("-i,--input", opts->input, "source text, one sentence per line (default: stdin)");
@@ -97,6 +101,9 @@ void setup_translate(CLI::App& app) {
   cmd->add_flag("--scores", opts->scores, "prefix each translation with its score (length-normalised log-prob) and a TAB");
   cmd->add_option("--threads", opts->threads, "CPU threads (default: the model's train.threads)");
   cmd->add_option("--device", opts->device, "cpu | cuda | cuda:N | auto");
+  cmd->add_option("--precision", opts->precision,
+                  "auto | fp32 | bf16: bf16 matrix products (auto: where faster; default: the model's train.precision)")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
   cmd->add_option("--attention-out", opts->attention_out,
                   "write an alignment heatmap of each sentence to DIR/NNNNN.png (line number)");
   cmd->add_option("--attention-format", opts->attention_format, "picture format of --attention-out")

@@ -15,6 +15,7 @@
 
 #include "nmt/data/batch.h"
 #include "nmt/data/spm_c_api.h"
+#include "nmt/library_paths.h"
 
 namespace nmt::data {
 namespace fs = std::filesystem;
@@ -43,16 +44,11 @@ struct SpmApi {
 };
 
 std::vector<std::string> candidate_paths() {
-  std::vector<std::string> paths;
-  if (const char* env = std::getenv("NMT_SPM_LIB"); env && *env) paths.emplace_back(env);
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) paths.push_back((exe.parent_path() / "libnmt_spm.so").string());
 #ifdef NMT_SPM_BUILD_PATH
-  paths.emplace_back(NMT_SPM_BUILD_PATH);
+  return library_paths("NMT_SPM_LIB", "libnmt_spm.so", NMT_SPM_BUILD_PATH);
+#else
+  return library_paths("NMT_SPM_LIB", "libnmt_spm.so", "");
 #endif
-  paths.emplace_back("/usr/local/lib/nmt/libnmt_spm.so");
-  return paths;
 }
 
 template <typename F>

@@ -5,6 +5,8 @@
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
+#include "nmt/precision.h"
+
 namespace nmt::models {
 namespace {
 
@@ -75,6 +77,11 @@ void check_inputs(const LatentPairs& p, const LatentOutputLayer& layer, const at
 
 at::Tensor pair_mask_of(const LatentPairs& p) {
   return p.tgt_mask.unsqueeze(2).logical_and(p.src_mask.unsqueeze(1));  // [B, T, S]
+}
+
+/// The pairs with fp32 encoder/decoder terms (bf16 when they come from autocast products).
+LatentPairs as_fp32(const LatentPairs& p) {
+  return {p.from_memory.to(at::kFloat), p.from_hidden.to(at::kFloat), p.gold, p.tgt_mask, p.src_mask};
 }
 
 using torch::autograd::AutogradContext;
@@ -175,8 +182,11 @@ bool requires_grad(const at::Tensor& t) { return t.defined() && t.requires_grad(
 
 }  // namespace
 
-at::Tensor latent_log_likelihood(const LatentPairs& pairs, const LatentOutputLayer& layer, const at::Tensor& weights,
+at::Tensor latent_log_likelihood(const LatentPairs& given, const LatentOutputLayer& layer, const at::Tensor& given_weights,
                                  LatentReduction reduction, at::Tensor* gold_log_probs, int64_t chunk_pairs) {
+  AutocastSuspend fp32;  // the function has its own backward, written for fp32 tensors
+  const LatentPairs pairs = as_fp32(given);
+  const at::Tensor weights = given_weights.defined() ? given_weights.to(at::kFloat) : given_weights;
   check_inputs(pairs, layer, weights);
   TORCH_CHECK(weights.defined(), "latent_log_likelihood: weights are required");
   TORCH_CHECK(chunk_pairs > 0, "latent_log_likelihood: chunk_pairs must be positive");
@@ -193,8 +203,12 @@ at::Tensor latent_log_likelihood(const LatentPairs& pairs, const LatentOutputLay
   return out[0];
 }
 
-LatentScores latent_scores(const LatentPairs& pairs, const LatentOutputLayer& layer,
-                           const std::vector<at::Tensor>& mixtures, int64_t chunk_pairs) {
+LatentScores latent_scores(const LatentPairs& given, const LatentOutputLayer& layer,
+                           const std::vector<at::Tensor>& given_mixtures, int64_t chunk_pairs) {
+  AutocastSuspend fp32;
+  const LatentPairs pairs = as_fp32(given);
+  std::vector<at::Tensor> mixtures;
+  for (const auto& m : given_mixtures) mixtures.push_back(m.to(at::kFloat));
   check_inputs(pairs, layer, at::Tensor());
   at::NoGradGuard no_grad;
   const int64_t B = pairs.from_memory.size(0), S = pairs.from_memory.size(1), H = pairs.from_memory.size(2);

@@ -167,7 +167,7 @@ at::Tensor RnnSeq2SeqImpl::output_log_probs(const at::Tensor& attn_vec) {
   } else {
     logits = output_(attn_vec);
   }
-  return at::log_softmax(logits, -1);
+  return at::log_softmax(logits.to(at::kFloat), -1);  // fp32 under bf16 autocast
 }
 
 at::Tensor RnnSeq2SeqImpl::position_log_probs(const at::Tensor& hidden, const at::Tensor& memory) {

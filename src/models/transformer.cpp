@@ -84,15 +84,21 @@ std::vector<at::Tensor> MultiHeadAttentionImpl::project_kv(const at::Tensor& mem
 
 at::Tensor MultiHeadAttentionImpl::attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                           const at::Tensor& bias, at::Tensor* weights) {
-  const int64_t B = q.size(0), T = q.size(2);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d_model_ / heads_));
+  const int64_t B = q.size(0), H = heads_, T = q.size(2), dk = d_model_ / heads_;
+  const int64_t N = k.size(0), g = B / N, S = k.size(2);
+  TORCH_CHECK(g * N == B, "attend: ", N, " key rows cannot serve ", B, " query rows");
+  const double scale = 1.0 / std::sqrt(static_cast<double>(dk));
+  // The g query rows of a group as one block of g·T queries: [N, H, g·T, d_k].
+  auto grouped = g == 1 ? q : q.reshape({N, g, H, T, dk}).transpose(1, 2).reshape({N, H, g * T, dk});
   // In place: the product's backward needs q and k only, not its output.
-  auto scores = at::matmul(q, k.transpose(-2, -1)).mul_(scale);  // [B, H, T, S]
+  // fp32 scores and softmax under bf16 autocast (.to is a no-op in fp32).
+  auto scores = at::matmul(grouped, k.transpose(-2, -1)).to(at::kFloat).mul_(scale);  // [N, H, g·T, S]
   if (bias.defined()) scores.add_(bias);
   auto probs = at::softmax(scores, -1);
-  if (weights) *weights = probs;
-  auto context = at::matmul(drop(probs, attention_dropout_, is_training()), v);  // [B, H, T, d_k]
-  return out_proj_(context.transpose(1, 2).reshape({B, T, d_model_}));
+  if (weights) *weights = g == 1 ? probs : probs.view({N, H, g, T, S}).transpose(1, 2).reshape({B, H, T, S});
+  auto context = at::matmul(drop(probs, attention_dropout_, is_training()), v);  // [N, H, g·T, d_k]
+  // → [N, g, T, H, d_k] → [B, T, d]
+  return out_proj_(context.view({N, H, g, T, dk}).permute({0, 2, 3, 1, 4}).reshape({B, T, d_model_}));
 }
 
 // ---- feed-forward --------------------------------------------------------------------------
@@ -146,6 +152,7 @@ DecoderLayerCache TransformerDecoderLayerImpl::init_cache(const at::Tensor& memo
 
 at::Tensor TransformerDecoderLayerImpl::forward(const at::Tensor& x, DecoderLayerCache& cache,
                                                 const at::Tensor& self_bias, const at::Tensor& src_bias,
+                                                const at::Tensor& cross_k, const at::Tensor& cross_v,
                                                 at::Tensor* cross_weights) {
   const bool training = is_training();
   auto h = residual(x, norm1_, pre_norm_, dropout_, training, [&](const at::Tensor& in) {
@@ -155,7 +162,7 @@ at::Tensor TransformerDecoderLayerImpl::forward(const at::Tensor& x, DecoderLaye
     return self_attn_->attend(qkv[0], cache.self_k, cache.self_v, self_bias);
   });
   h = residual(h, norm2_, pre_norm_, dropout_, training, [&](const at::Tensor& in) {
-    return cross_attn_->attend(cross_attn_->project_q(in), cache.cross_k, cache.cross_v, src_bias, cross_weights);
+    return cross_attn_->attend(cross_attn_->project_q(in), cross_k, cross_v, src_bias, cross_weights);
   });
   return residual(h, norm3_, pre_norm_, dropout_, training, [&](const at::Tensor& in) { return ffn_(in); });
 }
@@ -166,13 +173,49 @@ std::unique_ptr<DecoderState> TransformerDecoderState::select(const at::Tensor& 
   auto pick = [&rows](const at::Tensor& t) { return t.defined() ? t.index_select(0, rows) : t; };
   auto s = std::make_unique<TransformerDecoderState>();
   s->layers.reserve(layers.size());
-  for (const auto& l : layers)
-    s->layers.push_back({pick(l.self_k), pick(l.self_v), pick(l.cross_k), pick(l.cross_v)});
-  s->src_mask = pick(src_mask);
-  s->src_bias = pick(src_bias);
+  // The encoder-side tensors are shared: only the record of which source row each row reads changes.
+  for (const auto& l : layers) s->layers.push_back({pick(l.self_k), pick(l.self_v), l.cross_k, l.cross_v});
+  s->src_mask = src_mask;
+  s->src_bias = src_bias;
+  const auto cpu_rows = rows.to(at::kCPU, at::kLong).contiguous();
+  const int64_t* r = cpu_rows.data_ptr<int64_t>();
+  s->source_rows.reserve(static_cast<size_t>(cpu_rows.numel()));
+  for (int64_t i = 0; i < cpu_rows.numel(); ++i) s->source_rows.push_back(source_rows.empty() ? r[i] : source_rows[r[i]]);
   s->position = position;
   return s;
 }
+
+namespace {
+
+/// How decoder rows read the shared encoder-side rows: `gather` (undefined: all of them, in
+/// order) selects the source rows, each serving `group` consecutive decoder rows.
+struct SourceView {
+  at::Tensor gather;
+  int64_t group = 1;
+};
+
+SourceView source_view(const TransformerDecoderState& state) {
+  const auto& rows = state.source_rows;
+  const int64_t B = static_cast<int64_t>(rows.size()), N = state.src_mask.size(0);
+  if (rows.empty()) return {};
+  auto options = at::TensorOptions().dtype(at::kLong);
+  // Beam search keeps the beams of a sentence as equal runs of rows: one key row per run.
+  int64_t run = 1;
+  while (run < B && rows[run] == rows[0]) ++run;
+  bool uniform = B % run == 0;
+  std::vector<int64_t> firsts;
+  for (int64_t i = 0; uniform && i < B; i += run) {
+    for (int64_t j = i; uniform && j < i + run; ++j) uniform = rows[j] == rows[i];
+    firsts.push_back(rows[i]);
+  }
+  if (!uniform) return {at::tensor(rows, options).to(state.src_mask.device()), 1};
+  bool all_in_order = static_cast<int64_t>(firsts.size()) == N;
+  for (int64_t i = 0; all_in_order && i < N; ++i) all_in_order = firsts[i] == i;
+  if (all_in_order) return {at::Tensor(), run};
+  return {at::tensor(firsts, options).to(state.src_mask.device()), run};
+}
+
+}  // namespace
 
 // ---- the model -----------------------------------------------------------------------------
 
@@ -252,15 +295,20 @@ std::pair<at::Tensor, at::Tensor> TransformerSeq2SeqImpl::decode(const at::Tenso
   auto x = embed(tgt, tgt_embed_, tgt_positions_, state.position);
   // One new position attends to every cached one: no mask needed.
   const auto self_bias = T > 1 ? causal_bias(T, state.position, x.options()) : at::Tensor();
+  const auto view = source_view(state);
+  auto shared = [&view](const at::Tensor& t) { return view.gather.defined() ? t.index_select(0, view.gather) : t; };
+  const auto src_bias = shared(state.src_bias);
   at::Tensor weights;  // [B, H, T, S] of the last layer
   for (size_t i = 0; i < decoder_layers_.size(); ++i) {
     const bool last = i + 1 == decoder_layers_.size();
-    x = decoder_layers_[i]->forward(x, state.layers[i], self_bias, state.src_bias, last ? &weights : nullptr);
+    auto& cache = state.layers[i];
+    x = decoder_layers_[i]->forward(x, cache, self_bias, src_bias, shared(cache.cross_k), shared(cache.cross_v),
+                                    last ? &weights : nullptr);
   }
   if (config_.pre_norm) x = decoder_norm_(x);
   auto logits = config_.tie_embeddings ? at::linear(x, tgt_embed_->weight, output_bias_) : output_(x);
   state.position += T;
-  return {at::log_softmax(logits, -1), weights.defined() ? weights.mean(1) : weights};
+  return {at::log_softmax(logits.to(at::kFloat), -1), weights.defined() ? weights.mean(1) : weights};
 }
 
 ForwardOutput TransformerSeq2SeqImpl::forward(const data::Batch& batch) {

@@ -13,6 +13,7 @@
 #include "nmt/data/batching.h"
 #include "nmt/data/corpus.h"
 #include "nmt/data/token_file.h"
+#include "nmt/precision.h"
 #include "nmt/runtime.h"
 #include "nmt/train/checkpoint.h"
 #include "nmt/train/run_guard.h"
@@ -124,6 +125,21 @@ class Trainer {
     for (auto& p : ck_.model->parameters()) params += p.numel();
     spdlog::info("model: {} parameters; vocabulary {} (src) / {} (tgt); device {}", params,
                  ck_.src_vocab.size(), ck_.tgt_vocab.size(), device_.str());
+    choose_training_precision();
+  }
+
+  /// Resolves train.precision; with several processes bf16 only where every rank chose it.
+  void choose_training_precision() {
+    auto choice = choose_precision(ck_.config.train.precision, device_, "train.precision");
+    if (group_) {
+      auto votes = torch::tensor({choice.precision == Precision::kBf16 ? 1.0 : 0.0}, torch::kFloat64);
+      group_->all_reduce_sum(votes);
+      if (choice.precision == Precision::kBf16 && votes.item<double>() < group_->size()) {
+        choice = {Precision::kFp32, choice.reason + "; fp32 because another rank chose fp32"};
+      }
+    }
+    precision_ = choice.precision;
+    spdlog::info("precision: {}", choice.reason);
   }
 
   void resume_optimizer(const std::string& path) { load_optimizer_state(path, *optimizer_, device_); }
@@ -155,6 +171,7 @@ class Trainer {
 
   Checkpoint ck_;
   c10::Device device_;
+  Precision precision_ = Precision::kFp32;  ///< resolved train.precision, the same on every rank
   LrSchedule schedule_;
   std::unique_ptr<torch::optim::Adam> optimizer_;
   std::unique_ptr<ProcessGroup> group_;  ///< null in single-process training
@@ -182,7 +199,7 @@ void Trainer::update(const std::vector<std::vector<size_t>>& batches, size_t fir
   std::optional<DataParallel> parallel;
   if (group_) parallel.emplace(DataParallel{*group_, *reducer_});
   auto stats = train_update(*ck_.model, *optimizer_, update_batches, ck_.config.train,
-                            schedule_.rate(ck_.state.step + 1), parallel ? &*parallel : nullptr);
+                            schedule_.rate(ck_.state.step + 1), parallel ? &*parallel : nullptr, precision_);
   if (reducer_) comm_seconds_ += reducer_->take_wait_seconds();
   ++ck_.state.step;
   log_loss_ += stats.loss;
@@ -263,8 +280,12 @@ std::string Trainer::validate_on_main(bool save_last) {
   const auto& c = ck_.config;
   auto t0 = Clock::now();
   const bool with_bleu = c.train.stop_metric == StopMetric::Bleu;
-  auto r = validate(*ck_.model, valid_, ck_.tgt_vocab, search::to_search_options(c.search),
-                    c.search.batch_tokens, device_, with_bleu);
+  ValidationResult r;
+  {
+    AutocastGuard autocast(precision_, device_);
+    r = validate(*ck_.model, valid_, ck_.tgt_vocab, search::to_search_options(c.search), c.search.batch_tokens,
+                 device_, with_bleu);
+  }
   // Higher is better: BLEU, or the negated (bound on the) perplexity.
   double metric = with_bleu ? r.bleu : -r.perplexity;
   if (c.train.stop_metric == StopMetric::Elbo) metric = -r.bound_perplexity;

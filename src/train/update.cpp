@@ -62,7 +62,7 @@ std::unique_ptr<torch::optim::Adam> make_optimizer(models::Seq2SeqImpl& model, c
 
 UpdateStats train_update(models::Seq2SeqImpl& model, torch::optim::Adam& optimizer,
                          const std::vector<data::Batch>& batches, const TrainConfig& c, double lr,
-                         DataParallel* parallel) {
+                         DataParallel* parallel, Precision precision) {
   UpdateStats stats;
   optimizer.zero_grad();
   for (const auto& batch : batches) stats.tgt_tokens += batch.num_tgt_tokens;
@@ -75,9 +75,14 @@ UpdateStats train_update(models::Seq2SeqImpl& model, torch::optim::Adam& optimiz
   const double tokens = static_cast<double>(std::max<int64_t>(1, stats.update_tgt_tokens));
   for (size_t i = 0; i < batches.size(); ++i) {
     const auto& batch = batches[i];
-    auto out = model.forward(batch);
-    auto loss = token_loss(out, batch.tgt_out, c.label_smoothing);
-    auto total = out.aux_loss.defined() ? loss.loss + out.aux_loss : loss.loss;
+    LossOutput loss;
+    at::Tensor total;
+    {
+      AutocastGuard autocast(precision, batch.src.device());  // forward and loss only
+      auto out = model.forward(batch);
+      loss = token_loss(out, batch.tgt_out, c.label_smoothing);
+      total = out.aux_loss.defined() ? loss.loss + out.aux_loss : loss.loss;
+    }
     if (parallel && i + 1 == batches.size()) parallel->reducer.prepare();
     (total / tokens).backward();
     stats.loss += loss.loss.item<double>();

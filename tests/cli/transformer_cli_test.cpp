@@ -36,6 +36,7 @@ TEST(TransformerCli, TinyTransformerMemorisesTheToyCorpus) {
 struct BenchCase {
   const char* config;
   const char* model_type;  ///< as the bench names it
+  const char* precision = "fp32";  ///< train.precision
 };
 
 class BenchCli : public ::testing::TestWithParam<BenchCase> {};
@@ -43,12 +44,15 @@ class BenchCli : public ::testing::TestWithParam<BenchCase> {};
 TEST_P(BenchCli, ReportsSpeedFlopsMemoryAndProfile) {
   TempDir dir;
   auto r = run_nmt(std::string("bench -c ") + GetParam().config + " --work-dir " + dir.file("work") +
-                   " --threads 1 --warmup 1 --steps 2 --profile-steps 1 --sentences 4 --beam 2 --top 5");
+                   " --threads 1 --warmup 1 --steps 2 --profile-steps 1 --sentences 4 --beam 2 --top 5" +
+                   " --set train.precision=" + GetParam().precision);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(contains(r.output, std::string("(") + GetParam().model_type + ", ")) << r.output;
   EXPECT_TRUE(contains(r.output, std::string(" model=") + GetParam().model_type + " ")) << r.output;
-  for (const char* field : {"fp32 GEMM ceiling", "target tokens/s", "MFLOP per target token",
-                            "of the GEMM ceiling", "sentences/s", "peak resident memory", "self CPU time"})
+  const std::string precision = GetParam().precision;
+  for (const std::string& field : std::vector<std::string>{"CPU: ", "GEMM ceilings (at::mm", "GFLOP/s, bf16 ", "precision: train.precision",
+                                  "target tokens/s", "MFLOP per target token", "of the " + precision + " GEMM ceiling",
+                                  "sentences/s", "peak resident memory", "self CPU time", " precision=" + precision})
     EXPECT_NE(r.output.find(field), std::string::npos) << "no '" << field << "' in:\n" << r.output;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.output, m, std::regex("train_mflop_per_tok=([0-9.]+)"))) << r.output;
@@ -60,7 +64,10 @@ TEST_P(BenchCli, ReportsSpeedFlopsMemoryAndProfile) {
 
 INSTANTIATE_TEST_SUITE_P(Models, BenchCli,
                          ::testing::Values(BenchCase{"configs/toy_transformer.yaml", "transformer"},
-                                           BenchCase{"configs/toy_convs2s.yaml", "convs2s"}),
-                         [](const auto& info) { return std::string(info.param.model_type); });
+                                           BenchCase{"configs/toy_convs2s.yaml", "convs2s"},
+                                           BenchCase{"configs/toy_transformer.yaml", "transformer", "bf16"}),
+                         [](const auto& info) {
+                           return std::string(info.param.model_type) + "_" + info.param.precision;
+                         });
 
 }  // namespace

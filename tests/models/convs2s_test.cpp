@@ -56,6 +56,10 @@ class ConvS2SVariants : public ::testing::TestWithParam<Variant> {
   std::shared_ptr<nmt::models::ConvS2SSeq2SeqImpl> model_;
 };
 
+TEST_P(ConvS2SVariants, Bf16AgreesWithFp32AndStepwiseWithForward) {
+  nmt::testing::expect_bf16_agrees_with_fp32(*model_);
+}
+
 TEST_P(ConvS2SVariants, StepwiseDecodingWithCachesEqualsTeacherForcedForward) {
   auto state = nmt::testing::expect_stepwise_decoding_equals_forward(*model_, kTgtVocab);
   // One position per layer and step: each cache still holds just the last k − 1 convolution

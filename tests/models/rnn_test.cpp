@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "nmt/data/batching.h"
+#include "support/model_properties.h"
 #include "support/model_util.h"
 #include "nmt/search/search.h"
 
@@ -98,6 +99,15 @@ class RnnVariants : public ::testing::TestWithParam<Variant> {
   }
   std::shared_ptr<nmt::models::RnnSeq2SeqImpl> model_;
 };
+
+TEST_P(RnnVariants, Bf16AgreesWithFp32AndStepwiseWithForward) {
+  using nmt::testing::Alignment;
+  const auto& v = GetParam();
+  const auto alignment = v.mode == AttentionMode::Hard && v.hard_eval == nmt::HardEval::Argmax ? Alignment::kArgmax
+                         : v.window == AttentionWindow::LocalP                                ? Alignment::kWindowed
+                                                                                              : Alignment::kSmooth;
+  nmt::testing::expect_bf16_agrees_with_fp32(*model_, alignment);
+}
 
 TEST_P(RnnVariants, StepwiseDecodingEqualsTeacherForcedForward) {
   torch::NoGradGuard no_grad;

@@ -61,6 +61,10 @@ class TransformerVariants : public ::testing::TestWithParam<Variant> {
   std::shared_ptr<nmt::models::TransformerSeq2SeqImpl> model_;
 };
 
+TEST_P(TransformerVariants, Bf16AgreesWithFp32AndStepwiseWithForward) {
+  nmt::testing::expect_bf16_agrees_with_fp32(*model_);
+}
+
 TEST_P(TransformerVariants, StepwiseDecodingWithCacheEqualsTeacherForcedForward) {
   auto state = nmt::testing::expect_stepwise_decoding_equals_forward(*model_, kTgtVocab);
   // The cache grew by one position per step and was never recomputed from scratch.

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "nmt/models/seq2seq.h"
+#include "nmt/precision.h"
 #include "nmt/search/search.h"
 #include "support/model_util.h"
 
@@ -31,6 +32,40 @@ inline std::unique_ptr<models::DecoderState> expect_stepwise_decoding_equals_for
     EXPECT_TRUE(close(out.attention, full.attention.select(1, t))) << "step " << t;
   }
   return state;
+}
+
+/// Agreement "within bf16 tolerance": bf16 keeps 8 significant bits (relative rounding error
+/// 2^-9), and a few layers of products of such numbers move a tiny model's log-probabilities
+/// by a few hundredths; 0.05 (absolute and relative) leaves room for any summation order.
+inline bool close_bf16(const at::Tensor& a, const at::Tensor& b) { return torch::allclose(a, b, 0.05, 0.05); }
+
+/// Under bf16 autocast, forward() gives fp32 log-probs and attention that agree with the fp32
+/// forward pass within bf16 tolerance, and differ from it (the products did run in bf16); the
+/// weights stay fp32. Stepwise decoding under bf16 equals the bf16 forward pass within the same
+/// tolerance. Where the alignment makes a discrete choice that bf16 rounding may flip, less is
+/// compared with fp32: a window (local-p: a position may enter or leave it) leaves out the
+/// attention, an argmax (hard attention) also the log-probabilities; the stepwise check always applies.
+enum class Alignment { kSmooth, kWindowed, kArgmax };
+inline void expect_bf16_agrees_with_fp32(models::Seq2SeqImpl& model, Alignment alignment = Alignment::kSmooth) {
+  torch::NoGradGuard no_grad;
+  auto batch = batch_of(examples());
+  auto fp32 = model.forward(batch);
+  AutocastGuard bf16(Precision::kBf16, torch::kCPU);
+  auto mixed = model.forward(batch);
+  ASSERT_EQ(mixed.log_probs.scalar_type(), torch::kFloat);
+  EXPECT_FALSE(torch::allclose(mixed.log_probs, fp32.log_probs, 1e-6, 1e-6)) << "autocast changed nothing";
+  if (alignment != Alignment::kArgmax) {
+    EXPECT_TRUE(close_bf16(mixed.log_probs, fp32.log_probs))
+        << "max difference " << (mixed.log_probs - fp32.log_probs).abs().max().item<float>();
+  }
+  if (alignment == Alignment::kSmooth) EXPECT_TRUE(close_bf16(mixed.attention.to(torch::kFloat), fp32.attention));
+  for (const auto& p : model.parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat);
+  auto state = model.start(batch.src);
+  for (int64_t t = 0; t < batch.tgt_in.size(1); ++t) {
+    auto out = model.step(batch.tgt_in.select(1, t), *state);
+    EXPECT_TRUE(close_bf16(out.log_probs, mixed.log_probs.select(1, t))) << "step " << t;
+    EXPECT_TRUE(close_bf16(out.attention.to(torch::kFloat), mixed.attention.select(1, t))) << "step " << t;
+  }
 }
 
 /// Changing the target token at position t changes no output before t (and does change t's).
@@ -86,13 +121,21 @@ inline void expect_select_reorders_every_cache(models::Seq2SeqImpl& model) {
   auto state = model.start(batch.src);
   model.step(torch::full({3}, data::kBos, torch::kLong), *state);
   model.step(torch::tensor({10, 13, 18}, torch::kLong), *state);
-  const auto rows = torch::tensor({2, 0, 1, 1}, torch::kLong);
-  auto reordered = state->select(rows);
   auto next = torch::tensor({11, 14, 4}, torch::kLong);
-  auto a = model.step(next, *state);
-  auto b = model.step(next.index_select(0, rows), *reordered);
-  EXPECT_TRUE(close(b.log_probs, a.log_probs.index_select(0, rows)));
-  EXPECT_TRUE(close(b.attention, a.attention.index_select(0, rows)));
+  auto a = model.step(next, *state->select(torch::arange(3)));
+  // Any rows; runs of equal rows, as beam search makes (the beams of a sentence), in and out of
+  // order and with sentences dropped; and a selection of a selection.
+  for (const auto& rows : {torch::tensor({2, 0, 1, 1}), torch::tensor({0, 0, 1, 1, 2, 2}),
+                           torch::tensor({2, 2, 2, 0, 0, 0}), torch::tensor({1, 1})}) {
+    auto reordered = state->select(rows);
+    auto b = model.step(next.index_select(0, rows), *reordered);
+    EXPECT_TRUE(close(b.log_probs, a.log_probs.index_select(0, rows))) << rows;
+    EXPECT_TRUE(close(b.attention, a.attention.index_select(0, rows))) << rows;
+  }
+  const auto first = torch::tensor({0, 0, 1, 1, 2, 2}), second = torch::tensor({4, 4, 0, 0});
+  auto twice = state->select(first)->select(second);
+  auto c = model.step(next.index_select(0, first).index_select(0, second), *twice);
+  EXPECT_TRUE(close(c.log_probs, a.log_probs.index_select(0, first).index_select(0, second)));
 }
 
 /// Beam search with beam size 1 finds greedy search's outputs and scores, with and without a

@@ -20,7 +20,5 @@ void setup_average(CLI::App& app);
 /// `nmt info -m MODEL_DIR|CHECKPOINT`: training state, model size, vocabularies, weights digest.
 void setup_info(CLI::App& app);
 void setup_align(CLI::App& app);
-/// Sets up logging to stderr; `verbose` adds debug messages.
-void setup_logging(bool verbose);
 
 }  // namespace nmt::cli

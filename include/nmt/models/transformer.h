@@ -55,10 +55,12 @@ class MultiHeadAttentionImpl : public torch::nn::Module {
   /// Key and value projections of memory [B, S, d] → {k, v}, each [B, H, S, d_k].
   std::vector<at::Tensor> project_kv(const at::Tensor& memory);
 
-  /// Attend with projected q [B, H, T, d_k], k and v [B, H, S, d_k]; bias broadcastable to
-  /// [B, H, T, S] (undefined: no mask). Returns the output projection of the concatenated heads
-  /// [B, T, d]; when `weights` is non-null it receives the attention probabilities
-  /// [B, H, T, S] (before attention dropout; exactly zero where the bias is −∞).
+  /// Attend with projected q [B, H, T, d_k], k and v [N, H, S, d_k]; bias broadcastable to
+  /// [N, H, T, S] (undefined: no mask). N = B, or N divides B and each key row serves the
+  /// g = B / N consecutive query rows of a group (the beams of one sentence), which attend as one
+  /// [g·T, S] product instead of g copies of the keys. Returns the output projection of the
+  /// concatenated heads [B, T, d]; when `weights` is non-null it receives the attention
+  /// probabilities [B, H, T, S] (before attention dropout; exactly zero where the bias is −∞).
   at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                     const at::Tensor& bias, at::Tensor* weights = nullptr);
 
@@ -108,7 +110,7 @@ TORCH_MODULE(TransformerEncoderLayer);
 /// new positions at every call) and of the encoder output (cross-attention; fixed).
 struct DecoderLayerCache {
   at::Tensor self_k, self_v;    ///< [B, H, t, d_k], t = positions decoded so far (undefined at first)
-  at::Tensor cross_k, cross_v;  ///< [B, H, S, d_k]
+  at::Tensor cross_k, cross_v;  ///< [N, H, S, d_k], one row per source sentence (see source_rows)
 };
 
 /// One decoder layer: causal self-attention, attention over the encoder output, feed-forward.
@@ -119,11 +121,14 @@ class TransformerDecoderLayerImpl : public torch::nn::Module {
   DecoderLayerCache init_cache(const at::Tensor& memory);
   /// x [B, T, d] holds the T positions following those already in `cache` (teacher forcing:
   /// all positions and an empty self cache; incremental decoding: T = 1). Appends their keys
-  /// and values to the cache. self_bias [T, t+T] (causal; undefined when T = 1);
-  /// src_bias [B, 1, 1, S]. `cross_weights`, when non-null, receives the cross-attention
-  /// probabilities [B, H, T, S]. Returns [B, T, d].
+  /// and values to the cache. self_bias [T, t+T] (causal; undefined when T = 1); the encoder
+  /// side: src_bias [N, 1, 1, S] and the cross-attention keys/values [N, H, S, d_k] (the cache's
+  /// rows, or the source rows these B rows read; N divides B, see MultiHeadAttention::attend).
+  /// `cross_weights`, when non-null, receives the cross-attention probabilities [B, H, T, S].
+  /// Returns [B, T, d].
   at::Tensor forward(const at::Tensor& x, DecoderLayerCache& cache, const at::Tensor& self_bias,
-                     const at::Tensor& src_bias, at::Tensor* cross_weights = nullptr);
+                     const at::Tensor& src_bias, const at::Tensor& cross_k, const at::Tensor& cross_v,
+                     at::Tensor* cross_weights = nullptr);
 
  private:
   bool pre_norm_;
@@ -134,12 +139,16 @@ class TransformerDecoderLayerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(TransformerDecoderLayer);
 
-/// Decoder state for incremental decoding. Rows are batch entries (sentence × beam); `select`
-/// reorders every tensor along dim 0, so reordered beams carry their own caches.
+/// Decoder state for incremental decoding. Rows are batch entries (sentence × beam). `select`
+/// reorders the self-attention caches along dim 0, so reordered beams carry their own prefixes,
+/// while the encoder-side tensors (cross-attention keys/values, source mask) keep one row per
+/// source sentence and are shared, not copied: `source_rows` records which one each row reads.
 struct TransformerDecoderState : DecoderState {
   std::vector<DecoderLayerCache> layers;  ///< one per decoder layer
-  at::Tensor src_mask;  ///< [B, S] bool, true on real source tokens
-  at::Tensor src_bias;  ///< [B, 1, 1, S] additive mask (padding_bias of src_mask)
+  at::Tensor src_mask;  ///< [N, S] bool, true on real source tokens
+  at::Tensor src_bias;  ///< [N, 1, 1, S] additive mask (padding_bias of src_mask)
+  /// [B] the source row of each decoder row; empty: row i reads source row i (B = N).
+  std::vector<int64_t> source_rows;
   int64_t position = 0; ///< target positions decoded so far (the next token's position)
   std::unique_ptr<DecoderState> select(const at::Tensor& rows) const override;
 };

@@ -14,6 +14,7 @@
 #include "nmt/data/batch.h"
 #include "nmt/data/vocab.h"
 #include "nmt/models/seq2seq.h"
+#include "nmt/precision.h"
 #include "nmt/train/distributed.h"
 
 namespace nmt::train {
@@ -50,9 +51,11 @@ struct DataParallel {
 /// train.clip_norm (0 = off), and Adam steps with learning rate `lr`. With `parallel`, the token
 /// count and the gradients are summed over the ranks (each with its own `batches`, possibly
 /// none), so N ranks make exactly the update of one process accumulating their N shares.
+/// With `precision` bf16 the forward pass and loss run under autocast (precision.h); the backward
+/// pass, the fp32 master weights and Adam's moments are untouched by it.
 /// Throws DistributedError when a rank is lost.
 UpdateStats train_update(models::Seq2SeqImpl& model, torch::optim::Adam& optimizer,
                          const std::vector<data::Batch>& batches, const TrainConfig& config, double lr,
-                         DataParallel* parallel = nullptr);
+                         DataParallel* parallel = nullptr, Precision precision = Precision::kFp32);
 
 }  // namespace nmt::train
