@@ -5,7 +5,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <stdexcept>
-#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -14,8 +15,10 @@
 namespace nmt::eval {
 namespace {
 
-/// N-gram counts of one order, keyed by the n-gram's text inside a single-spaced line.
-using NgramCounts = std::unordered_map<std::u32string_view, int>;
+/// N-gram counts of one order: (n-gram, count) sorted by the n-gram's text, a view into a
+/// single-spaced line. Sorted vectors, not hash maps: no hashing and one allocation per order,
+/// and matching is a merge of two sorted lists.
+using NgramCounts = std::vector<std::pair<std::u32string_view, int>>;
 
 /// sacreBLEU's my_log(): log with log(0) floored to -9999999999.
 double floored_log(double x) { return x == 0.0 ? -9999999999.0 : std::log(x); }
@@ -46,13 +49,57 @@ std::vector<NgramCounts> count_ngrams(std::u32string_view text, int max_order, l
   const size_t words = starts.empty() ? 0 : starts.size() - 1;
   *num_words = static_cast<long>(words);
   std::vector<NgramCounts> counts(static_cast<size_t>(max_order));
-  for (size_t n = 1; n <= counts.size(); ++n) {
+  std::vector<std::u32string_view> grams;
+  grams.reserve(words);
+  for (size_t n = 1; n <= counts.size() && n <= words; ++n) {
+    grams.clear();
     for (size_t i = 0; i + n <= words; ++i) {
       const size_t begin = starts[i], end = starts[i + n] - 1;
-      ++counts[n - 1][text.substr(begin, end - begin)];
+      grams.push_back(text.substr(begin, end - begin));
+    }
+    std::sort(grams.begin(), grams.end());
+    auto& out = counts[n - 1];
+    out.reserve(grams.size());
+    for (const auto& g : grams) {
+      if (!out.empty() && out.back().first == g) ++out.back().second;
+      else out.emplace_back(g, 1);
     }
   }
   return counts;
+}
+
+/// The n-grams of either list, each with the larger of its two counts (several references).
+NgramCounts max_counts(const NgramCounts& a, const NgramCounts& b) {
+  NgramCounts out;
+  out.reserve(a.size() + b.size());
+  size_t i = 0, j = 0;
+  while (i < a.size() || j < b.size()) {
+    if (j == b.size() || (i < a.size() && a[i].first < b[j].first)) {
+      out.push_back(a[i++]);
+    } else if (i == a.size() || b[j].first < a[i].first) {
+      out.push_back(b[j++]);
+    } else {
+      out.emplace_back(a[i].first, std::max(a[i].second, b[j].second));
+      ++i;
+      ++j;
+    }
+  }
+  return out;
+}
+
+/// Σ over the hypothesis n-grams of min(count, reference count): the clipped matches.
+long clipped_matches(const NgramCounts& hyp, const NgramCounts& ref) {
+  long matches = 0;
+  for (size_t i = 0, j = 0; i < hyp.size() && j < ref.size();) {
+    if (hyp[i].first < ref[j].first) {
+      ++i;
+    } else if (ref[j].first < hyp[i].first) {
+      ++j;
+    } else {
+      matches += std::min(hyp[i++].second, ref[j++].second);
+    }
+  }
+  return matches;
 }
 
 /// sacreBLEU's _get_closest_ref_len(): closest length, the shorter one on ties.
@@ -199,12 +246,8 @@ Bleu::Bleu(BleuOptions options, const ReferenceSet& references)
       long len = 0;
       auto counts = count_ngrams(seg.texts.back(), options_.max_ngram_order, &len);
       seg.lengths.push_back(len);
-      for (size_t n = 0; n < counts.size(); ++n) {
-        for (const auto& [ngram, count] : counts[n]) {
-          int& slot = seg.ngrams[n][ngram];
-          slot = std::max(slot, count);
-        }
-      }
+      for (size_t n = 0; n < counts.size(); ++n)
+        seg.ngrams[n] = seg.ngrams[n].empty() ? std::move(counts[n]) : max_counts(seg.ngrams[n], counts[n]);
     }
     if (seg.texts.empty()) {
       throw std::invalid_argument("BLEU: segment " + std::to_string(i + 1) +
@@ -242,11 +285,8 @@ std::vector<SegmentStats> Bleu::segment_stats(const std::vector<std::string>& hy
     row[0] = static_cast<double>(hyp_len);
     row[1] = static_cast<double>(closest_ref_len(hyp_len, refs.lengths));
     for (size_t n = 0; n < order; ++n) {
-      for (const auto& [ngram, count] : counts[n]) {
-        row[2 + order + n] += count;
-        const auto it = refs.ngrams[n].find(ngram);
-        if (it != refs.ngrams[n].end()) row[2 + n] += std::min(count, it->second);
-      }
+      for (const auto& gram : counts[n]) row[2 + order + n] += gram.second;
+      row[2 + n] += static_cast<double>(clipped_matches(counts[n], refs.ngrams[n]));
     }
     rows.push_back(std::move(row));
   }
