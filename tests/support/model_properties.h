@@ -101,7 +101,7 @@ inline void expect_beam_size_one_equals_greedy(models::Seq2SeqImpl& model) {
   torch::NoGradGuard no_grad;
   auto batch = batch_of(examples());
   for (double alpha : {0.0, 1.0}) {
-    search::SearchOptions o;
+    SearchConfig o;
     o.beam_size = 1;
     o.length_penalty = alpha;
     auto greedy = search::greedy_search(model, batch.src, o);
