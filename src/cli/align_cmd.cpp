@@ -26,20 +26,19 @@ struct AlignOptions {
 void run_align(const AlignOptions& o) {
   require_pictures(o.format);
   auto text = data::read_parallel(o.src, o.ref);
-  auto m = load_model(o.model_dir, o.threads, o.device);
-  auto& ck = m.checkpoint;
+  const auto tr = load_model(o.model_dir, o.threads, o.device).translator;
   std::filesystem::create_directories(o.output);
   torch::NoGradGuard no_grad;
-  ck.model->eval();
+  tr.model().eval();
   size_t drawn = 0;
   for (size_t i = 0; i < text.size(); ++i) {
-    data::Example ex{ck.src_vocab.encode(text.src[i]), ck.tgt_vocab.encode(text.tgt[i]), i};
+    data::Example ex{tr.src_vocab().encode(text.src[i]), tr.tgt_vocab().encode(text.tgt[i]), i};
     if (ex.src.empty() || ex.tgt.empty()) continue;
-    auto batch = data::make_batch({&ex}, m.device);
-    auto out = ck.model->forward(batch);
+    auto batch = data::make_batch({&ex}, tr.device());
+    auto out = tr.model().forward(batch);
     if (!out.attention.defined()) throw std::runtime_error(o.model_dir + ": this model has no attention to draw");
-    auto source = piece_labels(ck.src_vocab, ex.src);
-    auto target = piece_labels(ck.tgt_vocab, ex.tgt);
+    auto source = piece_labels(tr.src_vocab(), ex.src);
+    auto target = piece_labels(tr.tgt_vocab(), ex.tgt);
     std::vector<viz::AlignmentPanel> panels;
     const bool latent = out.posterior.defined();
     panels.push_back(make_panel(latent ? "prior p(z | x, y<t)" : "attention", source, target, out.attention[0]));

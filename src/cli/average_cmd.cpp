@@ -9,7 +9,7 @@
 #include "nmt/cli/validators.h"
 #include "nmt/config.h"
 #include "nmt/runtime.h"
-#include "nmt/train/checkpoint.h"
+#include "nmt/io/checkpoint.h"
 
 namespace nmt::cli {
 namespace {
@@ -26,7 +26,7 @@ void run_average(const AverageOptions& o) {
   if (o.last > 0) {
     if (o.inputs.size() != 1 || !fs::is_directory(o.inputs[0]))
       throw std::runtime_error("--last takes one model directory (trained with train.keep_checkpoints)");
-    auto all = train::numbered_checkpoints(o.inputs[0]);
+    auto all = io::numbered_checkpoints(o.inputs[0]);
     if (all.empty())
       throw std::runtime_error(o.inputs[0] + ": no step-<N>.pt checkpoints (train with train.keep_checkpoints > 0)");
     if (static_cast<int>(all.size()) < o.last)
@@ -35,16 +35,16 @@ void run_average(const AverageOptions& o) {
     const size_t from = all.size() > static_cast<size_t>(o.last) ? all.size() - o.last : 0;
     paths.assign(all.begin() + static_cast<long>(from), all.end());
   } else {
-    for (const auto& in : o.inputs) paths.push_back(fs::is_directory(in) ? train::find_checkpoint(in) : in);
+    for (const auto& in : o.inputs) paths.push_back(fs::is_directory(in) ? io::find_checkpoint(in) : in);
   }
   const fs::path out = o.output;
   if (fs::exists(out / "best.pt"))
     throw std::runtime_error(o.output + " already holds a model (best.pt): choose another -o");
-  auto ck = train::average_checkpoints(paths);
+  auto ck = io::average_checkpoints(paths);
   ck.config.train.model_dir = o.output;
   fs::create_directories(out);
   write_file_atomic((out / "config.yaml").string(), to_yaml(ck.config));
-  train::save_checkpoint((out / "best.pt").string(), ck, nullptr);
+  io::save_checkpoint((out / "best.pt").string(), ck, nullptr);
   spdlog::info("averaged {} checkpoints into {}", paths.size(), (out / "best.pt").string());
   for (const auto& p : paths) spdlog::info("  {}", p);
 }

@@ -163,15 +163,12 @@ struct Translation {
   double seconds = 0;
 };
 
-Translation time_translation(models::Seq2SeqImpl& model, const data::Vocab& src_vocab,
-                             const std::vector<std::string>& lines, const search::SearchOptions& options,
-                             int64_t batch_tokens, Precision precision) {
-  auto ids = src_vocab.encode_batch(lines);
-  model.eval();
+Translation time_translation(const search::Translator& translator, const std::vector<std::string>& lines) {
+  auto ids = translator.src_vocab().encode_batch(lines);
+  translator.model().eval();
   torch::NoGradGuard no_grad;
-  AutocastGuard autocast(precision, c10::kCPU);
   auto t = Clock::now();
-  auto hyps = search::translate_ids(model, ids, options, batch_tokens, c10::kCPU);
+  auto hyps = translator.translate_ids(ids);
   Translation r;
   r.seconds = seconds_since(t);
   r.sentences = static_cast<int64_t>(lines.size());
@@ -249,21 +246,24 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   // Translation: a trained model when given, else the model just trained for a few updates.
   const std::string src_file = !o.src_file.empty() ? o.src_file : !c.data.test_src.empty() ? c.data.test_src : c.data.valid_src;
   auto lines = first_lines(src_file, o.sentences);
-  auto options = search::to_search_options(c.search);
-  options.beam_size = o.beam;
+  auto search_config = c.search;
+  search_config.beam_size = o.beam;
   Translation tr;
   std::string which;
   if (!o.model_dir.empty()) {
     auto loaded = load_model(o.model_dir, threads);
-    tr = time_translation(*loaded.checkpoint.model, loaded.checkpoint.src_vocab, lines, options, c.search.batch_tokens,
-                          precision);
+    loaded.translator.config() = search_config;
+    loaded.translator.set_precision(precision);
+    tr = time_translation(loaded.translator, lines);
     which = fmt::format("trained model {} (step {})", o.model_dir, loaded.checkpoint.state.step);
   } else {
     // A freshly initialised model: it almost never emits EOS, so every hypothesis runs to the
     // maximum length (a few updates would instead teach it to stop at once, timing nothing).
     torch::manual_seed(c.train.seed);
     auto untrained = models::make_model(c.model, src_vocab.size(), tgt_vocab.size());
-    tr = time_translation(*untrained, src_vocab, lines, options, c.search.batch_tokens, precision);
+    search::Translator translator(untrained, src_vocab, tgt_vocab, search_config, c10::kCPU);
+    translator.set_precision(precision);
+    tr = time_translation(translator, lines);
     which = fmt::format("untrained model: outputs run to the maximum length {}·|x| + {}", c.search.max_len_a,
                         c.search.max_len_b);
   }

@@ -7,7 +7,7 @@
 #include "nmt/cli/command_list.h"
 #include "nmt/cli/commands.h"
 #include "nmt/config.h"
-#include "nmt/train/checkpoint.h"
+#include "nmt/io/checkpoint.h"
 
 namespace nmt::cli {
 
@@ -18,8 +18,8 @@ void setup_info(CLI::App& app) {
       ->required()
       ->check(CLI::ExistingPath);
   cmd->callback([path] {
-    const std::string file = std::filesystem::is_directory(*path) ? train::find_checkpoint(*path) : *path;
-    auto ck = train::load_checkpoint(file, c10::Device(c10::kCPU));
+    const std::string file = std::filesystem::is_directory(*path) ? io::find_checkpoint(*path) : *path;
+    auto ck = io::load_checkpoint(file, c10::Device(c10::kCPU));
     int64_t params = 0;
     for (const auto& p : ck.model->parameters()) params += p.numel();
     const auto& s = ck.state;
@@ -28,7 +28,7 @@ void setup_info(CLI::App& app) {
                s.elapsed_seconds, s.best_step);
     fmt::print("model: {}, {} parameters; vocabulary {} (src) / {} (tgt)\n", model_type_name(ck.config.model.type), params,
                ck.src_vocab.size(), ck.tgt_vocab.size());
-    fmt::print("weights digest: {:016x}\n", train::weights_digest(*ck.model));
+    fmt::print("weights digest: {:016x}\n", io::weights_digest(*ck.model));
   });
 }
 

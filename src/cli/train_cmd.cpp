@@ -11,7 +11,7 @@
 #include "nmt/cli/validators.h"
 #include "nmt/config.h"
 #include "nmt/runtime.h"
-#include "nmt/train/checkpoint.h"
+#include "nmt/io/checkpoint.h"
 #include "nmt/train/run_guard.h"
 #include "nmt/train/trainer.h"
 
@@ -60,7 +60,7 @@ void train_or_resume(const TrainOptions& o, const train::DistributedEnv& env) {
   if (!o.resume_dir.empty()) {
     if (!o.config_file.empty()) throw std::runtime_error("--resume takes the config stored in the model directory; drop -c");
     auto lock = claim_model_dir(o.resume_dir, env);
-    auto ck = train::load_checkpoint((std::filesystem::path(o.resume_dir) / "last.pt").string(),
+    auto ck = io::load_checkpoint((std::filesystem::path(o.resume_dir) / "last.pt").string(),
                                      c10::Device(c10::kCPU));
     apply_overrides(ck.config, o.overrides);
     setup_threads(threads_for(ck.config.train.threads, env));

@@ -14,7 +14,6 @@
 #include "nmt/data/corpus.h"
 #include "nmt/precision.h"
 #include "nmt/runtime.h"
-#include "nmt/search/translator.h"
 
 namespace nmt::cli {
 namespace {
@@ -34,31 +33,29 @@ struct TranslateOptions {
 
 void run_translate(const TranslateOptions& o) {
   auto m = load_model(o.model_dir, o.threads, o.device, o.precision);
-  const auto& ck = m.checkpoint;
-  auto options = search::to_search_options(ck.config.search);
-  if (o.beam > 0) options.beam_size = o.beam;
-  if (o.length_penalty >= 0) options.length_penalty = o.length_penalty;
-  const int64_t batch_tokens = o.batch_tokens > 0 ? o.batch_tokens : ck.config.search.batch_tokens;
+  auto& tr = m.translator;
+  auto& search = tr.config();
+  if (o.beam > 0) search.beam_size = o.beam;
+  if (o.length_penalty >= 0) search.length_penalty = o.length_penalty;
+  if (o.batch_tokens > 0) search.batch_tokens = o.batch_tokens;
   const bool pictures = !o.attention_out.empty();
   if (pictures) require_pictures(o.attention_format);
-  options.keep_attention = pictures;
+  tr.set_keep_attention(pictures);
   auto lines = o.input.empty() || o.input == "-" ? data::read_lines(std::cin, "standard input")
                                                  : data::read_lines(o.input);
-  if (o.n_best > options.beam_size)
+  if (o.n_best > search.beam_size)
     throw std::runtime_error("--n-best " + std::to_string(o.n_best) + " is larger than the beam (" +
-                             std::to_string(options.beam_size) + "): raise --beam");
-  AutocastGuard autocast(m.precision, m.device);
-  const auto lists = search::translate_ids_n_best(*ck.model, ck.src_vocab.encode_batch(lines), options, batch_tokens,
-                                                  m.device, std::max(1, o.n_best));
+                             std::to_string(search.beam_size) + "): raise --beam");
+  const auto lists = tr.translate_n_best(lines, std::max(1, o.n_best));
   std::vector<search::Hypothesis> hyps;
   for (const auto& list : lists) hyps.push_back(list.front());
   if (pictures) {
     std::filesystem::create_directories(o.attention_out);
     for (size_t i = 0; i < hyps.size(); ++i) {
       if (!hyps[i].attention.defined()) continue;  // empty source line
-      auto target = piece_labels(ck.tgt_vocab, hyps[i].tokens);
+      auto target = piece_labels(tr.tgt_vocab(), hyps[i].tokens);
       target.resize(hyps[i].attention.size(0));  // no "</s>" row when cut at the maximum length
-      auto panel = make_panel("", piece_labels(ck.src_vocab, ck.src_vocab.encode(lines[i])), std::move(target),
+      auto panel = make_panel("", piece_labels(tr.src_vocab(), tr.src_vocab().encode(lines[i])), std::move(target),
                               hyps[i].attention);
       viz::write_heatmap(picture_path(o.attention_out, i + 1, o.attention_format), {panel});
     }
@@ -69,12 +66,12 @@ void run_translate(const TranslateOptions& o) {
     if (o.n_best > 0) {
       // Moses n-best format: sentence ||| hypothesis ||| features ||| score
       for (const auto& h : lists[i])
-        text += fmt::format("{} ||| {} ||| LogProb= {:.6f} Length= {} ||| {:.6f}\n", i, ck.tgt_vocab.decode(h.tokens),
+        text += fmt::format("{} ||| {} ||| LogProb= {:.6f} Length= {} ||| {:.6f}\n", i, tr.text(h),
                             h.log_prob, h.tokens.size() + 1, h.score);
     } else if (o.scores) {
-      text += fmt::format("{:.6f}\t{}\n", hyps[i].score, ck.tgt_vocab.decode(hyps[i].tokens));
+      text += fmt::format("{:.6f}\t{}\n", hyps[i].score, tr.text(hyps[i]));
     } else {
-      text += ck.tgt_vocab.decode(hyps[i].tokens) + "\n";
+      text += tr.text(hyps[i]) + "\n";
     }
   }
   if (o.output.empty() || o.output == "-") std::cout << text << std::flush;

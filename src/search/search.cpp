@@ -8,20 +8,11 @@
 
 namespace nmt::search {
 
-SearchOptions to_search_options(const SearchConfig& c) {
-  SearchOptions o;
-  o.beam_size = c.beam_size;
-  o.length_penalty = c.length_penalty;
-  o.max_len_a = c.max_len_a;
-  o.max_len_b = c.max_len_b;
-  return o;
-}
-
 double length_penalty(int64_t length, double alpha) {
   return std::pow((5.0 + static_cast<double>(length)) / 6.0, alpha);
 }
 
-std::vector<int64_t> max_lengths(const at::Tensor& src, const SearchOptions& options) {
+std::vector<int64_t> max_lengths(const at::Tensor& src, const SearchConfig& options) {
   // Source length without padding and without the final EOS.
   auto lengths = (src.ne(data::kPad).sum(1) - 1).clamp_min(0).to(at::kCPU, at::kLong);
   std::vector<int64_t> out(lengths.size(0));
@@ -31,8 +22,9 @@ std::vector<int64_t> max_lengths(const at::Tensor& src, const SearchOptions& opt
   return out;
 }
 
-BeamSearch::BeamSearch(int64_t batch_size, const SearchOptions& options, std::vector<int64_t> max_lengths)
-    : options_(options), K_(options.beam_size), max_lengths_(std::move(max_lengths)),
+BeamSearch::BeamSearch(int64_t batch_size, const SearchConfig& options, std::vector<int64_t> max_lengths,
+                       bool keep_attention)
+    : options_(options), keep_attention_(keep_attention), K_(options.beam_size), max_lengths_(std::move(max_lengths)),
       finished_(batch_size) {
   TORCH_CHECK(K_ >= 1, "beam size must be >= 1");
   for (int64_t b = 0; b < batch_size; ++b) live_.push_back(b);
@@ -57,7 +49,7 @@ void BeamSearch::finish(int64_t sentence, const Row& row, int64_t token, double 
   if (token != data::kEos) h.tokens.push_back(token);  // cut at max length: keep the token
   h.log_prob = log_prob;
   h.score = log_prob / length_penalty(static_cast<int64_t>(row.tokens.size()) + 1, options_.length_penalty);
-  if (options_.keep_attention && att.defined()) {
+  if (keep_attention_ && att.defined()) {
     auto steps = row.attention;
     steps.push_back(att);
     h.attention = at::stack(steps, 0);
@@ -80,7 +72,7 @@ BeamSearch::Advance BeamSearch::advance(const at::Tensor& log_probs, const at::T
   auto top_ids = std::get<1>(top).to(at::kCPU).contiguous();
   auto s_acc = top_scores.accessor<double, 2>();
   auto i_acc = top_ids.accessor<int64_t, 2>();
-  at::Tensor att_cpu = options_.keep_attention && attention.defined() ? attention.to(at::kCPU, at::kFloat) : at::Tensor();
+  at::Tensor att_cpu = keep_attention_ && attention.defined() ? attention.to(at::kCPU, at::kFloat) : at::Tensor();
   const int64_t t = ++step_;  // tokens generated after this step, EOS included
 
   std::vector<int64_t> keep_rows, keep_tokens, next_live;
@@ -148,9 +140,10 @@ std::vector<std::vector<Hypothesis>> BeamSearch::n_best(int64_t n) const {
 namespace {
 
 /// Runs the beam search to the end and returns it.
-BeamSearch run_beam(models::Seq2SeqImpl& model, const at::Tensor& src, const SearchOptions& options) {
+BeamSearch run_beam(models::Seq2SeqImpl& model, const at::Tensor& src, const SearchConfig& options,
+                    bool keep_attention) {
   const auto device = src.device();
-  BeamSearch beam(src.size(0), options, max_lengths(src, options));
+  BeamSearch beam(src.size(0), options, max_lengths(src, options), keep_attention);
   auto state = model.start(src)->select(beam.initial_rows().to(device));
   auto tokens = beam.initial_tokens().to(device);
   while (!beam.done()) {
@@ -166,12 +159,12 @@ BeamSearch run_beam(models::Seq2SeqImpl& model, const at::Tensor& src, const Sea
 }  // namespace
 
 std::vector<Hypothesis> beam_search(models::Seq2SeqImpl& model, const at::Tensor& src,
-                                    const SearchOptions& options) {
-  return run_beam(model, src, options).best();
+                                    const SearchConfig& options, bool keep_attention) {
+  return run_beam(model, src, options, keep_attention).best();
 }
 
 std::vector<Hypothesis> greedy_search(models::Seq2SeqImpl& model, const at::Tensor& src,
-                                      const SearchOptions& options) {
+                                      const SearchConfig& options, bool keep_attention) {
   const int64_t B = src.size(0);
   const auto limits = max_lengths(src, options);
   const int64_t max_len = *std::max_element(limits.begin(), limits.end());
@@ -187,7 +180,7 @@ std::vector<Hypothesis> greedy_search(models::Seq2SeqImpl& model, const at::Tens
     auto ids = std::get<1>(best).to(at::kCPU);
     auto lp = lp_cpu.accessor<double, 1>();
     auto id = ids.accessor<int64_t, 1>();
-    auto att_cpu = options.keep_attention && out.attention.defined() ? out.attention.to(at::kCPU, at::kFloat) : at::Tensor();
+    auto att_cpu = keep_attention && out.attention.defined() ? out.attention.to(at::kCPU, at::kFloat) : at::Tensor();
     bool all_done = true;
     for (int64_t b = 0; b < B; ++b) {
       if (done[b]) continue;
@@ -226,23 +219,24 @@ auto in_eval_mode(models::Seq2SeqImpl& model, Search search) {
 }  // namespace
 
 std::vector<Hypothesis> decode(models::Seq2SeqImpl& model, const at::Tensor& src,
-                               const SearchOptions& options) {
+                               const SearchConfig& options, bool keep_attention) {
   return in_eval_mode(model, [&] {
-    return options.beam_size == 1 ? greedy_search(model, src, options) : beam_search(model, src, options);
+    return options.beam_size == 1 ? greedy_search(model, src, options, keep_attention)
+                                  : beam_search(model, src, options, keep_attention);
   });
 }
 
 std::vector<std::vector<Hypothesis>> decode_n_best(models::Seq2SeqImpl& model, const at::Tensor& src,
-                                                   const SearchOptions& options, int64_t n) {
+                                                   const SearchConfig& options, int64_t n, bool keep_attention) {
   if (n < 1 || n > options.beam_size)
     throw std::invalid_argument("n-best size " + std::to_string(n) + " must lie in [1, beam size " +
                                 std::to_string(options.beam_size) + "]");
   if (n == 1) {
     std::vector<std::vector<Hypothesis>> out;
-    for (auto& h : decode(model, src, options)) out.push_back({std::move(h)});
+    for (auto& h : decode(model, src, options, keep_attention)) out.push_back({std::move(h)});
     return out;
   }
-  return in_eval_mode(model, [&] { return run_beam(model, src, options).n_best(n); });
+  return in_eval_mode(model, [&] { return run_beam(model, src, options, keep_attention).n_best(n); });
 }
 
 }  // namespace nmt::search

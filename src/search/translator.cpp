@@ -4,43 +4,46 @@
 
 namespace nmt::search {
 
-std::vector<std::vector<Hypothesis>> translate_ids_n_best(models::Seq2SeqImpl& model,
-                                                          const std::vector<std::vector<int64_t>>& sentences,
-                                                          const SearchOptions& options, int64_t batch_tokens,
-                                                          c10::Device device, int64_t n) {
+Translator::Translator(models::Seq2Seq model, data::Vocab src_vocab, data::Vocab tgt_vocab, SearchConfig config,
+                       c10::Device device)
+    : model_(std::move(model)), src_vocab_(std::move(src_vocab)), tgt_vocab_(std::move(tgt_vocab)),
+      config_(config), device_(device) {}
+
+std::vector<std::vector<Hypothesis>> Translator::translate_ids_n_best(
+    const std::vector<std::vector<int64_t>>& sentences, int64_t n) const {
   std::vector<std::vector<Hypothesis>> out(sentences.size(), std::vector<Hypothesis>(1));
-  for (const auto& rows : data::make_sentence_batches(sentences, batch_tokens)) {
+  AutocastGuard autocast(precision_, device_);
+  for (const auto& rows : data::make_sentence_batches(sentences, config_.batch_tokens)) {
     std::vector<size_t> nonempty;
     for (size_t r : rows)
       if (!sentences[r].empty()) nonempty.push_back(r);
     if (nonempty.empty()) continue;
-    auto batch = data::make_source_batch(sentences, nonempty, device);
-    auto lists = decode_n_best(model, batch.src, options, n);
+    auto batch = data::make_source_batch(sentences, nonempty, device_);
+    auto lists = decode_n_best(*model_, batch.src, config_, n, keep_attention_);
     for (size_t i = 0; i < nonempty.size(); ++i) out[nonempty[i]] = std::move(lists[i]);
   }
   return out;
 }
 
-std::vector<Hypothesis> translate_ids(models::Seq2SeqImpl& model,
-                                      const std::vector<std::vector<int64_t>>& sentences,
-                                      const SearchOptions& options, int64_t batch_tokens,
-                                      c10::Device device) {
+std::vector<Hypothesis> Translator::translate_ids(const std::vector<std::vector<int64_t>>& sentences) const {
   std::vector<Hypothesis> out;
-  for (auto& list : translate_ids_n_best(model, sentences, options, batch_tokens, device, 1))
-    out.push_back(std::move(list.front()));
+  out.reserve(sentences.size());
+  for (auto& list : translate_ids_n_best(sentences, 1)) out.push_back(std::move(list.front()));
   return out;
 }
 
-std::vector<std::string> translate_text(models::Seq2SeqImpl& model, const data::Vocab& src_vocab,
-                                        const data::Vocab& tgt_vocab,
-                                        const std::vector<std::string>& lines,
-                                        const SearchOptions& options, int64_t batch_tokens,
-                                        c10::Device device, std::vector<Hypothesis>* hypotheses) {
-  auto hyps = translate_ids(model, src_vocab.encode_batch(lines), options, batch_tokens, device);
+std::vector<std::vector<Hypothesis>> Translator::translate_n_best(const std::vector<std::string>& lines,
+                                                                  int64_t n) const {
+  return translate_ids_n_best(src_vocab_.encode_batch(lines), n);
+}
+
+std::vector<Hypothesis> Translator::translate(const std::vector<std::string>& lines) const {
+  return translate_ids(src_vocab_.encode_batch(lines));
+}
+
+std::vector<std::string> Translator::translate_text(const std::vector<std::string>& lines) const {
   std::vector<std::string> out;
-  out.reserve(hyps.size());
-  for (const auto& h : hyps) out.push_back(tgt_vocab.decode(h.tokens));
-  if (hypotheses) *hypotheses = std::move(hyps);
+  for (const auto& h : translate(lines)) out.push_back(text(h));
   return out;
 }
 

@@ -15,7 +15,7 @@
 #include "nmt/data/token_file.h"
 #include "nmt/precision.h"
 #include "nmt/runtime.h"
-#include "nmt/train/checkpoint.h"
+#include "nmt/io/checkpoint.h"
 #include "nmt/train/run_guard.h"
 #include "nmt/train/schedule.h"
 #include "nmt/train/update.h"
@@ -24,6 +24,9 @@
 namespace fs = std::filesystem;
 
 namespace nmt::train {
+
+using io::Checkpoint;
+using io::TrainingState;
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -86,7 +89,9 @@ std::string hms(double seconds) {
 class Trainer {
  public:
   Trainer(Checkpoint ck, c10::Device device, std::unique_ptr<ProcessGroup> group)
-      : ck_(std::move(ck)), device_(device), schedule_(ck_.config.train), group_(std::move(group)) {
+      : ck_(std::move(ck)), device_(device),
+        translator_(ck_.model, ck_.src_vocab, ck_.tgt_vocab, ck_.config.search, device),
+        schedule_(ck_.config.train), group_(std::move(group)) {
     const auto& c = ck_.config;
     open_training_corpus();
     auto valid_text = data::read_parallel(c.data.valid_src, c.data.valid_tgt);
@@ -139,10 +144,11 @@ class Trainer {
       }
     }
     precision_ = choice.precision;
+    translator_.set_precision(precision_);
     spdlog::info("precision: {}", choice.reason);
   }
 
-  void resume_optimizer(const std::string& path) { load_optimizer_state(path, *optimizer_, device_); }
+  void resume_optimizer(const std::string& path) { io::load_optimizer_state(path, *optimizer_, device_); }
   /// The training corpus, memory-mapped from its token file in model_dir, which rank 0 builds
   /// when it is missing (the other ranks wait).
   void open_training_corpus();
@@ -172,6 +178,7 @@ class Trainer {
   Checkpoint ck_;
   c10::Device device_;
   Precision precision_ = Precision::kFp32;  ///< resolved train.precision, the same on every rank
+  search::Translator translator_;  ///< validation's: the model being trained, search settings of the config
   LrSchedule schedule_;
   std::unique_ptr<torch::optim::Adam> optimizer_;
   std::unique_ptr<ProcessGroup> group_;  ///< null in single-process training
@@ -261,11 +268,11 @@ void Trainer::save(const std::string& name) {
   ck_.state.lr_base = schedule_.base_;
   ck_.state.lr_bad_count = schedule_.bad_count_;
   ck_.state.elapsed_seconds = elapsed();
-  capture_generators(ck_.state);  // resume continues with the very same random numbers
+  io::capture_generators(ck_.state);  // resume continues with the very same random numbers
   const auto path = (fs::path(ck_.config.train.model_dir) / name).string();
-  save_checkpoint(path, ck_, optimizer_.get());
+  io::save_checkpoint(path, ck_, optimizer_.get());
   if (name == "last.pt" && ck_.config.train.keep_checkpoints > 0)
-    keep_numbered_checkpoint(path, ck_.state.step, ck_.config.train.keep_checkpoints);
+    io::keep_numbered_checkpoint(path, ck_.state.step, ck_.config.train.keep_checkpoints);
 }
 
 std::string Trainer::validate_and_save(bool save_last) {
@@ -282,9 +289,8 @@ std::string Trainer::validate_on_main(bool save_last) {
   const bool with_bleu = c.train.stop_metric == StopMetric::Bleu;
   ValidationResult r;
   {
-    AutocastGuard autocast(precision_, device_);
-    r = validate(*ck_.model, valid_, ck_.tgt_vocab, search::to_search_options(c.search), c.search.batch_tokens,
-                 device_, with_bleu);
+    AutocastGuard autocast(precision_, device_);  // the teacher-forced pass; the translator has its own
+    r = validate(translator_, valid_, with_bleu);
   }
   // Higher is better: BLEU, or the negated (bound on the) perplexity.
   double metric = with_bleu ? r.bleu : -r.perplexity;
@@ -464,7 +470,7 @@ void preprocess(const Config& config) {
                path, config.train.model_dir);
 }
 
-void resume_training(Checkpoint ck, const std::string& model_dir, const DistributedEnv& env) {
+void resume_training(io::Checkpoint ck, const std::string& model_dir, const DistributedEnv& env) {
   const std::string path = (fs::path(model_dir) / "last.pt").string();
   ck.config.train.model_dir = model_dir;
   const auto device = rank_device(ck.config.train.device, env);
@@ -480,7 +486,7 @@ void resume_training(Checkpoint ck, const std::string& model_dir, const Distribu
   Trainer trainer(std::move(ck), device, std::move(group));
   trainer.resume_optimizer(path);
   // The checkpoint holds rank 0's generators; the other ranks were seeded by the Trainer.
-  if (rank == 0 && !restore_generators(saved)) {  // a format-1 checkpoint: no generator state stored
+  if (rank == 0 && !io::restore_generators(saved)) {  // a format-1 checkpoint: no generator state stored
     spdlog::warn("{} holds no random generator state (written by an older nmt): the resumed run reseeds and "
                  "will not repeat the uninterrupted one exactly", path);
     torch::manual_seed(seed + static_cast<uint64_t>(saved.step));

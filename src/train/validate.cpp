@@ -8,14 +8,13 @@
 
 #include "nmt/data/batching.h"
 #include "nmt/eval/bleu.h"
-#include "nmt/search/translator.h"
 #include "nmt/train/loss.h"
 
 namespace nmt::train {
 
-ValidationResult validate(models::Seq2SeqImpl& model, const ValidationSet& set,
-                          const data::Vocab& tgt_vocab, const search::SearchOptions& options,
-                          int64_t batch_tokens, c10::Device device, bool with_bleu) {
+ValidationResult validate(const search::Translator& translator, const ValidationSet& set, bool with_bleu) {
+  auto& model = translator.model();
+  const auto device = translator.device();
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -27,7 +26,7 @@ ValidationResult validate(models::Seq2SeqImpl& model, const ValidationSet& set,
   auto add = [](double& sum, const at::Tensor& t) {
     if (t.defined()) sum = std::max(sum, 0.0) + t.item<double>();
   };
-  for (const auto& rows : data::make_token_batches(set.examples, batch_tokens, false, 0)) {
+  for (const auto& rows : data::make_token_batches(set.examples, translator.config().batch_tokens, false, 0)) {
     std::vector<const data::Example*> examples;
     for (size_t r : rows) examples.push_back(&set.examples[r]);
     auto batch = data::make_batch(examples, device);
@@ -55,8 +54,7 @@ ValidationResult validate(models::Seq2SeqImpl& model, const ValidationSet& set,
   result.accuracy_prior = per_token(diag[4]);
   if (has_bound && result.tokens > 0) result.bound_perplexity = std::exp(bound_nll / static_cast<double>(result.tokens));
   if (with_bleu) {
-    auto hyps = search::translate_ids(model, set.src_ids, options, batch_tokens, device);
-    for (const auto& h : hyps) result.hypotheses.push_back(tgt_vocab.decode(h.tokens));
+    for (const auto& h : translator.translate_ids(set.src_ids)) result.hypotheses.push_back(translator.text(h));
     eval::BleuOptions bleu_options;  // sacreBLEU defaults: 13a, exp smoothing, cased
     bleu_options.force = true;
     result.bleu = eval::Bleu(bleu_options, {set.references}).corpus_score(result.hypotheses).score;

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "nmt/train/checkpoint.h"
+#include "nmt/io/checkpoint.h"
 #include "support/test_util.h"
 
 namespace {
@@ -27,7 +27,7 @@ TEST(CheckpointToolsCli, KeepsTheLastCheckpointsAndAveragesThem) {
                    " --set train.threads=1 --set train.target_ppl=0 --set train.max_steps=10"
                    " --set train.save_every=2 --set train.keep_checkpoints=3");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto kept = nmt::train::numbered_checkpoints(dir);
+  const auto kept = nmt::io::numbered_checkpoints(dir);
   ASSERT_EQ(kept.size(), 3u);
   // The newest three of the saves (every 2 updates and after each validation), oldest first.
   EXPECT_EQ(fs::path(kept[2]).filename(), "step-10.pt");
@@ -40,9 +40,9 @@ TEST(CheckpointToolsCli, KeepsTheLastCheckpointsAndAveragesThem) {
   // The mean of the last two, written as a model directory that translates.
   auto avg = run_nmt("average -o " + tmp.file("avg") + " --last 2 " + dir);
   ASSERT_EQ(avg.exit_code, 0) << avg.output;
-  auto a = nmt::train::load_checkpoint(kept[1], torch::kCPU);
-  auto b = nmt::train::load_checkpoint(kept[2], torch::kCPU);
-  auto m = nmt::train::load_checkpoint(tmp.file("avg") + "/best.pt", torch::kCPU);
+  auto a = nmt::io::load_checkpoint(kept[1], torch::kCPU);
+  auto b = nmt::io::load_checkpoint(kept[2], torch::kCPU);
+  auto m = nmt::io::load_checkpoint(tmp.file("avg") + "/best.pt", torch::kCPU);
   auto pa = a.model->named_parameters(), pb = b.model->named_parameters();
   bool moved = false;
   for (const auto& p : m.model->named_parameters()) {

@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "nmt/train/checkpoint.h"
+#include "nmt/io/checkpoint.h"
 #include "nmt/cli/launch.h"
 #include "support/test_util.h"
 
@@ -32,8 +32,8 @@ TEST(DistributedCli, TwoProcessesMakeTheUpdatesOfOneAccumulatingTwoBatches) {
   auto r1 = run_nmt(toy(one) + " --set train.max_steps=12 --set train.accum_steps=2 --set data.spm_src=" + spm +
                     " --set data.spm_tgt=" + spm);
   ASSERT_EQ(r1.exit_code, 0) << r1.output;
-  auto a = nmt::train::load_checkpoint(two + "/last.pt", torch::kCPU);
-  auto b = nmt::train::load_checkpoint(one + "/last.pt", torch::kCPU);
+  auto a = nmt::io::load_checkpoint(two + "/last.pt", torch::kCPU);
+  auto b = nmt::io::load_checkpoint(one + "/last.pt", torch::kCPU);
   EXPECT_EQ(a.state.step, 12);
   EXPECT_EQ(b.state.step, 12);
   EXPECT_EQ(a.state.epoch, b.state.epoch);

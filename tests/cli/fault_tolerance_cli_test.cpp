@@ -9,7 +9,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "nmt/train/checkpoint.h"
+#include "nmt/io/checkpoint.h"
 #include "nmt/train/run_guard.h"
 #include "support/test_util.h"
 
@@ -78,7 +78,7 @@ TEST_F(FaultToleranceCli, FailedCheckpointWriteStopsTrainingCleanly) {
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(contains(r.output, "error: " + m + "/last.pt: write failed (File too large)")) << r.output;
   EXPECT_EQ(read_text(m + "/last.pt"), before);
-  EXPECT_EQ(nmt::train::load_checkpoint(m + "/last.pt", torch::kCPU).state.step, 3);
+  EXPECT_EQ(nmt::io::load_checkpoint(m + "/last.pt", torch::kCPU).state.step, 3);
   EXPECT_FALSE(has_temporary_file(m));
   EXPECT_FALSE(fs::exists(m + "/lock"));
 }
@@ -99,7 +99,7 @@ TEST_F(FaultToleranceCli, SignalStopsAfterTheUpdateWithACheckpoint) {
     EXPECT_TRUE(contains(out, "resume with: nmt train --resume " + m)) << out;
     ASSERT_TRUE(fs::exists(m + "/last.pt")) << out;
     EXPECT_FALSE(fs::exists(m + "/lock"));
-    const int64_t step = nmt::train::load_checkpoint(m + "/last.pt", torch::kCPU).state.step;
+    const int64_t step = nmt::io::load_checkpoint(m + "/last.pt", torch::kCPU).state.step;
     EXPECT_GE(step, 3);
     auto resumed = run_nmt("train --resume " + m + " --set train.threads=1 --set train.max_steps=" + std::to_string(step + 2));
     EXPECT_EQ(resumed.exit_code, 0) << resumed.output;

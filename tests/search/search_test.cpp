@@ -7,12 +7,13 @@
 
 #include "nmt/data/batching.h"
 #include "nmt/models/rnn.h"
+#include "support/search_util.h"
 
 namespace {
 
 using nmt::data::kEos;
 using nmt::search::BeamSearch;
-using nmt::search::SearchOptions;
+using nmt::SearchConfig;
 
 constexpr int64_t V = 6;  // PAD UNK BOS EOS a=4 b=5
 
@@ -23,8 +24,8 @@ at::Tensor row(std::initializer_list<std::pair<int64_t, double>> probs) {
   return r;
 }
 
-SearchOptions options(int beam, double alpha = 0.0) {
-  SearchOptions o;
+SearchConfig options(int beam, double alpha = 0.0) {
+  SearchConfig o;
   o.beam_size = beam;
   o.length_penalty = alpha;
   return o;
@@ -81,12 +82,7 @@ TEST(Search, LengthPenaltyIsGnmt) {
 class ModelSearch : public ::testing::Test {
  protected:
   void SetUp() override {
-    torch::manual_seed(3);
-    nmt::ModelConfig c;
-    c.embed_dim = 16;
-    c.hidden_size = 24;
-    c.encoder_layers = 1;
-    model_ = std::make_shared<nmt::models::RnnSeq2SeqImpl>(c, 20, 20);
+    model_ = nmt::testing::small_rnn(3);
     // Random sources of different lengths, padded.
     std::vector<std::vector<int64_t>> sents;
     for (int i = 0; i < 6; ++i) {
@@ -132,8 +128,7 @@ TEST_F(ModelSearch, HypothesesRespectMaxLengthAndReportTheirScore) {
   auto o = options(3, 0.0);
   o.max_len_a = 0.0;
   o.max_len_b = 4;
-  o.keep_attention = true;
-  auto hyps = nmt::search::decode(*model_, src_, o);
+  auto hyps = nmt::search::decode(*model_, src_, o, /*keep_attention=*/true);
   for (const auto& h : hyps) {
     EXPECT_LE(h.tokens.size(), 4u);
     EXPECT_NEAR(h.score, h.log_prob, 1e-9);  // α = 0

@@ -58,7 +58,9 @@ inline void expect_bf16_agrees_with_fp32(models::Seq2SeqImpl& model, Alignment a
     EXPECT_TRUE(close_bf16(mixed.log_probs, fp32.log_probs))
         << "max difference " << (mixed.log_probs - fp32.log_probs).abs().max().item<float>();
   }
-  if (alignment == Alignment::kSmooth) EXPECT_TRUE(close_bf16(mixed.attention.to(torch::kFloat), fp32.attention));
+  if (alignment == Alignment::kSmooth) {
+    EXPECT_TRUE(close_bf16(mixed.attention.to(torch::kFloat), fp32.attention));
+  }
   for (const auto& p : model.parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat);
   auto state = model.start(batch.src);
   for (int64_t t = 0; t < batch.tgt_in.size(1); ++t) {
@@ -144,7 +146,7 @@ inline void expect_beam_size_one_equals_greedy(models::Seq2SeqImpl& model) {
   torch::NoGradGuard no_grad;
   auto batch = batch_of(examples());
   for (double alpha : {0.0, 1.0}) {
-    search::SearchOptions o;
+    SearchConfig o;
     o.beam_size = 1;
     o.length_penalty = alpha;
     auto greedy = search::greedy_search(model, batch.src, o);

@@ -7,7 +7,7 @@
 #include <torch/torch.h>
 
 #include "nmt/config.h"
-#include "nmt/train/checkpoint.h"
+#include "nmt/io/checkpoint.h"
 #include "nmt/train/trainer.h"
 #include "nmt/train/update.h"
 #include "support/test_util.h"
@@ -62,20 +62,20 @@ nmt::Config toy_config(const std::string& model_dir, const Variant& v, int64_t m
 void train_in_two_parts(const std::string& model_dir, const Variant& v, int64_t first, int64_t total,
                         bool reseed = false) {
   nmt::train::train_new(toy_config(model_dir, v, first));
-  auto ck = nmt::train::load_checkpoint(model_dir + "/last.pt", torch::kCPU);
+  auto ck = nmt::io::load_checkpoint(model_dir + "/last.pt", torch::kCPU);
   ASSERT_EQ(ck.state.step, first);
   ck.config.train.max_steps = total;
   if (reseed) ck.state.cpu_rng_state = torch::Tensor();
   nmt::train::resume_training(std::move(ck), model_dir);
 }
 
-std::unique_ptr<torch::optim::Adam> optimizer_of(nmt::train::Checkpoint& ck, const std::string& path) {
+std::unique_ptr<torch::optim::Adam> optimizer_of(nmt::io::Checkpoint& ck, const std::string& path) {
   auto opt = nmt::train::make_optimizer(*ck.model, ck.config.train);
-  nmt::train::load_optimizer_state(path, *opt, torch::kCPU);
+  nmt::io::load_optimizer_state(path, *opt, torch::kCPU);
   return opt;
 }
 
-bool same_weights(const nmt::train::Checkpoint& a, const nmt::train::Checkpoint& b) {
+bool same_weights(const nmt::io::Checkpoint& a, const nmt::io::Checkpoint& b) {
   auto pa = a.model->named_parameters(), pb = b.model->named_parameters();
   for (auto& p : pa)
     if (!torch::equal(p.value(), pb[p.key()])) return false;
@@ -90,7 +90,7 @@ TEST_P(ExactResume, ResumedRunEqualsTheUninterruptedOneBitwise) {
   constexpr int64_t kTotal = 11;
   const std::string whole = dir.file("whole");
   nmt::train::train_new(toy_config(whole, v, kTotal));
-  auto a = nmt::train::load_checkpoint(whole + "/last.pt", torch::kCPU);
+  auto a = nmt::io::load_checkpoint(whole + "/last.pt", torch::kCPU);
   auto opt_a = optimizer_of(a, whole + "/last.pt");
   ASSERT_EQ(a.state.step, kTotal);
   // Stopped between validations (a last validation for best.pt follows the write of last.pt)
@@ -98,7 +98,7 @@ TEST_P(ExactResume, ResumedRunEqualsTheUninterruptedOneBitwise) {
   for (int64_t first : {4, 6}) {
     const std::string part = dir.file("part" + std::to_string(first));
     train_in_two_parts(part, v, first, kTotal);
-    auto b = nmt::train::load_checkpoint(part + "/last.pt", torch::kCPU);
+    auto b = nmt::io::load_checkpoint(part + "/last.pt", torch::kCPU);
     SCOPED_TRACE(std::string(v.name) + ", resumed after " + std::to_string(first) + " updates");
     nmt::testing::expect_same_parameters(*a.model, *b.model);
     nmt::testing::expect_same_adam_state(*opt_a, *optimizer_of(b, part + "/last.pt"));
@@ -116,7 +116,7 @@ TEST_P(ExactResume, ResumedRunEqualsTheUninterruptedOneBitwise) {
   // so other weights; the equality above is not an accident of dropout doing nothing.
   const std::string reseeded = dir.file("reseeded");
   train_in_two_parts(reseeded, v, 4, kTotal, /*reseed=*/true);
-  EXPECT_FALSE(same_weights(a, nmt::train::load_checkpoint(reseeded + "/last.pt", torch::kCPU)));
+  EXPECT_FALSE(same_weights(a, nmt::io::load_checkpoint(reseeded + "/last.pt", torch::kCPU)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Schedules, ExactResume,

@@ -1,20 +1,21 @@
 #pragma once
 /// @file model_io.h
-/// Loading a trained model directory for translation, shared by `translate` and `eval -m`.
+/// Loading a trained model directory for inference, shared by `translate`, `eval -m`, `align`
+/// and `bench`.
 #include <string>
 #include <vector>
 
-#include "nmt/precision.h"
-#include "nmt/search/search.h"
-#include "nmt/train/checkpoint.h"
+#include "nmt/io/checkpoint.h"
+#include "nmt/search/translator.h"
 
 namespace nmt::cli {
 
-/// A model ready to translate: checkpoint (best.pt, else last.pt) in eval mode on its device.
+/// A model ready to translate: its checkpoint (best.pt, else last.pt; config and training
+/// state) and a Translator over its model, in eval mode on its device, with the stored search
+/// settings.
 struct LoadedModel {
-  train::Checkpoint checkpoint;
-  c10::Device device{c10::kCPU};
-  Precision precision = Precision::kFp32;  ///< decode under AutocastGuard(precision, device)
+  io::Checkpoint checkpoint;
+  search::Translator translator;
 };
 
 /// Load `model_dir` and set up threads/device/precision from its stored config (overridable by

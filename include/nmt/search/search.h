@@ -2,25 +2,18 @@
 /// @file search.h
 /// Greedy and batched beam search over the Seq2Seq start/step API. Knows nothing of model
 /// types: the model is only asked for next-token log-probs, and its DecoderState is reordered
-/// with `select`.
+/// with `select`. Settings come from the config's SearchConfig (beam_size, length_penalty: GNMT
+/// α, max_len_a/b); `keep_attention` fills Hypothesis::attention. SearchConfig::batch_tokens
+/// is the Translator's (search/translator.h), not used here.
 #include <cstdint>
 #include <vector>
 
 #include <ATen/Tensor.h>
 
+#include "nmt/config.h"
 #include "nmt/models/seq2seq.h"
 
 namespace nmt::search {
-
-struct SearchOptions {
-  int beam_size = 5;
-  double length_penalty = 1.0;  ///< GNMT α (Wu et al. 2016): score = log p / ((5+|y|)/6)^α
-  double max_len_a = 1.5;       ///< max output length = floor(a·|x| + b) tokens, EOS included
-  int max_len_b = 10;
-  bool keep_attention = false;  ///< fill Hypothesis::attention
-};
-
-SearchOptions to_search_options(const SearchConfig& config);
 
 struct Hypothesis {
   std::vector<int64_t> tokens;  ///< output ids, without BOS and EOS
@@ -33,14 +26,15 @@ struct Hypothesis {
 double length_penalty(int64_t length, double alpha);
 
 /// Maximum output length for each row of src [B, S]: floor(a·|x| + b), at least 1 (EOS).
-std::vector<int64_t> max_lengths(const at::Tensor& src, const SearchOptions& options);
+std::vector<int64_t> max_lengths(const at::Tensor& src, const SearchConfig& options);
 
 /// The beam bookkeeping, independent of any model: it receives the log-probs of the live rows
 /// and says which rows survive with which next tokens (as OpenNMT-py's decode strategies).
 /// Rows are grouped by sentence: row r belongs to live sentence r / K.
 class BeamSearch {
  public:
-  BeamSearch(int64_t batch_size, const SearchOptions& options, std::vector<int64_t> max_lengths);
+  BeamSearch(int64_t batch_size, const SearchConfig& options, std::vector<int64_t> max_lengths,
+             bool keep_attention = false);
 
   /// Tokens to feed at the first step: [B·K] kBos.
   at::Tensor initial_tokens() const;
@@ -72,7 +66,8 @@ class BeamSearch {
   };
   void finish(int64_t sentence, const Row& row, int64_t token, double log_prob, const at::Tensor& att);
 
-  SearchOptions options_;
+  SearchConfig options_;
+  bool keep_attention_;
   int64_t K_;
   std::vector<int64_t> max_lengths_;
   std::vector<int64_t> live_;  ///< sentence ids still searching, in row-group order
@@ -83,20 +78,21 @@ class BeamSearch {
 
 /// Beam search for every row of src [B, S]; returns the best hypothesis per row.
 std::vector<Hypothesis> beam_search(models::Seq2SeqImpl& model, const at::Tensor& src,
-                                    const SearchOptions& options);
+                                    const SearchConfig& options, bool keep_attention = false);
 
 /// Greedy (argmax) decoding for every row of src [B, S].
 std::vector<Hypothesis> greedy_search(models::Seq2SeqImpl& model, const at::Tensor& src,
-                                      const SearchOptions& options);
+                                      const SearchConfig& options, bool keep_attention = false);
 
 /// beam_search, or greedy_search when beam_size == 1. Runs without gradients, in eval mode.
 std::vector<Hypothesis> decode(models::Seq2SeqImpl& model, const at::Tensor& src,
-                               const SearchOptions& options);
+                               const SearchConfig& options, bool keep_attention = false);
 
 /// n-best lists: for every row of src [B, S] its `n` best hypotheses by score, best first, from
 /// one beam search (the first equals decode()'s 1-best). Throws std::invalid_argument when n < 1
 /// or n > beam_size. Runs without gradients, in eval mode.
 std::vector<std::vector<Hypothesis>> decode_n_best(models::Seq2SeqImpl& model, const at::Tensor& src,
-                                                   const SearchOptions& options, int64_t n);
+                                                   const SearchConfig& options, int64_t n,
+                                                   bool keep_attention = false);
 
 }  // namespace nmt::search

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "nmt/config.h"
-#include "nmt/train/checkpoint.h"
+#include "nmt/io/checkpoint.h"
 #include "nmt/train/distributed.h"
 
 namespace nmt::train {
@@ -29,6 +29,6 @@ void preprocess(const Config& config);
 /// whose config may carry overrides, e.g. a larger train.max_time. The optimizer state is read
 /// from model_dir/last.pt. Throws std::runtime_error if a corpus cannot be read. Any number of
 /// processes (`env`) may continue a run, whatever number wrote it.
-void resume_training(Checkpoint ck, const std::string& model_dir, const DistributedEnv& env = {});
+void resume_training(io::Checkpoint ck, const std::string& model_dir, const DistributedEnv& env = {});
 
 }  // namespace nmt::train

@@ -5,9 +5,7 @@
 #include <vector>
 
 #include "nmt/data/batch.h"
-#include "nmt/data/vocab.h"
-#include "nmt/models/seq2seq.h"
-#include "nmt/search/search.h"
+#include "nmt/search/translator.h"
 
 namespace nmt::train {
 
@@ -32,10 +30,9 @@ struct ValidationResult {
   std::vector<std::string> hypotheses;  ///< detokenised output, in set order
 };
 
-/// Evaluate `model` on `set` (eval mode, no gradients). Decoding is skipped when `with_bleu`
-/// is false.
-ValidationResult validate(models::Seq2SeqImpl& model, const ValidationSet& set,
-                          const data::Vocab& tgt_vocab, const search::SearchOptions& options,
-                          int64_t batch_tokens, c10::Device device, bool with_bleu = true);
+/// Evaluate the translator's model on `set` (eval mode, no gradients; its training mode is
+/// restored after): cross-entropy over batches of the translator's search batch_tokens, and,
+/// unless `with_bleu` is false, BLEU of its translations.
+ValidationResult validate(const search::Translator& translator, const ValidationSet& set, bool with_bleu = true);
 
 }  // namespace nmt::train

@@ -1,4 +1,4 @@
-#include "nmt/train/checkpoint.h"
+#include "nmt/io/checkpoint.h"
 
 #include <algorithm>
 #include <array>
@@ -17,7 +17,7 @@
 
 #include "nmt/runtime.h"
 
-namespace nmt::train {
+namespace nmt::io {
 namespace {
 
 // Format 1 was a plain LibTorch archive (a zip file) without checksums; format 2 is the container
@@ -430,4 +430,4 @@ std::string find_checkpoint(const std::string& model_dir) {
   throw std::runtime_error(model_dir + ": no checkpoint (best.pt or last.pt) in this model directory");
 }
 
-}  // namespace nmt::train
+}  // namespace nmt::io

@@ -21,7 +21,7 @@
 #include "nmt/data/vocab.h"
 #include "nmt/models/seq2seq.h"
 
-namespace nmt::train {
+namespace nmt::io {
 
 /// Where training stands; everything needed to resume a run exactly.
 struct TrainingState {
@@ -97,4 +97,4 @@ std::vector<std::string> numbered_checkpoints(const std::string& model_dir);
 /// Throws std::runtime_error when `model_dir` holds neither.
 std::string find_checkpoint(const std::string& model_dir);
 
-}  // namespace nmt::train
+}  // namespace nmt::io

@@ -1,0 +1,209 @@
+// Checkpoints (io/checkpoint.h): exact round trips, checksummed parts, format 1, atomic writes.
+#include "nmt/io/checkpoint.h"
+
+#include <filesystem>
+#include <random>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "nmt/data/vocab.h"
+#include "support/test_util.h"
+#include "support/train_util.h"
+
+namespace {
+
+using nmt::testing::TempDir;
+
+/// A toy SentencePiece model, trained once for the checkpoint tests.
+const nmt::data::Vocab& toy_vocab() {
+  static TempDir dir;
+  static nmt::data::Vocab vocab = [] {
+    nmt::data::SpmTrainOptions o;
+    o.input_files = {nmt::testing::source_path("data/toy/train.de"), nmt::testing::source_path("data/toy/train.en")};
+    o.model_prefix = dir.file("spm");
+    o.vocab_size = 60;
+    nmt::data::train_sentencepiece(o);
+    return nmt::data::Vocab::load(dir.file("spm.model"));
+  }();
+  return vocab;
+}
+
+nmt::io::Checkpoint make_checkpoint() {
+  nmt::io::Checkpoint ck;
+  ck.config = nmt::default_config();
+  ck.config.model.embed_dim = 8;
+  ck.config.model.hidden_size = 12;
+  ck.src_vocab = ck.tgt_vocab = toy_vocab();
+  ck.model = nmt::models::make_model(ck.config.model, ck.src_vocab.size(), ck.tgt_vocab.size());
+  ck.state.step = 42;
+  ck.state.epoch = 3;
+  ck.state.batch_in_epoch = 7;
+  ck.state.best_metric = 12.5;
+  ck.state.lr_base = 2.5e-4;
+  ck.state.elapsed_seconds = 99.5;
+  nmt::io::capture_generators(ck.state);
+  return ck;
+}
+
+/// An Adam optimizer over `ck`'s model after one real update, so that it has state to save.
+std::unique_ptr<torch::optim::Adam> stepped_adam(nmt::io::Checkpoint& ck) {
+  auto adam = std::make_unique<torch::optim::Adam>(ck.model->parameters(), torch::optim::AdamOptions(1e-3));
+  auto loss = torch::zeros({});
+  for (auto& p : ck.model->parameters()) loss = loss + p.sum();
+  loss.backward();
+  adam->step();
+  return adam;
+}
+
+TEST(Checkpoint, RoundTripsExactly) {
+  TempDir dir;
+  auto ck = make_checkpoint();
+  auto stepped = stepped_adam(ck);
+  auto& adam = *stepped;
+  const std::string path = dir.file("ck.pt");
+  nmt::io::save_checkpoint(path, ck, &adam);
+
+  auto back = nmt::io::load_checkpoint(path, torch::kCPU);
+  EXPECT_EQ(nmt::to_yaml(back.config), nmt::to_yaml(ck.config));
+  EXPECT_EQ(back.src_vocab.bytes(), ck.src_vocab.bytes());
+  EXPECT_EQ(back.state.step, 42);
+  EXPECT_EQ(back.state.epoch, 3);
+  EXPECT_EQ(back.state.batch_in_epoch, 7);
+  EXPECT_DOUBLE_EQ(back.state.best_metric, 12.5);
+  EXPECT_DOUBLE_EQ(back.state.lr_base, 2.5e-4);
+  EXPECT_DOUBLE_EQ(back.state.elapsed_seconds, 99.5);
+  nmt::testing::expect_same_parameters(*ck.model, *back.model);
+
+  torch::optim::Adam adam2(back.model->parameters(), torch::optim::AdamOptions(1e-3));
+  nmt::io::load_optimizer_state(path, adam2, torch::kCPU);
+  nmt::testing::expect_same_adam_state(adam, adam2);
+  // The generator state is stored, and restoring it repeats the same random numbers.
+  ASSERT_TRUE(back.state.cpu_rng_state.defined());
+  ASSERT_TRUE(nmt::io::restore_generators(back.state));
+  const auto first = torch::rand({8});
+  nmt::io::restore_generators(back.state);
+  EXPECT_TRUE(torch::equal(first, torch::rand({8})));
+}
+
+TEST(Checkpoint, CorruptOrMissingFilesGiveAClearError) {
+  TempDir dir;
+  auto ck = make_checkpoint();
+  const std::string path = dir.file("ck.pt");
+  nmt::io::save_checkpoint(path, ck, nullptr);
+  auto bytes = nmt::testing::read_text(path);
+  nmt::testing::write_text(dir.file("truncated.pt"), bytes.substr(0, bytes.size() / 2));
+  nmt::testing::write_text(dir.file("garbage.pt"), "this is not a checkpoint");
+  for (const auto& name : {"truncated.pt", "garbage.pt", "missing.pt"}) {
+    try {
+      nmt::io::load_checkpoint(dir.file(name), torch::kCPU);
+      ADD_FAILURE() << name << " loaded";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(dir.file(name)), std::string::npos) << e.what();
+    }
+  }
+}
+
+/// A checkpoint with optimizer state, so that every part of the format is present.
+std::string save_full_checkpoint(const TempDir& dir) {
+  auto ck = make_checkpoint();
+  const std::string path = dir.file("ck.pt");
+  nmt::io::save_checkpoint(path, ck, stepped_adam(ck).get());
+  return path;
+}
+
+/// The error load_checkpoint throws for `path`, or "" when it loads.
+std::string load_error(const std::string& path) {
+  try {
+    nmt::io::load_checkpoint(path, torch::kCPU);
+    return "";
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+}
+
+// A changed byte anywhere (the header, a part's size or checksum, the weights, the optimizer
+// state, the config, the SentencePiece model) is an error naming the file: never a crash inside
+// SentencePiece or LibTorch, never a silently different model.
+TEST(Checkpoint, EveryChangedByteIsAClearError) {
+  TempDir dir;
+  const auto bytes = nmt::testing::read_text(save_full_checkpoint(dir));
+  const std::string bad = dir.file("bad.pt");
+  std::mt19937_64 rng(13);
+  for (int i = 0; i < 200; ++i) {
+    auto changed = bytes;
+    const size_t pos = std::uniform_int_distribution<size_t>(0, bytes.size() - 1)(rng);
+    changed[pos] = static_cast<char>(changed[pos] ^ std::uniform_int_distribution<int>(1, 255)(rng));
+    nmt::testing::write_text(bad, changed);
+    const auto error = load_error(bad);
+    EXPECT_TRUE(nmt::testing::contains(error, bad)) << "byte " << pos << " of " << bytes.size() << ": '" << error << "'";
+    torch::optim::Adam adam(make_checkpoint().model->parameters(), torch::optim::AdamOptions(1e-3));
+    EXPECT_THROW(nmt::io::load_optimizer_state(bad, adam, torch::kCPU), std::runtime_error) << "byte " << pos;
+  }
+}
+
+TEST(Checkpoint, AChangedByteNamesItsPart) {
+  TempDir dir;
+  const auto ck = make_checkpoint();
+  const auto bytes = nmt::testing::read_text(save_full_checkpoint(dir));
+  const std::string bad = dir.file("bad.pt");
+  // The SentencePiece model's bytes (src_spm comes first) and the config text, found in the file.
+  for (const auto& [part, content] : {std::pair<std::string, std::string>{"src_spm", ck.src_vocab.bytes()},
+                                      {"config", nmt::to_yaml(ck.config)}}) {
+    const size_t at = bytes.find(content);
+    ASSERT_NE(at, std::string::npos) << part;
+    auto changed = bytes;
+    changed[at + content.size() / 2] ^= 0x20;
+    nmt::testing::write_text(bad, changed);
+    EXPECT_TRUE(nmt::testing::contains(load_error(bad), "checksum mismatch in part '" + part + "'")) << load_error(bad);
+  }
+  auto newer = bytes;
+  newer[8] = 3;  // the format version, a little-endian uint32 after the 8-byte magic
+  nmt::testing::write_text(bad, newer);
+  EXPECT_TRUE(nmt::testing::contains(load_error(bad), "checkpoint format version 3")) << load_error(bad);
+}
+
+// Checkpoints of nmt before checksums (format 1: one LibTorch archive) still load.
+TEST(Checkpoint, FormatOneStillLoads) {
+  TempDir dir;
+  const auto ck = make_checkpoint();
+  torch::serialize::OutputArchive a, model;
+  a.write("nmt_format", c10::IValue(int64_t{1}));
+  a.write("config", c10::IValue(nmt::to_yaml(ck.config)));
+  for (const char* part : {"src_spm", "tgt_spm"}) a.write(part, c10::IValue(ck.src_vocab.bytes()));
+  const std::vector<std::pair<std::string, c10::IValue>> state = {
+      {"step", int64_t{42}}, {"epoch", int64_t{3}}, {"batch_in_epoch", int64_t{7}}, {"best_metric", 12.5},
+      {"best_step", int64_t{0}}, {"bad_validations", int64_t{0}}, {"lr_base", 2.5e-4},
+      {"lr_bad_count", int64_t{0}}, {"elapsed_seconds", 99.5}};
+  for (const auto& [key, value] : state) a.write("state." + key, value);
+  ck.model->save(model);
+  a.write("model", model);
+  const std::string path = dir.file("old.pt");
+  a.save_to(path);
+  auto back = nmt::io::load_checkpoint(path, torch::kCPU);
+  EXPECT_EQ(back.state.step, 42);
+  EXPECT_EQ(back.state.batch_in_epoch, 7);
+  EXPECT_FALSE(back.state.cpu_rng_state.defined());
+  nmt::testing::expect_same_parameters(*ck.model, *back.model);
+}
+
+TEST(Checkpoint, SavingLeavesNoTemporaryFileBehind) {
+  TempDir dir;
+  auto ck = make_checkpoint();
+  nmt::io::save_checkpoint(dir.file("ck.pt"), ck, nullptr);
+  nmt::io::save_checkpoint(dir.file("ck.pt"), ck, nullptr);  // overwrite in place
+  int files = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir.path())) files += e.is_regular_file();
+  EXPECT_EQ(files, 1);
+}
+
+TEST(Checkpoint, FindCheckpointPrefersBest) {
+  TempDir dir;
+  EXPECT_THROW(nmt::io::find_checkpoint(dir.path().string()), std::runtime_error);
+  nmt::testing::write_text(dir.file("last.pt"), "x");
+  EXPECT_EQ(nmt::io::find_checkpoint(dir.path().string()), dir.file("last.pt"));
+  nmt::testing::write_text(dir.file("best.pt"), "x");
+  EXPECT_EQ(nmt::io::find_checkpoint(dir.path().string()), dir.file("best.pt"));
+}
+
+}  // namespace
