@@ -235,7 +235,7 @@ TEST_F(VocabTest, CorruptNormalisationRulesAreAClearError) {
   const auto good = Vocab::load(o.model_prefix + ".model");
   EXPECT_EQ(good.decode(good.encode("AB")), "ab");  // the rules are in use
   std::string bytes = good.bytes();
-  const std::string strings("A\xcc\x88\0a\0b\0", 7);  // the replacements, each NUL-terminated
+  const std::string strings("A\xcc\x88\0a\0b\0", 8);  // the replacements, each NUL-terminated
   const size_t at = bytes.find(strings);
   ASSERT_NE(at, std::string::npos);
   for (size_t i = at; i < at + strings.size(); ++i)
