@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Set up (install missing packages), build, and run every test through ctest.
+# Set up (install missing packages), build, and run every test through ctest; then, when the whole
+# suite runs (no arguments), the fuzz smoke: scripts/fuzz.sh runs the libFuzzer targets
+# $NMT_FUZZ_SMOKE_TARGETS (default fuzz_config fuzz_metrics fuzz_corpus: those that build fast;
+# fuzz_checkpoint's LibTorch-heavy build would add minutes) for $NMT_FUZZ_SMOKE_SECONDS each
+# (default 10; 0 skips the smoke) from their seeds, and a crash fails the run.
 # Prints one line per test while it runs; on failure, each failing test's output after the run;
-# ctest's summary line ("N% tests passed, M tests failed out of K") comes last.
+# one line per fuzz target; ctest's summary line ("N% tests passed, M tests failed out of K") last.
 # Usage: scripts/test.sh [CTEST ARGS...]   e.g. scripts/test.sh -R Variational
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,6 +27,16 @@ if ((status != 0)); then
        show' "$LOG"
   echo "=== failing tests ==="
   sed -n '/^The following tests FAILED:/,$p' "$LOG" | grep -v '^Errors while running CTest' || true
+fi
+SMOKE="${NMT_FUZZ_SMOKE_SECONDS:-10}"
+read -r -a SMOKE_TARGETS <<< "${NMT_FUZZ_SMOKE_TARGETS:-fuzz_config fuzz_metrics fuzz_corpus}"
+if (($# == 0)) && ((SMOKE > 0)); then
+  echo
+  fuzz_log="$BUILD/fuzz-smoke.log"
+  start=$SECONDS
+  "$ROOT/scripts/fuzz.sh" "$SMOKE" "${SMOKE_TARGETS[@]}" > "$fuzz_log" 2>&1 || { status=1; tail -20 "$fuzz_log"; }
+  grep '^fuzz.sh: fuzz_' "$fuzz_log" || true
+  echo "fuzz smoke: $((SECONDS - start)) s in all (build and runs; log: $fuzz_log)"
 fi
 grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+|^No tests were found' "$LOG" | tail -1 || true
 exit "$status"

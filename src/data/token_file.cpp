@@ -93,12 +93,13 @@ TokenCorpus::TokenCorpus(const std::string& path, int64_t src_vocab_size, int64_
     for (size_t i = 0; i < pairs_; ++i) {
       if (i % (1 << 20) == 0 && i > 0) {
         release(tokens_, tokens_ + entry(i - 1).offset);
-        release(index_, &entry(i - 1));
+        release(index_, index_ + (i - 1) * sizeof(Entry));
       }
-      const Entry& e = entry(i);
-      if (e.src_len == 0 || e.tgt_len == 0 || e.offset + e.src_len + e.tgt_len > h.tokens)
+      const Entry e = entry(i);
+      const uint64_t length = uint64_t{e.src_len} + e.tgt_len;  // no sum here may wrap around
+      if (e.src_len == 0 || e.tgt_len == 0 || e.offset > h.tokens || length > h.tokens - e.offset)
         bad(fmt::format("pair {} lies outside the token area", i));
-      for (uint64_t k = 0; k < e.src_len + e.tgt_len; ++k) {
+      for (uint64_t k = 0; k < length; ++k) {
         const int32_t id = tokens_[e.offset + k];
         if (id < 0 || id >= (k < e.src_len ? src_vocab_size : tgt_vocab_size))
           bad(fmt::format("pair {} (line {}) has id {} outside the vocabulary", i, e.line + 1, id));
@@ -132,12 +133,14 @@ TokenCorpus& TokenCorpus::operator=(TokenCorpus&& o) noexcept {
   return *this;
 }
 
-const TokenCorpus::Entry& TokenCorpus::entry(size_t i) const {
-  return *reinterpret_cast<const Entry*>(index_ + i * sizeof(Entry));
+TokenCorpus::Entry TokenCorpus::entry(size_t i) const {
+  Entry e;  // copied out: the index starts 4 bytes past an 8-byte boundary after an odd token count
+  std::memcpy(&e, index_ + i * sizeof(Entry), sizeof e);
+  return e;
 }
 
 Example TokenCorpus::example(size_t i) const {
-  const Entry& e = entry(i);
+  const Entry e = entry(i);
   const int32_t* p = tokens_ + e.offset;
   Example ex;
   ex.src.assign(p, p + e.src_len);

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -25,6 +27,27 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Loading libnmt_spm.so
 // ---------------------------------------------------------------------------------------------
+
+#if defined(__SANITIZE_ADDRESS__)
+#define NMT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NMT_ASAN 1
+#endif
+#endif
+
+/// dlopen(), but under AddressSanitizer (the fuzz build, tests/fuzz) glibc's own: ASan's dlopen
+/// refuses RTLD_DEEPBIND (google/sanitizers#611) because a deep-bound library calls glibc's
+/// malloc instead of ASan's. That is harmless here: no memory changes owner across the shim's C
+/// interface (every buffer it hands out is released by nmt_spm_free, inside the shim).
+void* open_library(const char* path, int flags) {
+#ifdef NMT_ASAN
+  static const auto real = reinterpret_cast<void* (*)(const char*, int)>(dlsym(RTLD_NEXT, "dlopen"));
+  return real(path, flags);
+#else
+  return dlopen(path, flags);
+#endif
+}
 
 /// The shim's entry points, resolved once per process.
 struct SpmApi {
@@ -72,7 +95,7 @@ SpmApi load_api() {
     }
     // RTLD_LOCAL | RTLD_DEEPBIND: the shim and SentencePiece resolve their symbols (above all
     // protobuf) in their own scope first, never in LibTorch's protobuf, and export nothing to us.
-    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    void* handle = open_library(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     if (!handle) {
       const char* err = dlerror();
       tried << "\n  " << path << ": " << (err ? err : "dlopen failed");
@@ -165,6 +188,116 @@ struct Vocab::Impl {
 };
 
 namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Checking a model's normalisation rules
+// ---------------------------------------------------------------------------------------------
+// SentencePiece 0.1.97 trusts a model's precompiled_charsmap (NormalizerSpec field 2: a uint32
+// trie size, a Darts-clone double array, then NUL-terminated replacement strings): a changed byte
+// there can make Normalizer::NormalizePrefix read outside it while encoding (SIGSEGV: issue 13's
+// crash on a changed checkpoint byte, which checksums now catch, but not in a crafted file or a
+// .model file). So before a model is used, every path a lookup can take through the double array
+// is checked to stay inside it, and every replacement offset to point at a NUL-terminated string
+// inside the string area.
+
+/// Reads a protobuf varint at `p` (advanced); false past `end` or after 10 bytes.
+bool read_varint(const unsigned char*& p, const unsigned char* end, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 70 && p < end; shift += 7) {
+    const unsigned char c = *p++;
+    v |= static_cast<uint64_t>(c & 0x7f) << shift;
+    if (c < 0x80) return true;
+  }
+  return false;
+}
+
+/// Calls `f(field, bytes)` for every length-delimited field of the protobuf message `msg`.
+/// Throws std::runtime_error when the message is not well-formed wire format.
+template <class F>
+void for_each_bytes_field(std::string_view msg, F&& f) {
+  const auto* p = reinterpret_cast<const unsigned char*>(msg.data());
+  const auto* end = p + msg.size();
+  while (p < end) {
+    uint64_t key, n = 0;
+    if (!read_varint(p, end, key)) throw std::runtime_error("malformed model (a broken field key)");
+    const uint64_t type = key & 7;
+    if (type == 0) {
+      if (!read_varint(p, end, n)) throw std::runtime_error("malformed model (a broken number)");
+      continue;
+    }
+    if (type == 1) {
+      n = 8;
+    } else if (type == 5) {
+      n = 4;
+    } else if (type != 2) {
+      throw std::runtime_error("malformed model (wire type " + std::to_string(type) + ")");
+    } else if (!read_varint(p, end, n)) {
+      throw std::runtime_error("malformed model (a broken length)");
+    }
+    if (n > static_cast<uint64_t>(end - p)) throw std::runtime_error("malformed model (a field past its end)");
+    if (type == 2) f(key >> 3, std::string_view(reinterpret_cast<const char*>(p), n));
+    p += n;
+  }
+}
+
+/// Throws std::runtime_error saying what is wrong when Darts-clone lookups (commonPrefixSearch,
+/// as in SentencePiece's normaliser) in the precompiled charsmap `blob` could read outside it.
+void check_charsmap(std::string_view blob) {
+  uint32_t trie_bytes = 0;
+  if (blob.size() <= 4) return;  // SentencePiece refuses such a blob itself
+  std::memcpy(&trie_bytes, blob.data(), 4);
+  if (trie_bytes >= blob.size() - 4) return;  // refused by SentencePiece too ("exceeds the blob")
+  const size_t n = trie_bytes / 4;            // double-array units
+  const std::string_view strings = blob.substr(4 + trie_bytes);
+  auto unit = [&](size_t i) {
+    uint32_t u;
+    std::memcpy(&u, blob.data() + 4 + 4 * i, 4);
+    return u;
+  };
+  auto offset = [](uint32_t u) { return (u >> 10) << ((u & (1u << 9)) >> 6); };
+  auto label = [](uint32_t u) { return u & ((1u << 31) | 0xFF); };
+  auto bad = [](const std::string& what) { throw std::runtime_error("corrupt normalisation rules (" + what + ")"); };
+  if (n == 0) bad("an empty trie");
+  // A lookup at node position p reads unit p ^ c for the next byte c (any of 0..255); a unit with
+  // that label moves it to position (p ^ c) ^ offset, where a leaf's value unit lies.
+  std::vector<char> seen(n, 0);
+  std::vector<size_t> todo{static_cast<size_t>(offset(unit(0)))};
+  while (!todo.empty()) {
+    const size_t pos = todo.back();
+    todo.pop_back();
+    if ((pos | 0xFF) >= n) bad("a trie node outside the trie");
+    if (seen[pos]) continue;
+    seen[pos] = 1;
+    for (uint32_t c = 0; c < 256; ++c) {
+      const uint32_t u = unit(pos ^ c);
+      if (label(u) != c) continue;
+      const size_t next = (pos ^ c) ^ offset(u);
+      if ((u >> 8) & 1) {  // has a leaf: the value unit at `next` is an offset into the strings
+        if (next >= n) bad("a trie leaf outside the trie");
+        const uint32_t value = unit(next) & ((1u << 31) - 1);
+        if (value >= strings.size() || strings.find('\0', value) == std::string_view::npos)
+          bad("a replacement outside the string area");
+      }
+      todo.push_back(next);
+    }
+  }
+}
+
+/// Checks the normalisation rules (normalizer_spec and denormalizer_spec) of the serialized
+/// ModelProto `model`; throws std::runtime_error naming `source` and the problem.
+void check_normalizers(const std::string& model, const std::string& source) {
+  try {
+    for_each_bytes_field(model, [](uint64_t field, std::string_view spec) {
+      if (field != 3 && field != 5) return;  // ModelProto.normalizer_spec, denormalizer_spec
+      for_each_bytes_field(spec, [](uint64_t f, std::string_view charsmap) {
+        if (f == 2) check_charsmap(charsmap);  // NormalizerSpec.precompiled_charsmap
+      });
+    });
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("SentencePiece model " + source + ": " + e.what());
+  }
+}
+
 void check_special_ids(const Vocab& v, const std::string& source) {
   if (v.size() < 4 || v.piece(kUnk) != "<unk>" || v.piece(kBos) != "<s>" ||
       v.piece(kEos) != "</s>") {
@@ -195,6 +328,7 @@ Vocab Vocab::load(const std::string& model_file) {
   ShimBuffer guard(bytes);
   impl->bytes.assign(bytes, n);
   impl->source = model_file;
+  check_normalizers(impl->bytes, model_file);
   impl->size = a.piece_size(impl->model);
   Vocab v(std::move(impl));
   check_special_ids(v, model_file);
@@ -213,6 +347,7 @@ Vocab Vocab::from_bytes(std::string serialized) {
                              " serialized bytes: " + (err ? take_error(err) : "empty input"));
   impl->bytes = std::move(serialized);
   impl->source = "<bytes>";
+  check_normalizers(impl->bytes, "<bytes>");
   impl->size = a.piece_size(impl->model);
   Vocab v(std::move(impl));
   check_special_ids(v, "<bytes>");

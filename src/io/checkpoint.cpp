@@ -208,6 +208,15 @@ class StoredCheckpoint {
     return read_value(legacy_, name).toStringRef();
   }
 
+  /// A SentencePiece model part (src_spm, tgt_spm); its errors name the part.
+  data::Vocab vocab(const std::string& name) {
+    try {
+      return data::Vocab::from_bytes(bytes(name));
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error("part '" + name + "': " + e.what());
+    }
+  }
+
   /// A LibTorch archive part (state, model, optimizer) into `out`; false when absent.
   bool archive(const std::string& name, torch::serialize::InputArchive& out) {
     if (is_legacy_) {
@@ -401,8 +410,8 @@ Checkpoint load_checkpoint(const std::string& path, c10::Device device) {
   Checkpoint ck;
   try {
     ck.config = parse_config(stored.bytes("config"), path + " (stored config)");
-    ck.src_vocab = data::Vocab::from_bytes(stored.bytes("src_spm"));
-    ck.tgt_vocab = data::Vocab::from_bytes(stored.bytes("tgt_spm"));
+    ck.src_vocab = stored.vocab("src_spm");
+    ck.tgt_vocab = stored.vocab("tgt_spm");
     ck.state = stored.state();
     ck.model = models::make_model(ck.config.model, ck.src_vocab.size(), ck.tgt_vocab.size());
     torch::serialize::InputArchive model_archive;
@@ -418,8 +427,14 @@ Checkpoint load_checkpoint(const std::string& path, c10::Device device) {
 void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer, c10::Device device) {
   StoredCheckpoint stored(path, device);
   torch::serialize::InputArchive opt_archive;
-  if (!stored.archive("optimizer", opt_archive)) throw std::runtime_error(path + ": checkpoint holds no optimizer state");
-  optimizer.load(opt_archive);
+  try {
+    if (!stored.archive("optimizer", opt_archive)) throw std::runtime_error(path + ": checkpoint holds no optimizer state");
+    optimizer.load(opt_archive);
+  } catch (const std::exception& e) {  // LibTorch's errors (c10::Error, torch::jit::ErrorReport) too
+    const std::string what = e.what();
+    if (what.rfind(path + ":", 0) == 0) throw;
+    throw std::runtime_error(path + ": invalid nmt checkpoint: part 'optimizer': " + what.substr(0, 300));
+  }
 }
 
 std::string find_checkpoint(const std::string& model_dir) {

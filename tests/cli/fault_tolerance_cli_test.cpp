@@ -1,5 +1,6 @@
 // Fault tolerance end to end: a changed checkpoint byte, a checkpoint write that fails
-// (`ulimit -f`), SIGTERM/SIGINT mid-run, and a second run on a locked model directory.
+// (`ulimit -f`), SIGTERM/SIGINT mid-run (and an exact resume after it), and a second run on a
+// locked model directory.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -105,6 +106,41 @@ TEST_F(FaultToleranceCli, SignalStopsAfterTheUpdateWithACheckpoint) {
     EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
     EXPECT_TRUE(contains(resumed.output, "at step " + std::to_string(step))) << resumed.output;
   }
+}
+
+// Issue 13: a SIGINT mid-run (between validations; dropout on, plateau schedule) writes a
+// checkpoint from which the resumed run ends bitwise where the uninterrupted run ends: the same
+// weights digest (nmt info) in last.pt and best.pt, the same step and best validation.
+TEST_F(FaultToleranceCli, RunInterruptedBySigintResumesExactly) {
+  TempDir tmp;
+  const std::string run = kToy + "--set model.dropout=0.3 --set train.lr_schedule=plateau --set train.lr_patience=1 "
+                                 "--set train.valid_every=40 --set train.max_steps=120 --set train.log_every=1 ";
+  const std::string whole = tmp.file("whole"), part = tmp.file("part"), log = tmp.file("log");
+  auto w = run_nmt(run + "--set train.model_dir=" + whole);
+  ASSERT_EQ(w.exit_code, 0) << w.output;
+  auto r = run_shell("\"$NMT\" " + run + "--set train.model_dir=" + part + " > " + log + " 2>&1 & pid=$!\n"
+                     "i=0; while ! grep -q 'step 5 ' " + log + " && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n"
+                     "kill -INT $pid; wait $pid; echo \"exit status $?\"");
+  ASSERT_TRUE(contains(r.output, "exit status 130")) << r.output << read_text(log);
+  const int64_t stopped = nmt::train::load_checkpoint(part + "/last.pt", torch::kCPU).state.step;
+  ASSERT_GE(stopped, 5);
+  ASSERT_LT(stopped, 120) << "the signal came too late to interrupt the run";
+  auto resumed = run_nmt("train --resume " + part + " --set train.threads=1");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  auto digest = [](const std::string& file) {
+    const auto out = run_nmt("info -m " + file).output;
+    const size_t at = out.find("weights digest: ");
+    return at == std::string::npos ? "none in: " + out : out.substr(at, 32);
+  };
+  EXPECT_EQ(digest(part + "/last.pt"), digest(whole + "/last.pt")) << "interrupted at step " << stopped;
+  EXPECT_EQ(digest(part + "/best.pt"), digest(whole + "/best.pt")) << "interrupted at step " << stopped;
+  const auto a = nmt::train::load_checkpoint(whole + "/last.pt", torch::kCPU).state;
+  const auto b = nmt::train::load_checkpoint(part + "/last.pt", torch::kCPU).state;
+  EXPECT_EQ(b.step, 120);
+  EXPECT_EQ(b.step, a.step);
+  EXPECT_EQ(b.best_metric, a.best_metric);
+  EXPECT_EQ(b.best_step, a.best_step);
+  EXPECT_EQ(b.lr_base, a.lr_base);
 }
 
 TEST_F(FaultToleranceCli, SecondRunOnALockedModelDirIsRefused) {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <fstream>
 #include <string>
+#include <tuple>
 
 namespace fs = std::filesystem;
 using namespace nmt::data;
@@ -194,6 +195,37 @@ TEST_F(CorpusTest, DamagedTokenFileIsAClearError) {
   const auto small = what_of([&] { TokenCorpus(path, 3, 3); });  // ids beyond a 3-piece vocabulary
   EXPECT_NE(small.find("outside the vocabulary"), std::string::npos) << small;
   EXPECT_NE(what_of([&] { TokenCorpus((dir_ / "none.tok").string(), 5, 5); }).find("none.tok"), std::string::npos);
+}
+
+// A hand-made token file (layout: token_file.h) whose one pair starts at offset 2^64 - 1: the
+// bounds check used to add the lengths to the offset, which wrapped around to 1 and let the pair
+// be read from before the token area. Three tokens also put the index 4 bytes off an 8-byte
+// boundary, as in real files with an odd token count (read with memcpy since the fuzzer's UBSan
+// found the misaligned reads; tests/fuzz/corpus/corpus/toy.tok is such a file).
+TEST_F(CorpusTest, TokenFilePairOutsideTheTokenAreaIsAClearError) {
+  auto token_file = [&](uint64_t offset, uint32_t src_len, uint32_t tgt_len) {
+    std::string f("NMTTOK01", 8);
+    auto put = [&](uint64_t v, int bytes) { f.append(reinterpret_cast<const char*>(&v), bytes); };
+    const uint64_t tokens = 3;
+    for (uint64_t v : {uint64_t{1}, 64 + 4 * tokens, tokens, uint64_t{1}, uint64_t{0}, uint64_t{0}, uint64_t{0}}) put(v, 8);
+    for (uint32_t id : {4u, 5u, 6u}) put(id, 4);
+    put(offset, 8);
+    put(src_len, 4);
+    put(tgt_len, 4);
+    put(0, 8);  // corpus line
+    return write("hand.tok", f);
+  };
+  TokenCorpus ok(token_file(1, 1, 1), 10, 10);
+  ASSERT_EQ(ok.size(), 1u);
+  EXPECT_EQ(ok.example(0).src, std::vector<int64_t>({5}));
+  EXPECT_EQ(ok.example(0).tgt, std::vector<int64_t>({6}));
+  for (const auto& [offset, src_len, tgt_len] : {std::tuple<uint64_t, uint32_t, uint32_t>{~uint64_t{0}, 1, 1},
+                                                 {2, 1, 1}, {4, 1, 1}, {0, 0xffffffffu, 2}}) {
+    const auto path = token_file(offset, src_len, tgt_len);
+    const auto msg = what_of([&] { TokenCorpus(path, 10, 10); });
+    EXPECT_NE(msg.find(path + ": not a valid nmt token file (pair 0 lies outside the token area)"), std::string::npos)
+        << offset << " " << src_len << " " << tgt_len << ": " << msg;
+  }
 }
 
 TEST_F(CorpusTest, TokenFileNeedsAlignedFilesAndValidText) {

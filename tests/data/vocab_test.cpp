@@ -218,3 +218,41 @@ TEST_F(VocabTest, TrainsBpeOnToyCorpus) {
   EXPECT_EQ(v.piece(nmt::data::kPad), "<pad>");
   EXPECT_EQ(v.decode(v.encode("ein hund läuft .")), "ein hund läuft .");
 }
+
+// A stored model whose normalisation rules (precompiled_charsmap) point outside themselves used to
+// crash SentencePiece's normaliser while encoding (SIGSEGV; issue 13's crash on a changed
+// checkpoint byte); now loading it is a clear error, from a file and from bytes.
+TEST_F(VocabTest, CorruptNormalisationRulesAreAClearError) {
+  const fs::path rules = *dir_ / "rules.tsv";
+  std::ofstream(rules) << "41\t61\n42\t62\nC4\t41 308\n";  // A -> a, B -> b, Ä -> A + combining diaeresis
+  SpmTrainOptions o;
+  o.input_files = {(*dir_ / "corpus.txt").string()};
+  o.model_prefix = (*dir_ / "rules").string();
+  o.vocab_size = 60;
+  o.hard_vocab_limit = false;
+  o.extra = {{"normalization_rule_tsv", rules.string()}};
+  nmt::data::train_sentencepiece(o);
+  const auto good = Vocab::load(o.model_prefix + ".model");
+  EXPECT_EQ(good.decode(good.encode("AB")), "ab");  // the rules are in use
+  std::string bytes = good.bytes();
+  const std::string strings("A\xcc\x88\0a\0b\0", 8);  // the replacements, each NUL-terminated
+  const size_t at = bytes.find(strings);
+  ASSERT_NE(at, std::string::npos);
+  for (size_t i = at; i < at + strings.size(); ++i)
+    if (bytes[i] == '\0') bytes[i] = 'x';  // no replacement ends inside the rules any more
+  const std::string expected = "corrupt normalisation rules (a replacement outside the string area)";
+  try {
+    Vocab::from_bytes(bytes).encode("AB");
+    FAIL() << "expected an exception";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("SentencePiece model <bytes>: " + expected), std::string::npos) << e.what();
+  }
+  const std::string file = (*dir_ / "corrupt.model").string();
+  std::ofstream(file, std::ios::binary) << bytes;
+  try {
+    Vocab::load(file).encode("AB");
+    FAIL() << "expected an exception";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("SentencePiece model " + file + ": " + expected), std::string::npos) << e.what();
+  }
+}

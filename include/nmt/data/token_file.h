@@ -45,7 +45,7 @@ class TokenCorpus {
   struct Entry;
 
  private:
-  const Entry& entry(size_t i) const;
+  Entry entry(size_t i) const;  ///< index entry i, copied (the index need not be 8-byte aligned)
   std::string path_;
   const char* map_ = nullptr;
   size_t bytes_ = 0;

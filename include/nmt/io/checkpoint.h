@@ -75,7 +75,8 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck, torch::optim
 Checkpoint load_checkpoint(const std::string& path, c10::Device device);
 
 /// Restore the optimizer state saved in `path` (for --resume), after verifying its checksum.
-/// Throws std::runtime_error as load_checkpoint does, or when the file holds no optimizer state.
+/// Throws std::runtime_error as load_checkpoint does, when the file holds no optimizer state, and
+/// naming the file and part 'optimizer' when that state does not load into `optimizer`.
 void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer, c10::Device device);
 
 /// Keeps `last_pt` (just written) as `step-<step>.pt` beside it (a hard link, so no copy), then
