@@ -122,7 +122,7 @@ TEST_F(FaultToleranceCli, RunInterruptedBySigintResumesExactly) {
                      "i=0; while ! grep -q 'step 5 ' " + log + " && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n"
                      "kill -INT $pid; wait $pid; echo \"exit status $?\"");
   ASSERT_TRUE(contains(r.output, "exit status 130")) << r.output << read_text(log);
-  const int64_t stopped = nmt::train::load_checkpoint(part + "/last.pt", torch::kCPU).state.step;
+  const int64_t stopped = nmt::io::load_checkpoint(part + "/last.pt", torch::kCPU).state.step;
   ASSERT_GE(stopped, 5);
   ASSERT_LT(stopped, 120) << "the signal came too late to interrupt the run";
   auto resumed = run_nmt("train --resume " + part + " --set train.threads=1");
@@ -134,8 +134,8 @@ TEST_F(FaultToleranceCli, RunInterruptedBySigintResumesExactly) {
   };
   EXPECT_EQ(digest(part + "/last.pt"), digest(whole + "/last.pt")) << "interrupted at step " << stopped;
   EXPECT_EQ(digest(part + "/best.pt"), digest(whole + "/best.pt")) << "interrupted at step " << stopped;
-  const auto a = nmt::train::load_checkpoint(whole + "/last.pt", torch::kCPU).state;
-  const auto b = nmt::train::load_checkpoint(part + "/last.pt", torch::kCPU).state;
+  const auto a = nmt::io::load_checkpoint(whole + "/last.pt", torch::kCPU).state;
+  const auto b = nmt::io::load_checkpoint(part + "/last.pt", torch::kCPU).state;
   EXPECT_EQ(b.step, 120);
   EXPECT_EQ(b.step, a.step);
   EXPECT_EQ(b.best_metric, a.best_metric);

@@ -24,7 +24,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/optim/adam.h>
 
-#include "nmt/train/checkpoint.h"
+#include "nmt/io/checkpoint.h"
 
 namespace {
 
@@ -61,10 +61,10 @@ void fix_checksums(uint8_t* data, size_t size) {
   size_t at = pos + 8;
   for (const auto& p : parts) {
     if (p.size > size - at) break;
-    put_le(data + p.sum_at, nmt::train::checksum64(data + at, p.size), 8);
+    put_le(data + p.sum_at, nmt::io::checksum64(data + at, p.size), 8);
     at += p.size;
   }
-  put_le(data + pos, nmt::train::checksum64(data, pos), 8);
+  put_le(data + pos, nmt::io::checksum64(data, pos), 8);
 }
 
 }  // namespace
@@ -96,14 +96,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::ofstream(g_path, std::ios::binary | std::ios::trunc)
       .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   try {
-    auto ck = nmt::train::load_checkpoint(g_path, torch::kCPU);
-    nmt::train::weights_digest(*ck.model);
+    auto ck = nmt::io::load_checkpoint(g_path, torch::kCPU);
+    nmt::io::weights_digest(*ck.model);
     for (const auto* vocab : {&ck.src_vocab, &ck.tgt_vocab}) {  // as translate and train use them
       const auto ids = vocab->encode("Zwei Hunde spielen im Schnee. ÄÖÜ ß ¼ Ａ");
       vocab->decode(ids);
     }
     torch::optim::Adam adam(ck.model->parameters());
-    nmt::train::load_optimizer_state(g_path, adam, torch::kCPU);
+    nmt::io::load_optimizer_state(g_path, adam, torch::kCPU);
   } catch (const std::runtime_error& e) {
     if (std::string(e.what()).find(g_path) == std::string::npos) __builtin_trap();
   }
