@@ -17,7 +17,9 @@ namespace nmt::cli {
 namespace {
 
 struct TranslateOptions {
-  std::string model_dir, input, output, device;
+  std::vector<std::string> model_dirs;  ///< several: an ensemble
+  std::vector<double> weights;          ///< ensemble weights (empty: equal)
+  std::string input, output, device;
   int beam = 0;              ///< 0: the model's search.beam_size
   double length_penalty = -1;
   int batch_tokens = 0;
@@ -29,7 +31,7 @@ struct TranslateOptions {
 };
 
 void run_translate(const TranslateOptions& o) {
-  auto m = load_model(o.model_dir, o.threads, o.device);
+  auto m = load_ensemble(o.model_dirs, o.weights, o.threads, o.device);
   auto& tr = m.translator;
   auto& search = tr.config();
   if (o.beam > 0) search.beam_size = o.beam;
@@ -80,8 +82,12 @@ void run_translate(const TranslateOptions& o) {
 void setup_translate(CLI::App& app) {
   auto opts = std::make_shared<TranslateOptions>();
   auto* cmd = app.add_subcommand("translate", "translate raw text with a trained model");
-  cmd->add_option("-m,--model", opts->model_dir, "model directory written by nmt train")
-      ->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("-m,--model", opts->model_dirs,
+                  "model directory written by nmt train; repeat (-m A -m B) for an ensemble: log-linear "
+                  "combination of the models' next-token distributions (they must share vocabularies)")
+      ->required()->check(CLI::ExistingDirectory)->take_all();
+  cmd->add_option("--weights", opts->weights, "ensemble weights, one per -m, comma-separated (default: equal)")
+      ->delimiter(',')->check(CLI::PositiveNumber);
   cmd->add_option("-i,--input", opts->input, "source text, one sentence per line (default: stdin)");
   cmd->add_option("-o,--output", opts->output, "output file (default: stdout); written atomically");
   cmd->add_option("-b,--beam", opts->beam, "beam size (1 = greedy; default: the model's search.beam_size)")

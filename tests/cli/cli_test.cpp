@@ -122,6 +122,40 @@ TEST_F(ToyModel, NBestListsAreSortedDistinctAndStartWithTheOneBest) {
   EXPECT_TRUE(contains(too_many.output, "--n-best 5 is larger than the beam (4)")) << too_many.output;
 }
 
+// An ensemble of the model with itself (any weights) gives the model's own translations and
+// scores; a model with another vocabulary, or weights that do not match, are clear errors.
+TEST_F(ToyModel, AnEnsembleOfTheModelWithItselfTranslatesAsTheModelAlone) {
+  const std::string base = "translate -i data/toy/valid.de --beam 3 --scores -m " + model();
+  auto alone = run_nmt(base);
+  auto twice = run_nmt(base + " -m " + model() + " --weights 1,2");
+  ASSERT_EQ(alone.exit_code, 0) << alone.output;
+  ASSERT_EQ(twice.exit_code, 0) << twice.output;
+  std::istringstream a(alone.output), b(twice.output);
+  size_t lines = 0;
+  for (std::string la, lb; std::getline(a, la);) {
+    ASSERT_TRUE(std::getline(b, lb)) << lines;
+    const auto ta = la.find('\t'), tb = lb.find('\t');
+    ASSERT_NE(ta, std::string::npos) << la;
+    ASSERT_NE(tb, std::string::npos) << lb;
+    EXPECT_EQ(la.substr(ta + 1), lb.substr(tb + 1)) << lines;
+    EXPECT_NEAR(std::stod(la.substr(0, ta)), std::stod(lb.substr(0, tb)), 1e-4) << lines;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 8u);
+
+  auto weights = run_nmt(base + " -m " + model() + " --weights 1,2,3");
+  EXPECT_NE(weights.exit_code, 0);
+  EXPECT_TRUE(contains(weights.output, "--weights gives 3 weights for 2 models")) << weights.output;
+
+  const std::string other = file("other_vocab");
+  auto r = run_nmt("train -c configs/toy_rnn.yaml --set data.vocab_size=100 --set train.max_steps=1 --set train.threads=1 "
+                   "--set train.model_dir=" + other);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto mixed = run_nmt(base + " -m " + other);
+  EXPECT_NE(mixed.exit_code, 0);
+  EXPECT_TRUE(contains(mixed.output, other + ": its target vocabulary differs from that of " + model())) << mixed.output;
+}
+
 TEST_F(ToyModel, ResumeContinuesFromTheLastCheckpoint) {
   TempDir copy;
   fs::copy(model(), copy.file("m"), fs::copy_options::recursive);
