@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "support/child.h"
 #include "support/test_util.h"
 
 namespace {
@@ -19,6 +20,13 @@ using nmt::testing::run_nmt;
 using nmt::testing::TempDir;
 using nmt::testing::write_text;
 namespace fs = std::filesystem;
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
 
 /// Trains the toy RNN once for all tests of this file.
 class ToyModel : public ::testing::Test {
@@ -154,6 +162,27 @@ TEST_F(ToyModel, AnEnsembleOfTheModelWithItselfTranslatesAsTheModelAlone) {
   auto mixed = run_nmt(base + " -m " + other);
   EXPECT_NE(mixed.exit_code, 0);
   EXPECT_TRUE(contains(mixed.output, other + ": its target vocabulary differs from that of " + model())) << mixed.output;
+}
+
+// On a pipe that stays open, `translate` answers each line before the next one is written (and
+// before the end of input), with the translation it gives the line in a whole file.
+TEST_F(ToyModel, AnswersLineByLineOnAnInteractivePipe) {
+  const auto lines = lines_of(read_text(nmt::testing::source_path("data/toy/valid.de")));
+  auto whole = run_nmt("translate -m " + model() + " -i data/toy/valid.de");
+  ASSERT_EQ(whole.exit_code, 0) << whole.output;
+  const auto expected = lines_of(whole.output);
+  ASSERT_EQ(expected.size(), lines.size());
+
+  nmt::testing::Child child({NMT_BINARY, "translate", "-m", model(), "--threads", "1"});
+  for (size_t i = 0; i < 3; ++i) {
+    child.write_line(lines[i]);
+    const auto answer = child.read_line(/*timeout_s=*/120);  // stdin still open
+    ASSERT_TRUE(answer.has_value()) << "no answer to line " << i + 1 << " within 120 s";
+    EXPECT_EQ(*answer, expected[i]) << "line " << i + 1;
+  }
+  child.close_input();
+  EXPECT_FALSE(child.read_line(60).has_value());  // nothing more: the end of its output
+  EXPECT_EQ(child.wait(), 0);
 }
 
 TEST_F(ToyModel, ResumeContinuesFromTheLastCheckpoint) {
