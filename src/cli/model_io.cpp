@@ -3,25 +3,60 @@
 #include <spdlog/spdlog.h>
 
 #include "nmt/data/corpus.h"
+#include "nmt/models/ensemble.h"
 #include "nmt/runtime.h"
 
 namespace nmt::cli {
 
 LoadedModel load_model(const std::string& model_dir, int threads, const std::string& device,
                        const std::string& precision) {
-  const std::string path = io::find_checkpoint(model_dir);
-  auto ck = io::load_checkpoint(path, c10::Device(c10::kCPU));
-  setup_threads(threads > 0 ? threads : ck.config.train.threads);
-  const auto dev = resolve_device(device.empty() ? ck.config.train.device : device);
-  ck.model->to(dev);
-  ck.model->eval();
-  spdlog::debug("loaded {} (step {})", path, ck.state.step);
-  const auto choice = choose_precision(precision.empty() ? ck.config.train.precision : precision, dev,
+  return load_ensemble({model_dir}, {}, threads, device, precision);
+}
+
+LoadedModel load_ensemble(const std::vector<std::string>& model_dirs, const std::vector<double>& weights,
+                          int threads, const std::string& device, const std::string& precision) {
+  if (model_dirs.empty()) throw std::runtime_error("no model to load");
+  if (!weights.empty() && weights.size() != model_dirs.size())
+    throw std::runtime_error("--weights gives " + std::to_string(weights.size()) + " weights for " +
+                             std::to_string(model_dirs.size()) + " models");
+  std::vector<io::Checkpoint> cks;
+  c10::Device dev(c10::kCPU);
+  for (const auto& dir : model_dirs) {
+    const std::string path = io::find_checkpoint(dir);
+    cks.push_back(io::load_checkpoint(path, c10::Device(c10::kCPU)));
+    auto& ck = cks.back();
+    if (cks.size() == 1) {
+      setup_threads(threads > 0 ? threads : ck.config.train.threads);
+      dev = resolve_device(device.empty() ? ck.config.train.device : device);
+    } else {
+      for (auto [side, mine, first] : {std::tuple{"target", &ck.tgt_vocab, &cks[0].tgt_vocab},
+                                       std::tuple{"source", &ck.src_vocab, &cks[0].src_vocab}})
+        if (mine->bytes() != first->bytes())
+          throw std::runtime_error(dir + ": its " + side + " vocabulary differs from that of " + model_dirs[0] +
+                                   " (the models of an ensemble must share their vocabularies)");
+    }
+    ck.model->to(dev);
+    ck.model->eval();
+    spdlog::debug("loaded {} (step {})", path, ck.state.step);
+  }
+  models::Seq2Seq model = cks[0].model;
+  if (cks.size() > 1) {
+    std::vector<models::Seq2Seq> members;
+    for (auto& ck : cks) members.push_back(ck.model);
+    try {
+      model = std::make_shared<models::EnsembleImpl>(std::move(members), weights);
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error(std::string("--weights: ") + e.what());
+    }
+    model->eval();
+  }
+  auto& first = cks[0];
+  const auto choice = choose_precision(precision.empty() ? first.config.train.precision : precision, dev,
                                        precision.empty() ? "the model's train.precision" : "--precision");
   if (choice.precision == Precision::kBf16 || !precision.empty()) spdlog::info("precision: {}", choice.reason);
-  search::Translator translator(ck.model, ck.src_vocab, ck.tgt_vocab, ck.config.search, dev);
+  search::Translator translator(model, first.src_vocab, first.tgt_vocab, first.config.search, dev);
   translator.set_precision(choice.precision);
-  return {std::move(ck), std::move(translator)};
+  return {std::move(first), std::move(translator)};
 }
 
 std::vector<std::string> translate_file(const std::string& model_dir, const std::string& src_file) {

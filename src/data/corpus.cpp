@@ -1,5 +1,7 @@
 #include "nmt/data/corpus.h"
 
+#include "nmt/data/line_stream.h"
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -70,7 +72,8 @@ std::ifstream open_text_file(const std::string& path) {
   return in;
 }
 
-/// Applies read_lines()'s rules to line `number` (1-based) of `origin`.
+}  // namespace
+
 void clean_line(std::string& line, const std::string& origin, size_t number) {
   if (!line.empty() && line.back() == '\r') line.pop_back();
   if (number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
@@ -81,8 +84,6 @@ void clean_line(std::string& line, const std::string& origin, size_t number) {
     throw std::runtime_error(msg.str());
   }
 }
-
-}  // namespace
 
 std::vector<std::string> read_lines(const std::string& path) {
   auto in = open_text_file(path);

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "support/child.h"
 #include "support/test_util.h"
 
 namespace {
@@ -19,6 +20,13 @@ using nmt::testing::run_nmt;
 using nmt::testing::TempDir;
 using nmt::testing::write_text;
 namespace fs = std::filesystem;
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
 
 /// Trains the toy RNN once for all tests of this file.
 class ToyModel : public ::testing::Test {
@@ -120,6 +128,61 @@ TEST_F(ToyModel, NBestListsAreSortedDistinctAndStartWithTheOneBest) {
   auto too_many = run_nmt(base + " --n-best 5");
   EXPECT_NE(too_many.exit_code, 0);
   EXPECT_TRUE(contains(too_many.output, "--n-best 5 is larger than the beam (4)")) << too_many.output;
+}
+
+// An ensemble of the model with itself (any weights) gives the model's own translations and
+// scores; a model with another vocabulary, or weights that do not match, are clear errors.
+TEST_F(ToyModel, AnEnsembleOfTheModelWithItselfTranslatesAsTheModelAlone) {
+  const std::string base = "translate -i data/toy/valid.de --beam 3 --scores -m " + model();
+  auto alone = run_nmt(base);
+  auto twice = run_nmt(base + " -m " + model() + " --weights 1,2");
+  ASSERT_EQ(alone.exit_code, 0) << alone.output;
+  ASSERT_EQ(twice.exit_code, 0) << twice.output;
+  std::istringstream a(alone.output), b(twice.output);
+  size_t lines = 0;
+  for (std::string la, lb; std::getline(a, la);) {
+    ASSERT_TRUE(std::getline(b, lb)) << lines;
+    const auto ta = la.find('\t'), tb = lb.find('\t');
+    ASSERT_NE(ta, std::string::npos) << la;
+    ASSERT_NE(tb, std::string::npos) << lb;
+    EXPECT_EQ(la.substr(ta + 1), lb.substr(tb + 1)) << lines;
+    EXPECT_NEAR(std::stod(la.substr(0, ta)), std::stod(lb.substr(0, tb)), 1e-4) << lines;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 8u);
+
+  auto weights = run_nmt(base + " -m " + model() + " --weights 1,2,3");
+  EXPECT_NE(weights.exit_code, 0);
+  EXPECT_TRUE(contains(weights.output, "--weights gives 3 weights for 2 models")) << weights.output;
+
+  const std::string other = file("other_vocab");
+  auto r = run_nmt("train -c configs/toy_rnn.yaml --set data.vocab_size=100 --set train.max_steps=1 --set train.threads=1 "
+                   "--set train.model_dir=" + other);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto mixed = run_nmt(base + " -m " + other);
+  EXPECT_NE(mixed.exit_code, 0);
+  EXPECT_TRUE(contains(mixed.output, other + ": its target vocabulary differs from that of " + model())) << mixed.output;
+}
+
+// On a pipe that stays open, `translate` answers each line before the next one is written (and
+// before the end of input), with the translation it gives the line in a whole file.
+TEST_F(ToyModel, AnswersLineByLineOnAnInteractivePipe) {
+  const auto lines = lines_of(read_text(nmt::testing::source_path("data/toy/valid.de")));
+  auto whole = run_nmt("translate -m " + model() + " -i data/toy/valid.de");
+  ASSERT_EQ(whole.exit_code, 0) << whole.output;
+  const auto expected = lines_of(whole.output);
+  ASSERT_EQ(expected.size(), lines.size());
+
+  nmt::testing::Child child({NMT_BINARY, "translate", "-m", model(), "--threads", "1"});
+  for (size_t i = 0; i < 3; ++i) {
+    child.write_line(lines[i]);
+    const auto answer = child.read_line(/*timeout_s=*/120);  // stdin still open
+    ASSERT_TRUE(answer.has_value()) << "no answer to line " << i + 1 << " within 120 s";
+    EXPECT_EQ(*answer, expected[i]) << "line " << i + 1;
+  }
+  child.close_input();
+  EXPECT_FALSE(child.read_line(60).has_value());  // nothing more: the end of its output
+  EXPECT_EQ(child.wait(), 0);
 }
 
 TEST_F(ToyModel, ResumeContinuesFromTheLastCheckpoint) {

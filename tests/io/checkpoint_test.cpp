@@ -206,4 +206,23 @@ TEST(Checkpoint, FindCheckpointPrefersBest) {
   EXPECT_EQ(nmt::io::find_checkpoint(dir.path().string()), dir.file("best.pt"));
 }
 
+// An optimizer part that does not load (found by tests/fuzz/fuzz_checkpoint: with valid checksums,
+// a changed type name in the archive made LibTorch throw torch::jit::ErrorReport, which escaped
+// load_optimizer_state as it was and ended `nmt train --resume` without naming the file) is an
+// error naming the file and the part.
+TEST(Checkpoint, AnOptimizerStateThatDoesNotLoadNamesFileAndPart) {
+  TempDir dir;
+  const std::string path = save_full_checkpoint(dir);
+  auto other = make_checkpoint();
+  other.config.model.encoder_layers = 3;  // more parameters: the stored Adam state does not fit
+  other.model = nmt::models::make_model(other.config.model, other.src_vocab.size(), other.tgt_vocab.size());
+  torch::optim::Adam adam(other.model->parameters(), torch::optim::AdamOptions(1e-3));
+  try {
+    nmt::io::load_optimizer_state(path, adam, torch::kCPU);
+    FAIL() << "expected an exception";
+  } catch (const std::runtime_error& e) {
+    EXPECT_TRUE(nmt::testing::contains(e.what(), path + ": invalid nmt checkpoint: part 'optimizer': ")) << e.what();
+  }
+}
+
 }  // namespace

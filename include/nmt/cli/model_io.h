@@ -25,6 +25,14 @@ struct LoadedModel {
 LoadedModel load_model(const std::string& model_dir, int threads = 0, const std::string& device = "",
                        const std::string& precision = "");
 
+/// An ensemble of `model_dirs` (models::EnsembleImpl; one directory: that model alone, as
+/// load_model) with `weights` (one per model, or empty: equal). The checkpoint, threads, device,
+/// precision and search settings are the first model's. Throws std::runtime_error naming the
+/// directory whose source or target vocabulary differs from the first one's, or when the weights
+/// do not match the models.
+LoadedModel load_ensemble(const std::vector<std::string>& model_dirs, const std::vector<double>& weights,
+                          int threads = 0, const std::string& device = "", const std::string& precision = "");
+
 /// Translate every line of `src_file` with the model's stored search settings.
 std::vector<std::string> translate_file(const std::string& model_dir, const std::string& src_file);
 
