@@ -69,6 +69,12 @@ std::string format_rate(double gflops) {
 
 }  // namespace
 
+at::Tensor at_least_fp32(const at::Tensor& t) {
+  if (!t.defined()) return t;
+  const auto type = t.scalar_type();
+  return type == at::kBFloat16 || type == at::kHalf ? t.to(at::kFloat) : t;
+}
+
 const char* precision_name(Precision precision) { return precision == Precision::kBf16 ? "bf16" : "fp32"; }
 
 GemmCeilings measure_gemm(c10::Device device, int64_t n, double seconds) {

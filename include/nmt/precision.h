@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 
+#include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
 namespace nmt {
@@ -68,6 +69,10 @@ class AutocastGuard {
   bool was_enabled_ = false;
   int previous_dtype_ = 0;  ///< c10::ScalarType as int (no ATen header here)
 };
+
+/// `t` in fp32 when it is bf16 or fp16 (an autocast product); other tensors (fp32, fp64, integer,
+/// undefined) as they are. The models apply it to attention scores and logits before (log-)softmax.
+at::Tensor at_least_fp32(const at::Tensor& t);
 
 /// While alive, autocast is off on CPU and CUDA (for code that must compute in fp32, such as the
 /// fused latent-alignment loss with its own backward); restores the previous state.

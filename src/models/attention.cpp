@@ -2,6 +2,8 @@
 
 #include <limits>
 
+#include "nmt/precision.h"
+
 namespace nmt::models {
 
 GlobalAttentionImpl::GlobalAttentionImpl(Score score, int64_t query_dim, int64_t key_dim,
@@ -28,14 +30,14 @@ at::Tensor GlobalAttentionImpl::project_keys(const at::Tensor& keys) {
   return score_ == Score::Dot ? keys : key_proj_(keys);
 }
 
-// Scores are upcast to fp32 (a no-op in fp32): bf16 products under autocast, fp32 softmax.
+// bf16 scores (autocast products) are upcast: fp32 softmax under bf16 autocast.
 at::Tensor masked_softmax(const at::Tensor& scores, const at::Tensor& mask) {
-  auto masked = scores.to(at::kFloat).masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
+  auto masked = at_least_fp32(scores).masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
   return at::softmax(masked, -1);
 }
 
 at::Tensor masked_log_softmax(const at::Tensor& scores, const at::Tensor& mask) {
-  auto masked = scores.to(at::kFloat).masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
+  auto masked = at_least_fp32(scores).masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
   return at::log_softmax(masked, -1);
 }
 

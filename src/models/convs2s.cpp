@@ -9,6 +9,7 @@
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/utils.h>
 
+#include "nmt/precision.h"
 #include "nmt/models/embeddings.h"
 
 namespace nmt::models {
@@ -111,7 +112,7 @@ at::Tensor ConvS2SDecoderLayerImpl::forward(const at::Tensor& x, at::Tensor& con
   auto h = conv_(padded);  // [B, T, H]
   // Multi-step attention (section 3.3).
   auto d = (attn_in_(h) + target_embedding) * kSqrtHalf;                                // [B, T, E]
-  auto probs = at::softmax(at::bmm(d, memory.keys.transpose(1, 2)).to(at::kFloat) + memory.src_bias, -1);  // [B, T, S]
+  auto probs = at::softmax(at_least_fp32(at::bmm(d, memory.keys.transpose(1, 2))) + memory.src_bias, -1);  // [B, T, S]
   if (weights) *weights = probs;
   auto c = at::bmm(probs, memory.values) * memory.src_scale;  // [B, T, E]
   auto attended = (attn_out_(c) + h) * kSqrtHalf;
@@ -195,7 +196,7 @@ std::pair<at::Tensor, at::Tensor> ConvS2SSeq2SeqImpl::decode(const at::Tensor& t
   auto out = drop(decoder_out_(x), config_.dropout, is_training());  // [B, T, E]
   auto logits = config_.tie_embeddings ? at::linear(out, tgt_embed_->weight, output_bias_) : output_(out);
   state.position += tgt.size(1);
-  return {at::log_softmax(logits.to(at::kFloat), -1), attention / static_cast<double>(decoder_layers_.size())};
+  return {at::log_softmax(at_least_fp32(logits), -1), attention / static_cast<double>(decoder_layers_.size())};
 }
 
 ForwardOutput ConvS2SSeq2SeqImpl::forward(const data::Batch& batch) {

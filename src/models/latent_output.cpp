@@ -79,9 +79,9 @@ at::Tensor pair_mask_of(const LatentPairs& p) {
   return p.tgt_mask.unsqueeze(2).logical_and(p.src_mask.unsqueeze(1));  // [B, T, S]
 }
 
-/// The pairs with fp32 encoder/decoder terms (bf16 when they come from autocast products).
+/// The pairs with at least fp32 encoder/decoder terms.
 LatentPairs as_fp32(const LatentPairs& p) {
-  return {p.from_memory.to(at::kFloat), p.from_hidden.to(at::kFloat), p.gold, p.tgt_mask, p.src_mask};
+  return {at_least_fp32(p.from_memory), at_least_fp32(p.from_hidden), p.gold, p.tgt_mask, p.src_mask};
 }
 
 using torch::autograd::AutogradContext;
@@ -186,7 +186,7 @@ at::Tensor latent_log_likelihood(const LatentPairs& given, const LatentOutputLay
                                  LatentReduction reduction, at::Tensor* gold_log_probs, int64_t chunk_pairs) {
   AutocastSuspend fp32;  // the function has its own backward, written for fp32 tensors
   const LatentPairs pairs = as_fp32(given);
-  const at::Tensor weights = given_weights.defined() ? given_weights.to(at::kFloat) : given_weights;
+  const at::Tensor weights = at_least_fp32(given_weights);
   check_inputs(pairs, layer, weights);
   TORCH_CHECK(weights.defined(), "latent_log_likelihood: weights are required");
   TORCH_CHECK(chunk_pairs > 0, "latent_log_likelihood: chunk_pairs must be positive");
@@ -208,7 +208,7 @@ LatentScores latent_scores(const LatentPairs& given, const LatentOutputLayer& la
   AutocastSuspend fp32;
   const LatentPairs pairs = as_fp32(given);
   std::vector<at::Tensor> mixtures;
-  for (const auto& m : given_mixtures) mixtures.push_back(m.to(at::kFloat));
+  for (const auto& m : given_mixtures) mixtures.push_back(at_least_fp32(m));
   check_inputs(pairs, layer, at::Tensor());
   at::NoGradGuard no_grad;
   const int64_t B = pairs.from_memory.size(0), S = pairs.from_memory.size(1), H = pairs.from_memory.size(2);

@@ -3,6 +3,7 @@
 #include <torch/nn/init.h>
 #include <torch/nn/utils/rnn.h>
 
+#include "nmt/precision.h"
 #include "nmt/models/coverage.h"
 #include "nmt/models/embeddings.h"
 
@@ -167,7 +168,7 @@ at::Tensor RnnSeq2SeqImpl::output_log_probs(const at::Tensor& attn_vec) {
   } else {
     logits = output_(attn_vec);
   }
-  return at::log_softmax(logits.to(at::kFloat), -1);  // fp32 under bf16 autocast
+  return at::log_softmax(at_least_fp32(logits), -1);
 }
 
 at::Tensor RnnSeq2SeqImpl::position_log_probs(const at::Tensor& hidden, const at::Tensor& memory) {

@@ -8,6 +8,8 @@
 #include <torch/nn/init.h>
 #include <torch/utils.h>
 
+#include "nmt/precision.h"
+
 namespace nmt::models {
 namespace {
 
@@ -91,8 +93,8 @@ at::Tensor MultiHeadAttentionImpl::attend(const at::Tensor& q, const at::Tensor&
   // The g query rows of a group as one block of g·T queries: [N, H, g·T, d_k].
   auto grouped = g == 1 ? q : q.reshape({N, g, H, T, dk}).transpose(1, 2).reshape({N, H, g * T, dk});
   // In place: the product's backward needs q and k only, not its output.
-  // fp32 scores and softmax under bf16 autocast (.to is a no-op in fp32).
-  auto scores = at::matmul(grouped, k.transpose(-2, -1)).to(at::kFloat).mul_(scale);  // [N, H, g·T, S]
+  // fp32 scores and softmax under bf16 autocast.
+  auto scores = at_least_fp32(at::matmul(grouped, k.transpose(-2, -1))).mul_(scale);  // [N, H, g·T, S]
   if (bias.defined()) scores.add_(bias);
   auto probs = at::softmax(scores, -1);
   if (weights) *weights = g == 1 ? probs : probs.view({N, H, g, T, S}).transpose(1, 2).reshape({B, H, T, S});
@@ -308,7 +310,7 @@ std::pair<at::Tensor, at::Tensor> TransformerSeq2SeqImpl::decode(const at::Tenso
   if (config_.pre_norm) x = decoder_norm_(x);
   auto logits = config_.tie_embeddings ? at::linear(x, tgt_embed_->weight, output_bias_) : output_(x);
   state.position += T;
-  return {at::log_softmax(logits.to(at::kFloat), -1), weights.defined() ? weights.mean(1) : weights};
+  return {at::log_softmax(at_least_fp32(logits), -1), weights.defined() ? weights.mean(1) : weights};
 }
 
 ForwardOutput TransformerSeq2SeqImpl::forward(const data::Batch& batch) {
