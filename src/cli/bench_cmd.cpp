@@ -201,7 +201,10 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   const std::string model_type = model_type_name(c.model.type);
 
   const double fp32_ceiling = gemm_ceiling_gflops(at::kFloat), bf16_ceiling = gemm_ceiling_gflops(at::kBFloat16);
-  const auto choice = choose_precision(c.train.precision, c10::kCPU, "train.precision");
+  const std::string feature = cpu_bf16_feature();
+  // auto decides on the ceilings just measured, not on a probe of its own.
+  const auto choice = choose_precision(c.train.precision, c10::kCPU, "train.precision", feature,
+                                       [&] { return GemmCeilings{fp32_ceiling, bf16_ceiling}; });
   const Precision precision = choice.precision;
   const double ceiling = precision == Precision::kBf16 ? bf16_ceiling : fp32_ceiling;
   auto [src_vocab, tgt_vocab] = train::prepare_vocabs(
@@ -214,7 +217,6 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   for (auto& p : model->parameters()) params += p.numel();
   out << fmt::format("nmt bench: {} ({}, {:.2f}M parameters, vocabulary {}), {} threads\n", o.config_file,
                      model_type, params / 1e6, tgt_vocab.size(), threads);
-  const std::string feature = cpu_bf16_feature();
   out << fmt::format("CPU: {} (bf16 units: {})\n", cpu_model_name(), feature.empty() ? "none" : feature);
   out << fmt::format("GEMM ceilings (at::mm, n = 1024/2048, best of 5): fp32 {:.1f} GFLOP/s, bf16 {:.1f} GFLOP/s "
                      "({:.2f}x)\n", fp32_ceiling, bf16_ceiling, bf16_ceiling / fp32_ceiling);
