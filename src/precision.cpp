@@ -40,9 +40,9 @@ double gemm_rate(c10::Device device, at::ScalarType dtype, int64_t n, double sec
   const auto begin = Clock::now();
   int64_t products = 0;
   double elapsed = 0;
-  do {
-    for (int i = 0; i < 4; ++i) at::mm_out(c, a, b);
-    products += 4;
+  do {  // one product at a time: a slow (emulated) bf16 product at a large n takes seconds
+    at::mm_out(c, a, b);
+    ++products;
     c.sum().item<float>();  // waits for a GPU
     elapsed = std::chrono::duration<double>(Clock::now() - begin).count();
   } while (elapsed < seconds);

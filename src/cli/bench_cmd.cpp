@@ -32,23 +32,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+// The GEMM ceilings: n×n products, timed for about this long per precision after a warm-up
+// product (on a CPU without bf16 units one emulated bf16 product of this size takes ~0.5 s).
+constexpr int64_t kCeilingSize = 1024;
+constexpr double kCeilingSeconds = 0.5;
 
-/// Best at::mm throughput in `dtype` over n×n products (n = 1024, 2048), in GFLOP/s.
-double gemm_ceiling_gflops(at::ScalarType dtype) {
-  torch::NoGradGuard no_grad;
-  double best = 0;
-  for (int64_t n : {1024, 2048}) {
-    auto a = at::randn({n, n}).to(dtype), b = at::randn({n, n}).to(dtype);
-    auto c = at::mm(a, b);  // warm-up: thread pools, page faults
-    for (int rep = 0; rep < 5; ++rep) {
-      auto t = Clock::now();
-      at::mm_out(c, a, b);
-      best = std::max(best, 2.0 * n * n * n / seconds_since(t) / 1e9);
-    }
-  }
-  return best;
-}
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 double peak_rss_mb() {
   rusage usage{};
@@ -200,7 +189,8 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   const int threads = setup_threads(o.threads > 0 ? o.threads : c.train.threads);
   const std::string model_type = model_type_name(c.model.type);
 
-  const double fp32_ceiling = gemm_ceiling_gflops(at::kFloat), bf16_ceiling = gemm_ceiling_gflops(at::kBFloat16);
+  const auto ceilings = measure_gemm(c10::kCPU, kCeilingSize, kCeilingSeconds);
+  const double fp32_ceiling = ceilings.fp32_gflops, bf16_ceiling = ceilings.bf16_gflops;
   const std::string feature = cpu_bf16_feature();
   // auto decides on the ceilings just measured, not on a probe of its own.
   const auto choice = choose_precision(c.train.precision, c10::kCPU, "train.precision", feature,
@@ -218,8 +208,8 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   out << fmt::format("nmt bench: {} ({}, {:.2f}M parameters, vocabulary {}), {} threads\n", o.config_file,
                      model_type, params / 1e6, tgt_vocab.size(), threads);
   out << fmt::format("CPU: {} (bf16 units: {})\n", cpu_model_name(), feature.empty() ? "none" : feature);
-  out << fmt::format("GEMM ceilings (at::mm, n = 1024/2048, best of 5): fp32 {:.1f} GFLOP/s, bf16 {:.1f} GFLOP/s "
-                     "({:.2f}x)\n", fp32_ceiling, bf16_ceiling, bf16_ceiling / fp32_ceiling);
+  out << fmt::format("GEMM ceilings (at::mm, n = {}, {} s each): fp32 {:.1f} GFLOP/s, bf16 {:.1f} GFLOP/s "
+                     "({:.2f}x)\n", kCeilingSize, kCeilingSeconds, fp32_ceiling, bf16_ceiling, bf16_ceiling / fp32_ceiling);
   out << fmt::format("precision: {}\n", choice.reason);
 
   BenchTrainer trainer(c, model, std::move(examples), precision);

@@ -28,26 +28,64 @@ std::vector<std::string> lines_of(const std::string& text) {
   return out;
 }
 
-/// Trains the toy RNN once for all tests of this file.
+/// The toy RNN's training command (into `model_dir`).
+std::string toy_training(const std::string& model_dir) {
+  return "train -c configs/toy_rnn.yaml --set train.model_dir=" + model_dir + " --set train.threads=1" +
+         nmt::testing::learning_overrides();
+}
+
+/// The directory the ctest fixture trains the shared toy RNN into ($NMT_TEST_TOY_RNN_DIR, set by
+/// CMakeLists.txt for the fixture and the ToyModel tests); empty when the binary runs on its own.
+std::string shared_toy_dir() {
+  const char* dir = std::getenv("NMT_TEST_TOY_RNN_DIR");
+  return dir ? dir : "";
+}
+
+// The fixture's set-up test (ctest runs it once before every ToyModel test; it is filtered out of
+// the tests ctest discovers): trains the toy RNN into $NMT_TEST_TOY_RNN_DIR, replacing any old one,
+// and keeps the training output beside it.
+TEST(ToyModelFixture, TrainsTheSharedToyModel) {
+  const std::string dir = shared_toy_dir();
+  if (dir.empty()) GTEST_SKIP() << "NMT_TEST_TOY_RNN_DIR is not set (ctest sets it)";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto r = run_nmt(toy_training(dir + "/model"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  write_text(dir + "/train.out", r.output);
+}
+
+/// Trains the toy RNN once for all tests of this file, or uses the one the ctest fixture trained.
 class ToyModel : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    if (const std::string shared = shared_toy_dir(); !shared.empty()) {
+      ASSERT_TRUE(fs::exists(shared + "/train.out")) << "the fixture ToyModelFixture.TrainsTheSharedToyModel "
+                                                        "left no trained model in " << shared;
+      model_ = new std::string(shared + "/model");
+      train_log_ = new std::string(read_text(shared + "/train.out"));
+      return;
+    }
     dir_ = new TempDir();
-    auto r = run_nmt("train -c configs/toy_rnn.yaml --set train.model_dir=" + model() + " --set train.threads=1" +
-                     nmt::testing::learning_overrides());
+    model_ = new std::string(dir_->file("model"));
+    auto r = run_nmt(toy_training(*model_));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     train_log_ = new std::string(r.output);
   }
   static void TearDownTestSuite() {
     delete dir_;
+    delete model_;
     delete train_log_;
   }
-  static std::string model() { return dir_->file("model"); }
-  static std::string file(const std::string& name) { return dir_->file(name); }
+  static std::string model() { return *model_; }
+  /// A file in this test's own scratch directory.
+  std::string file(const std::string& name) const { return scratch_.file(name); }
+  TempDir scratch_;
   static TempDir* dir_;
+  static std::string* model_;
   static std::string* train_log_;
 };
 TempDir* ToyModel::dir_ = nullptr;
+std::string* ToyModel::model_ = nullptr;
 std::string* ToyModel::train_log_ = nullptr;
 
 TEST_F(ToyModel, TrainingWritesModelDirectoryAndLogsProgress) {
