@@ -277,6 +277,7 @@ template <class V> void TrainConfig::visit(V& v) {
   v("valid_every", valid_every, kPositive);
   v("save_every", save_every, kNonNegative);
   v("keep_checkpoints", keep_checkpoints, kNonNegative);
+  v("ema_decay", ema_decay, kProbability);
   v("log_every", log_every, kPositive);
   v.choice("stop_metric", stop_metric, kMetrics);
   v("patience", patience, kPositive);
@@ -314,6 +315,8 @@ void apply_overrides(Config& config, const std::vector<std::string>& overrides) 
 }
 
 void validate(const Config& c) {
+  if (c.train.ema_decay >= 1.0)
+    throw ConfigError("train.ema_decay must be below 1 (0 = no moving average), got " + std::to_string(c.train.ema_decay));
   if (c.model.share_embeddings && !c.data.joint_vocab)
     throw ConfigError("model.share_embeddings: true needs data.joint_vocab: true");
   if (c.model.type == ModelType::Rnn && c.model.hidden_size % 2 != 0)

@@ -123,6 +123,8 @@ struct TrainConfig {
   int valid_every = 500;         ///< updates between validations (and at each epoch end)
   int save_every = 0;            ///< updates between writes of last.pt besides validations; 0 = none
   int keep_checkpoints = 0;      ///< keep the last N written last.pt as step-<N>.pt (for averaging); 0 = none
+  double ema_decay = 0;          ///< exponential moving average of the weights (train/ema.h) for validation,
+                                 ///< best.pt and translation; 0 = none, typical 0.999-0.9999
   int log_every = 100;           ///< updates between log lines
   StopMetric stop_metric = StopMetric::Bleu;  ///< metric that selects the best checkpoint
   int patience = 5;              ///< validations without improvement before early stopping

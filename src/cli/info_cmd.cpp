@@ -29,6 +29,9 @@ void setup_info(CLI::App& app) {
     fmt::print("model: {}, {} parameters; vocabulary {} (src) / {} (tgt)\n", model_type_name(ck.config.model.type), params,
                ck.src_vocab.size(), ck.tgt_vocab.size());
     fmt::print("weights digest: {:016x}\n", io::weights_digest(*ck.model));
+    if (ck.ema)
+      fmt::print("moving average (train.ema_decay {}, used by translate) digest: {:016x}\n", ck.config.train.ema_decay,
+                 io::weights_digest(*ck.ema));
   });
 }
 

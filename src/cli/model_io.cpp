@@ -1,5 +1,7 @@
 #include "nmt/cli/model_io.h"
 
+#include <utility>
+
 #include <spdlog/spdlog.h>
 
 #include "nmt/data/corpus.h"
@@ -34,6 +36,11 @@ LoadedModel load_ensemble(const std::vector<std::string>& model_dirs, const std:
         if (mine->bytes() != first->bytes())
           throw std::runtime_error(dir + ": its " + side + " vocabulary differs from that of " + model_dirs[0] +
                                    " (the models of an ensemble must share their vocabularies)");
+    }
+    if (ck.ema) {  // translate with the moving average of the weights the run kept
+      spdlog::info("{}: translating with its moving average of the weights (train.ema_decay {})", path,
+                   ck.config.train.ema_decay);
+      ck.model = std::exchange(ck.ema, nullptr);
     }
     ck.model->to(dev);
     ck.model->eval();

@@ -251,15 +251,22 @@ class StoredCheckpoint {
 Checkpoint average_checkpoints(const std::vector<std::string>& paths) {
   if (paths.empty()) throw std::runtime_error("no checkpoint to average");
   torch::NoGradGuard no_grad;
-  std::vector<at::Tensor> sums;
-  std::vector<std::string> names;
-  Checkpoint first, last;
-  for (size_t i = 0; i < paths.size(); ++i) {
-    auto ck = load_checkpoint(paths[i], c10::Device(c10::kCPU));
+  // The weights a checkpoint translates with (its moving average, if any): parameters and
+  // floating-point buffers.
+  auto weights_of = [](const Checkpoint& ck) {
     std::vector<std::pair<std::string, at::Tensor>> weights;
-    for (const auto& p : ck.model->named_parameters()) weights.emplace_back(p.key(), p.value());
-    for (const auto& b : ck.model->named_buffers())
+    const auto& model = ck.inference_model();
+    for (const auto& p : model->named_parameters()) weights.emplace_back(p.key(), p.value());
+    for (const auto& b : model->named_buffers())
       if (b.value().is_floating_point()) weights.emplace_back(b.key(), b.value());
+    return weights;
+  };
+  std::vector<std::string> names;
+  std::vector<at::Tensor> sums;
+  Checkpoint first, last;
+  for (size_t i = 0; i < paths.size(); ++i) {  // one checkpoint in memory at a time (and the sums)
+    auto ck = load_checkpoint(paths[i], c10::Device(c10::kCPU));
+    const auto weights = weights_of(ck);
     if (i == 0) {
       for (const auto& [name, w] : weights) {
         names.push_back(name);
@@ -273,6 +280,8 @@ Checkpoint average_checkpoints(const std::vector<std::string>& paths) {
       if (ck.config.model.type != first.config.model.type) throw differs("the model types");
       if (ck.src_vocab.size() != first.src_vocab.size() || ck.tgt_vocab.size() != first.tgt_vocab.size())
         throw differs("the vocabulary sizes");
+      if ((ck.ema != nullptr) != (first.ema != nullptr))
+        throw differs("the weights kept (a moving average in one, not in the other)");
       if (weights.size() != names.size()) throw differs("the parameter sets");
       for (size_t k = 0; k < weights.size(); ++k) {
         if (weights[k].first != names[k] || !weights[k].second.sizes().equals(sums[k].sizes()))
@@ -284,8 +293,9 @@ Checkpoint average_checkpoints(const std::vector<std::string>& paths) {
   }
   std::map<std::string, at::Tensor> mean;
   for (size_t k = 0; k < names.size(); ++k) mean[names[k]] = sums[k] / static_cast<double>(paths.size());
-  for (auto& p : last.model->named_parameters()) p.value().copy_(mean.at(p.key()));
-  for (auto& b : last.model->named_buffers())
+  auto& target = last.inference_model();
+  for (auto& p : target->named_parameters()) p.value().copy_(mean.at(p.key()));
+  for (auto& b : target->named_buffers())
     if (b.value().is_floating_point()) b.value().copy_(mean.at(b.key()));
   return last;
 }
@@ -395,6 +405,11 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck, torch::optim
   parts.emplace_back("state", archive_bytes(state));
   ck.model->save(model);
   parts.emplace_back("model", archive_bytes(model));
+  if (ck.ema) {
+    torch::serialize::OutputArchive ema;
+    ck.ema->save(ema);
+    parts.emplace_back("ema", archive_bytes(ema));
+  }
   if (optimizer) {
     torch::serialize::OutputArchive opt;
     optimizer->save(opt);
@@ -418,6 +433,12 @@ Checkpoint load_checkpoint(const std::string& path, c10::Device device) {
     if (!stored.archive("model", model_archive)) throw std::runtime_error("no model weights");
     ck.model->load(model_archive);
     ck.model->to(device);
+    torch::serialize::InputArchive ema_archive;
+    if (stored.archive("ema", ema_archive)) {
+      ck.ema = models::make_model(ck.config.model, ck.src_vocab.size(), ck.tgt_vocab.size());
+      ck.ema->load(ema_archive);
+      ck.ema->to(device);
+    }
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": invalid nmt checkpoint: " + std::string(e.what()).substr(0, 300));
   }

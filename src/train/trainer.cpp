@@ -16,6 +16,7 @@
 #include "nmt/precision.h"
 #include "nmt/runtime.h"
 #include "nmt/io/checkpoint.h"
+#include "nmt/train/ema.h"
 #include "nmt/train/run_guard.h"
 #include "nmt/train/schedule.h"
 #include "nmt/train/update.h"
@@ -86,11 +87,28 @@ std::string hms(double seconds) {
   return fmt::format("{}:{:02d}:{:02d}", s / 3600, (s / 60) % 60, s % 60);
 }
 
+/// The model validation uses: with train.ema_decay > 0 the checkpoint's moving average of the
+/// weights (started from the current weights when the checkpoint holds none), else the model
+/// itself (and a stored average is dropped).
+const models::Seq2Seq& validation_model(Checkpoint& ck, c10::Device device) {
+  if (ck.config.train.ema_decay <= 0) {
+    ck.ema = nullptr;
+    return ck.model;
+  }
+  if (!ck.ema) {
+    ck.ema = models::make_model(ck.config.model, ck.src_vocab.size(), ck.tgt_vocab.size());
+    ck.ema->to(device);
+    copy_weights(*ck.ema, *ck.model);
+  }
+  ck.ema->to(device);
+  return ck.ema;
+}
+
 class Trainer {
  public:
   Trainer(Checkpoint ck, c10::Device device, std::unique_ptr<ProcessGroup> group)
       : ck_(std::move(ck)), device_(device),
-        translator_(ck_.model, ck_.src_vocab, ck_.tgt_vocab, ck_.config.search, device),
+        translator_(validation_model(ck_, device), ck_.src_vocab, ck_.tgt_vocab, ck_.config.search, device),
         schedule_(ck_.config.train), group_(std::move(group)) {
     const auto& c = ck_.config;
     open_training_corpus();
@@ -114,6 +132,7 @@ class Trainer {
       for (auto& b : ck_.model->buffers()) state.push_back(b);
       torch::NoGradGuard no_grad;
       group_->broadcast(state);
+      if (ck_.ema && ck_.state.step == 0) copy_weights(*ck_.ema, *ck_.model);  // from rank 0's weights too
       if (group_->rank() > 0) torch::manual_seed(rank_seed(c.train.seed, group_->rank(), ck_.state.step));
       reducer_ = std::make_unique<GradientReducer>(*group_, ck_.model->parameters(),
                                                    static_cast<int64_t>(c.train.dist_bucket_mb * (1 << 20)));
@@ -131,6 +150,9 @@ class Trainer {
     spdlog::info("model: {} parameters; vocabulary {} (src) / {} (tgt); device {}", params,
                  ck_.src_vocab.size(), ck_.tgt_vocab.size(), device_.str());
     choose_training_precision();
+    if (ck_.ema)
+      spdlog::info("moving average of the weights: train.ema_decay {} (validation, best.pt and translation use it)",
+                   c.train.ema_decay);
   }
 
   /// Resolves train.precision; with several processes bf16 only where every rank chose it.
@@ -178,7 +200,7 @@ class Trainer {
   Checkpoint ck_;
   c10::Device device_;
   Precision precision_ = Precision::kFp32;  ///< resolved train.precision, the same on every rank
-  search::Translator translator_;  ///< validation's: the model being trained, search settings of the config
+  search::Translator translator_;  ///< validation's: the model being trained (or its moving average), search settings of the config
   LrSchedule schedule_;
   std::unique_ptr<torch::optim::Adam> optimizer_;
   std::unique_ptr<ProcessGroup> group_;  ///< null in single-process training
@@ -209,6 +231,7 @@ void Trainer::update(const std::vector<std::vector<size_t>>& batches, size_t fir
                             schedule_.rate(ck_.state.step + 1), parallel ? &*parallel : nullptr, precision_);
   if (reducer_) comm_seconds_ += reducer_->take_wait_seconds();
   ++ck_.state.step;
+  if (ck_.ema) update_ema(*ck_.ema, *ck_.model, ck_.config.train.ema_decay, ck_.state.step);
   log_loss_ += stats.loss;
   log_nll_ += stats.nll;
   log_tokens_ += stats.update_tgt_tokens;

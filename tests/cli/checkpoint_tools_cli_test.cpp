@@ -1,5 +1,6 @@
-// train.keep_checkpoints, `nmt average` and `nmt info` end to end on the toy RNN.
+// train.keep_checkpoints, train.ema_decay, `nmt average` and `nmt info` end to end on the toy RNN.
 #include <filesystem>
+#include <sstream>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -63,6 +64,50 @@ TEST(CheckpointToolsCli, KeepsTheLastCheckpointsAndAveragesThem) {
   auto none = run_nmt("average -o " + tmp.file("x") + " --last 2 " + tmp.file("avg"));
   EXPECT_NE(none.exit_code, 0);
   EXPECT_TRUE(contains(none.output, "no step-<N>.pt checkpoints")) << none.output;
+}
+
+// train.ema_decay: the checkpoints hold the moving average beside the trained weights, `nmt info`
+// shows both, and translation uses the average: the same output as a checkpoint whose weights
+// are the average, another output than the trained weights give.
+TEST(CheckpointToolsCli, TranslationUsesTheMovingAverageOfTheWeights) {
+  TempDir tmp;
+  const auto dir = tmp.file("run");
+  auto r = run_nmt("train -c configs/toy_rnn.yaml --set train.model_dir=" + dir +
+                   " --set train.threads=1 --set train.target_ppl=0 --set train.max_steps=12 --set train.ema_decay=0.9");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "moving average of the weights: train.ema_decay 0.9")) << r.output;
+  auto ck = nmt::io::load_checkpoint(dir + "/best.pt", torch::kCPU);
+  ASSERT_TRUE(ck.ema) << "best.pt holds no moving average";
+  auto info = run_nmt("info -m " + dir);
+  EXPECT_TRUE(contains(info.output, "moving average (train.ema_decay 0.9, used by translate) digest: ")) << info.output;
+  EXPECT_NE(nmt::io::weights_digest(*ck.ema), nmt::io::weights_digest(*ck.model));
+
+  // The same checkpoint with the average as its only weights, and with the trained ones only.
+  const auto averaged = tmp.file("averaged"), trained = tmp.file("trained");
+  fs::create_directories(averaged);
+  fs::create_directories(trained);
+  nmt::io::Checkpoint only = ck;
+  only.model = ck.ema;
+  only.ema = nullptr;
+  nmt::io::save_checkpoint(averaged + "/best.pt", only, nullptr);
+  only.model = ck.model;
+  nmt::io::save_checkpoint(trained + "/best.pt", only, nullptr);
+  const std::string args = " -i data/toy/valid.de --scores --threads 1";
+  auto with_ema = run_nmt("translate -m " + dir + args);
+  auto with_average = run_nmt("translate -m " + averaged + args);
+  auto with_trained = run_nmt("translate -m " + trained + args);
+  ASSERT_EQ(with_ema.exit_code, 0) << with_ema.output;
+  EXPECT_TRUE(contains(with_ema.output, "translating with its moving average of the weights")) << with_ema.output;
+  auto stdout_of = [](const std::string& out) {  // the scored lines (score TAB translation)
+    std::string lines;
+    std::istringstream in(out);
+    for (std::string l; std::getline(in, l);)
+      if (!l.empty() && l.find('\t') != std::string::npos && l[0] != '[') lines += l + "\n";
+    return lines;
+  };
+  EXPECT_EQ(stdout_of(with_ema.output), stdout_of(with_average.output));
+  EXPECT_NE(stdout_of(with_ema.output), stdout_of(with_trained.output));
+  EXPECT_FALSE(stdout_of(with_ema.output).empty()) << with_ema.output;
 }
 
 }  // namespace

@@ -21,6 +21,7 @@ struct Variant {
   const char* name;
   nmt::LrSchedule schedule;
   int64_t accum_steps;
+  double ema_decay = 0;  ///< train.ema_decay: the moving average must resume exactly too
 };
 void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
 
@@ -54,6 +55,7 @@ nmt::Config toy_config(const std::string& model_dir, const Variant& v, int64_t m
   c.train.warmup_steps = 4;
   c.train.accum_steps = v.accum_steps;
   c.train.max_steps = max_steps;
+  c.train.ema_decay = v.ema_decay;
   return c;
 }
 
@@ -75,8 +77,8 @@ std::unique_ptr<torch::optim::Adam> optimizer_of(nmt::io::Checkpoint& ck, const 
   return opt;
 }
 
-bool same_weights(const nmt::io::Checkpoint& a, const nmt::io::Checkpoint& b) {
-  auto pa = a.model->named_parameters(), pb = b.model->named_parameters();
+bool same_weights(const nmt::models::Seq2Seq& a, const nmt::models::Seq2Seq& b) {
+  auto pa = a->named_parameters(), pb = b->named_parameters();
   for (auto& p : pa)
     if (!torch::equal(p.value(), pb[p.key()])) return false;
   return true;
@@ -101,6 +103,12 @@ TEST_P(ExactResume, ResumedRunEqualsTheUninterruptedOneBitwise) {
     auto b = nmt::io::load_checkpoint(part + "/last.pt", torch::kCPU);
     SCOPED_TRACE(std::string(v.name) + ", resumed after " + std::to_string(first) + " updates");
     nmt::testing::expect_same_parameters(*a.model, *b.model);
+    ASSERT_EQ(a.ema != nullptr, v.ema_decay > 0);
+    ASSERT_EQ(b.ema != nullptr, v.ema_decay > 0);
+    if (a.ema) {
+      nmt::testing::expect_same_parameters(*a.ema, *b.ema);
+      EXPECT_FALSE(same_weights(a.model, a.ema)) << "the moving average equals the trained weights";
+    }
     nmt::testing::expect_same_adam_state(*opt_a, *optimizer_of(b, part + "/last.pt"));
     EXPECT_EQ(b.state.step, a.state.step);
     EXPECT_EQ(b.state.epoch, a.state.epoch);
@@ -116,14 +124,15 @@ TEST_P(ExactResume, ResumedRunEqualsTheUninterruptedOneBitwise) {
   // so other weights; the equality above is not an accident of dropout doing nothing.
   const std::string reseeded = dir.file("reseeded");
   train_in_two_parts(reseeded, v, 4, kTotal, /*reseed=*/true);
-  EXPECT_FALSE(same_weights(a, nmt::io::load_checkpoint(reseeded + "/last.pt", torch::kCPU)));
+  EXPECT_FALSE(same_weights(a.model, nmt::io::load_checkpoint(reseeded + "/last.pt", torch::kCPU).model));
 }
 
 INSTANTIATE_TEST_SUITE_P(Schedules, ExactResume,
                          ::testing::Values(Variant{"plateau", nmt::LrSchedule::Plateau, 1},
                                            Variant{"noam", nmt::LrSchedule::Noam, 1},
                                            Variant{"plateau_accum2", nmt::LrSchedule::Plateau, 2},
-                                           Variant{"noam_accum2", nmt::LrSchedule::Noam, 2}),
+                                           Variant{"noam_accum2", nmt::LrSchedule::Noam, 2},
+                                           Variant{"plateau_ema", nmt::LrSchedule::Plateau, 1, 0.9}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -7,7 +7,8 @@
 ///
 /// File format 2: the magic "NMTCKPT\n", a little-endian uint32 format version, a table of
 /// parts (name, size, 64-bit checksum), the table's own checksum, then the parts' bytes
-/// (`config`, `src_spm`, `tgt_spm`, `state`, `model`, `optimizer`). Every byte of the file is
+/// (`config`, `src_spm`, `tgt_spm`, `state`, `model`, `optimizer`, and `ema` when the run keeps
+/// a moving average of its weights). Every byte of the file is
 /// covered by a checksum, and all of them are verified before any part is parsed, so a changed
 /// byte is an error naming the part instead of a crash inside SentencePiece or silently different
 /// weights. Format 1 (a plain LibTorch archive, nmt before checksums) still loads, with a warning.
@@ -60,8 +61,14 @@ uint64_t weights_digest(models::Seq2SeqImpl& model);
 struct Checkpoint {
   Config config;
   data::Vocab src_vocab, tgt_vocab;
-  models::Seq2Seq model;
+  models::Seq2Seq model;  ///< the trained weights (those the optimizer updates)
+  /// The exponential moving average of the weights (train.ema_decay > 0, train/ema.h), which
+  /// inference uses in place of `model` (inference_model()); null when the run keeps none.
+  models::Seq2Seq ema;
   TrainingState state;
+
+  /// The weights to translate with: `ema` when the checkpoint holds one, else `model`.
+  const models::Seq2Seq& inference_model() const { return ema ? ema : model; }
 };
 
 /// Save `ck` (and the optimizer's state when given) to `path` atomically. Throws
@@ -88,7 +95,10 @@ void keep_numbered_checkpoint(const std::string& last_pt, int64_t step, int keep
 /// accumulated in float64, in a copy of the last checkpoint (its config, vocabularies and
 /// training state). Checkpoint averaging as in Vaswani et al. 2017 and Marian/fairseq. Throws
 /// std::runtime_error naming the file whose model type, vocabulary sizes, parameter names or
-/// shapes differ from the first one's, or when `paths` is empty.
+/// shapes differ from the first one's, when one holds a moving average (`ema`) and another not,
+/// or when `paths` is empty. What is averaged is what each checkpoint translates with
+/// (inference_model()): the moving averages when they hold them (the result then holds the mean
+/// as its `ema`), else the trained weights.
 Checkpoint average_checkpoints(const std::vector<std::string>& paths);
 
 /// The numbered checkpoints (step-<N>.pt) of a model directory, oldest first.
