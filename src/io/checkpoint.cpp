@@ -27,6 +27,28 @@ constexpr char kMagic[8] = {'N', 'M', 'T', 'C', 'K', 'P', 'T', '\n'};
 constexpr char kZipMagic[4] = {'P', 'K', '\x03', '\x04'};
 const char* const kPartNames[] = {"config", "src_spm", "tgt_spm", "state", "model", "optimizer"};
 
+/// A learning curve as a float64 tensor [N, 5]: step, seconds, loss, perplexity, BLEU.
+torch::Tensor curve_tensor(const std::vector<CurveEntry>& curve) {
+  auto t = torch::empty({static_cast<int64_t>(curve.size()), 5}, torch::kFloat64);
+  auto a = t.accessor<double, 2>();
+  for (size_t i = 0; i < curve.size(); ++i) {
+    const auto& e = curve[i];
+    const double row[5] = {static_cast<double>(e.step), e.seconds, e.loss, e.perplexity, e.bleu};
+    for (int j = 0; j < 5; ++j) a[static_cast<int64_t>(i)][j] = row[j];
+  }
+  return t;
+}
+
+std::vector<CurveEntry> curve_of(const torch::Tensor& t) {
+  if (t.dim() != 2 || t.size(1) != 5) throw std::runtime_error("a learning curve of shape " + c10::str(t.sizes()));
+  const auto d = t.to(torch::kFloat64).contiguous();
+  auto a = d.accessor<double, 2>();
+  std::vector<CurveEntry> curve;
+  for (int64_t i = 0; i < d.size(0); ++i)
+    curve.push_back({static_cast<int64_t>(a[i][0]), a[i][1], a[i][2], a[i][3], a[i][4]});
+  return curve;
+}
+
 void write_state(torch::serialize::OutputArchive& a, const TrainingState& s) {
   a.write("state.step", c10::IValue(s.step));
   a.write("state.epoch", c10::IValue(s.epoch));
@@ -41,6 +63,8 @@ void write_state(torch::serialize::OutputArchive& a, const TrainingState& s) {
   if (s.cpu_rng_state.defined()) a.write("rng_cpu", s.cpu_rng_state);
   a.write("rng_cuda_count", c10::IValue(static_cast<int64_t>(s.cuda_rng_states.size())));
   for (size_t i = 0; i < s.cuda_rng_states.size(); ++i) a.write("rng_cuda_" + std::to_string(i), s.cuda_rng_states[i]);
+  a.write("curve.train", curve_tensor(s.train_curve));
+  a.write("curve.valid", curve_tensor(s.valid_curve));
 }
 
 c10::IValue read_value(torch::serialize::InputArchive& a, const std::string& key) {
@@ -70,6 +94,10 @@ TrainingState read_state(torch::serialize::InputArchive& a) {
       a.read("rng_cuda_" + std::to_string(i), g);
       s.cuda_rng_states.push_back(g);
     }
+  // Absent before the curves were kept. A fresh tensor each: reading into a defined tensor
+  // overwrites it in place (and so whatever shares it).
+  if (torch::Tensor curve; a.try_read("curve.train", curve)) s.train_curve = curve_of(curve);
+  if (torch::Tensor curve; a.try_read("curve.valid", curve)) s.valid_curve = curve_of(curve);
   return s;
 }
 

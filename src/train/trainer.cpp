@@ -21,6 +21,8 @@
 #include "nmt/train/schedule.h"
 #include "nmt/train/update.h"
 #include "nmt/train/validate.h"
+#include "nmt/viz/curves.h"
+#include "nmt/viz/heatmap.h"
 
 namespace fs = std::filesystem;
 
@@ -195,6 +197,9 @@ class Trainer {
   /// The stop requests of all ranks, agreed on: the time budget, and a signal (its number, or 0).
   std::pair<bool, int> stop_requests();
   void save(const std::string& name);
+  /// Draws the learning curves so far into MODEL_DIR/curves.png and curves.svg (rank 0); a
+  /// failure is a warning, never the end of the run.
+  void draw_curves();
   std::string eta(int64_t batches_per_epoch) const;
 
   Checkpoint ck_;
@@ -298,6 +303,32 @@ void Trainer::save(const std::string& name) {
     io::keep_numbered_checkpoint(path, ck_.state.step, ck_.config.train.keep_checkpoints);
 }
 
+void Trainer::draw_curves() {
+  if (!is_main() || !viz::heatmap_supported()) return;
+  auto curve = [](const char* label, const std::vector<io::CurveEntry>& entries, double io::CurveEntry::*field) {
+    viz::Curve c{label, {}};
+    for (const auto& e : entries)
+      if (e.*field >= 0) c.points.push_back({e.step, e.seconds, e.*field});
+    return c;
+  };
+  const auto& s = ck_.state;
+  std::vector<viz::CurvePanel> panels = {
+      {"loss", false, {curve("training", s.train_curve, &io::CurveEntry::loss),
+                       curve("validation", s.valid_curve, &io::CurveEntry::loss)}},
+      {"perplexity", true, {curve("training", s.train_curve, &io::CurveEntry::perplexity),
+                            curve("validation", s.valid_curve, &io::CurveEntry::perplexity)}}};
+  if (ck_.config.train.stop_metric == StopMetric::Bleu)
+    panels.push_back({"BLEU", false, {curve("validation", s.valid_curve, &io::CurveEntry::bleu)}});
+  for (const char* format : {"png", "svg"}) {
+    const auto path = (fs::path(ck_.config.train.model_dir) / (std::string("curves.") + format)).string();
+    try {
+      write_file_atomic(path, viz::render_curves(panels, format));
+    } catch (const std::exception& e) {
+      spdlog::warn("{}: learning curves not drawn: {}", path, e.what());
+    }
+  }
+}
+
 std::string Trainer::validate_and_save(bool save_last) {
   std::string why;
   ck_.state.validated_step = ck_.state.step;
@@ -344,6 +375,8 @@ std::string Trainer::validate_on_main(bool save_last) {
                with_bleu ? fmt::format(" BLEU {:.2f}", r.bleu) : "", latent, seconds_since(t0),
                improved ? " *best*" : fmt::format(" (best {} {:.2f} at step {})", metric_name,
                                                  shown(s.best_metric), s.best_step));
+  s.valid_curve.push_back({s.step, elapsed(), r.loss, r.perplexity, with_bleu ? r.bleu : -1.0});
+  draw_curves();
   if (improved) save("best.pt");
   if (save_last) save("last.pt");
   if (c.train.target_ppl > 0 && r.perplexity <= c.train.target_ppl)
@@ -384,6 +417,8 @@ void Trainer::run() {
           log_loss_ = sums[0].item<double>();
           log_nll_ = sums[1].item<double>();
         }
+        s.train_curve.push_back({s.step, elapsed(), log_loss_ / std::max<int64_t>(1, log_tokens_),
+                                 std::exp(log_nll_ / std::max<int64_t>(1, log_tokens_))});
         spdlog::info("step {} epoch {} loss {:.3f} ppl {:.2f} lr {:.3g} {:.0f} tgt tok/s elapsed {} ETA {}{}",
                      s.step, s.epoch, log_loss_ / std::max<int64_t>(1, log_tokens_),
                      std::exp(log_nll_ / std::max<int64_t>(1, log_tokens_)), schedule_.rate(s.step),

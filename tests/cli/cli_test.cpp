@@ -91,6 +91,11 @@ std::string* ToyModel::train_log_ = nullptr;
 TEST_F(ToyModel, TrainingWritesModelDirectoryAndLogsProgress) {
   for (const char* f : {"best.pt", "last.pt", "config.yaml", "spm.model", "train.log"})
     EXPECT_TRUE(fs::exists(fs::path(model()) / f)) << f;
+  // The learning curves, drawn at each validation (a build with Cairo).
+  const auto png = read_text(model() + "/curves.png");
+  EXPECT_EQ(png.substr(0, 8), "\x89PNG\r\n\x1a\n") << "curves.png is not a PNG file";
+  EXPECT_EQ(nmt::testing::png_size(png).first, 880);
+  EXPECT_EQ(read_text(model() + "/curves.svg").rfind("<?xml", 0), 0u);
   for (const char* field : {"step ", "epoch ", "loss ", "ppl ", "lr ", "tgt tok/s", "elapsed ", "ETA "})
     EXPECT_TRUE(contains(*train_log_, field)) << "log lacks '" << field << "'";
   EXPECT_TRUE(contains(*train_log_, "validation step"));

@@ -61,6 +61,9 @@ TEST(Checkpoint, RoundTripsExactly) {
   auto ck = make_checkpoint();
   auto stepped = stepped_adam(ck);
   auto& adam = *stepped;
+  ck.state.train_curve = {{100, 12.25, 4.5, 90.0, -1}, {200, 24.5, 3.25, 25.8, -1}};
+  ck.state.valid_curve = {{200, 30.0, 3.5, 33.1, 7.25}};
+  ck.ema = nmt::models::make_model(ck.config.model, ck.src_vocab.size(), ck.tgt_vocab.size());
   const std::string path = dir.file("ck.pt");
   nmt::io::save_checkpoint(path, ck, &adam);
 
@@ -74,6 +77,15 @@ TEST(Checkpoint, RoundTripsExactly) {
   EXPECT_DOUBLE_EQ(back.state.lr_base, 2.5e-4);
   EXPECT_DOUBLE_EQ(back.state.elapsed_seconds, 99.5);
   nmt::testing::expect_same_parameters(*ck.model, *back.model);
+  ASSERT_TRUE(back.ema);
+  nmt::testing::expect_same_parameters(*ck.ema, *back.ema);
+  ASSERT_EQ(back.state.train_curve.size(), 2u);
+  ASSERT_EQ(back.state.valid_curve.size(), 1u);
+  EXPECT_EQ(back.state.train_curve[1].step, 200);
+  EXPECT_DOUBLE_EQ(back.state.train_curve[1].seconds, 24.5);
+  EXPECT_DOUBLE_EQ(back.state.train_curve[1].loss, 3.25);
+  EXPECT_DOUBLE_EQ(back.state.train_curve[1].perplexity, 25.8);
+  EXPECT_DOUBLE_EQ(back.state.valid_curve[0].bleu, 7.25);
 
   torch::optim::Adam adam2(back.model->parameters(), torch::optim::AdamOptions(1e-3));
   nmt::io::load_optimizer_state(path, adam2, torch::kCPU);

@@ -69,6 +69,15 @@ inline std::string learning_overrides() {
   return extra ? std::string(" ") + extra : std::string();
 }
 
+/// Width and height from a PNG's IHDR chunk (big-endian, bytes 16..23).
+inline std::pair<int, int> png_size(const std::string& bytes) {
+  auto be32 = [&](size_t at) {
+    return (static_cast<unsigned char>(bytes[at]) << 24) | (static_cast<unsigned char>(bytes[at + 1]) << 16) |
+           (static_cast<unsigned char>(bytes[at + 2]) << 8) | static_cast<unsigned char>(bytes[at + 3]);
+  };
+  return {be32(16), be32(20)};
+}
+
 inline bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }

@@ -7,6 +7,7 @@
 
 namespace {
 
+using nmt::testing::png_size;
 using nmt::testing::read_text;
 using nmt::testing::TempDir;
 using nmt::viz::AlignmentPanel;
@@ -19,15 +20,6 @@ AlignmentPanel panel(const std::string& title, size_t S, size_t T) {
   for (size_t t = 0; t < T; ++t)
     for (size_t s = 0; s < S; ++s) p.weights.push_back(s == t % S ? 0.8f : 0.2f / (S - 1));
   return p;
-}
-
-/// Width and height from a PNG's IHDR chunk (big-endian, bytes 16..23).
-std::pair<int, int> png_size(const std::string& bytes) {
-  auto be32 = [&](size_t at) {
-    return (static_cast<unsigned char>(bytes[at]) << 24) | (static_cast<unsigned char>(bytes[at + 1]) << 16) |
-           (static_cast<unsigned char>(bytes[at + 2]) << 8) | static_cast<unsigned char>(bytes[at + 3]);
-  };
-  return {be32(16), be32(20)};
 }
 
 class Heatmap : public ::testing::Test {

@@ -24,6 +24,13 @@
 
 namespace nmt::io {
 
+/// One point of a learning curve: after `step` updates and `seconds` of training time, the
+/// loss (per target token, nats), perplexity and BLEU (-1: not measured).
+struct CurveEntry {
+  int64_t step = 0;
+  double seconds = 0, loss = 0, perplexity = 0, bleu = -1;
+};
+
 /// Where training stands; everything needed to resume a run exactly.
 struct TrainingState {
   int64_t step = 0;            ///< updates done
@@ -42,6 +49,9 @@ struct TrainingState {
   /// LibTorch's default CPU generator and one per CUDA device.
   torch::Tensor cpu_rng_state;
   std::vector<torch::Tensor> cuda_rng_states;
+  /// The learning curves so far (MODEL_DIR/curves.png): one entry per training log line
+  /// (train.log_every) and one per validation.
+  std::vector<CurveEntry> train_curve, valid_curve;
 };
 
 /// The current states of LibTorch's default generators (CPU, and every CUDA device when present).
