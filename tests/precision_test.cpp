@@ -117,14 +117,7 @@ std::map<std::string, at::Tensor> gradients(const nmt::ModelConfig& mc, Precisio
 // gradient has cosine similarity ≥ 0.98 with the fp32 one, for each model family.
 TEST(Autocast, Bf16GradientsPointWhereFp32GradientsPoint) {
   for (auto type : {nmt::ModelType::Rnn, nmt::ModelType::Transformer, nmt::ModelType::ConvS2S}) {
-    nmt::ModelConfig mc;
-    mc.type = type;
-    mc.embed_dim = 16;
-    mc.hidden_size = 16;
-    mc.heads = 2;
-    mc.ff_dim = 32;
-    mc.dropout = 0.0;
-    mc.attention_dropout = 0.0;
+    const auto mc = nmt::testing::tiny_model_config(type);
     auto fp32 = gradients(mc, Precision::kFp32), bf16 = gradients(mc, Precision::kBf16);
     ASSERT_EQ(fp32.size(), bf16.size());
     bool differs = false;

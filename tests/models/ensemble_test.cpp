@@ -17,14 +17,7 @@ using nmt::models::Seq2Seq;
 constexpr int64_t kVocab = 20;
 
 Seq2Seq make(nmt::ModelType type, uint64_t seed, int64_t tgt_vocab = kVocab) {
-  nmt::ModelConfig c;
-  c.type = type;
-  c.embed_dim = 16;
-  c.hidden_size = 24;
-  c.heads = 4;
-  c.ff_dim = 32;
-  c.encoder_layers = 1;
-  c.decoder_layers = 1;
+  const auto c = nmt::testing::tiny_model_config(type);
   torch::manual_seed(seed);
   auto m = nmt::models::make_model(c, kVocab, tgt_vocab);
   m->eval();

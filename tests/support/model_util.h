@@ -4,9 +4,26 @@
 
 #include <torch/torch.h>
 
+#include "nmt/config.h"
 #include "nmt/data/batching.h"
 
 namespace nmt::testing {
+
+/// A tiny model of `type` for tests: embeddings and hidden states of 16, 2 heads, FFN 32, one
+/// encoder and one decoder layer, no dropout.
+inline ModelConfig tiny_model_config(ModelType type = ModelType::Rnn) {
+  ModelConfig c;
+  c.type = type;
+  c.embed_dim = 16;
+  c.hidden_size = 16;
+  c.heads = 2;
+  c.ff_dim = 32;
+  c.encoder_layers = 1;
+  c.decoder_layers = 1;
+  c.dropout = 0.0;
+  c.attention_dropout = 0.0;
+  return c;
+}
 
 /// Three pairs of different lengths, so the batch has padding on both sides.
 inline std::vector<data::Example> examples() {

@@ -5,16 +5,13 @@
 
 #include "nmt/config.h"
 #include "nmt/train/ema.h"
+#include "support/model_util.h"
 
 namespace {
 
 nmt::models::Seq2Seq tiny_rnn(uint64_t seed) {
-  nmt::ModelConfig mc;
-  mc.embed_dim = 8;
-  mc.hidden_size = 8;
-  mc.encoder_layers = 1;
   torch::manual_seed(seed);
-  return nmt::models::make_model(mc, 20, 20);
+  return nmt::models::make_model(nmt::testing::tiny_model_config(), 20, 20);
 }
 
 /// Adds `delta` to every parameter, as an optimizer step would change them.
@@ -50,10 +47,8 @@ TEST(Ema, CopyWeightsMakesThemEqualAndOtherArchitecturesAreRefused) {
   nmt::train::copy_weights(*a, *b);
   auto pa = a->named_parameters(), pb = b->named_parameters();
   for (auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
-  nmt::ModelConfig other;
-  other.embed_dim = 8;
-  other.hidden_size = 16;
-  other.encoder_layers = 1;
+  auto other = nmt::testing::tiny_model_config();
+  other.hidden_size = 32;
   auto c = nmt::models::make_model(other, 20, 20);
   EXPECT_THROW(nmt::train::update_ema(*a, *c, 0.9, 1), std::invalid_argument);
 }
