@@ -97,12 +97,10 @@ const models::Seq2Seq& validation_model(Checkpoint& ck, c10::Device device) {
     ck.ema = nullptr;
     return ck.model;
   }
-  if (!ck.ema) {
-    ck.ema = models::make_model(ck.config.model, ck.src_vocab.size(), ck.tgt_vocab.size());
-    ck.ema->to(device);
-    copy_weights(*ck.ema, *ck.model);
-  }
+  const bool fresh = !ck.ema;
+  if (fresh) ck.ema = models::make_model(ck.config.model, ck.src_vocab.size(), ck.tgt_vocab.size());
   ck.ema->to(device);
+  if (fresh) copy_weights(*ck.ema, *ck.model);
   return ck.ema;
 }
 
