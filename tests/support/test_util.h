@@ -6,6 +6,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace nmt::testing {
 
@@ -67,6 +68,14 @@ inline CommandResult run_nmt(const std::string& args) { return run_shell("\"$NMT
 inline std::string learning_overrides() {
   const char* extra = std::getenv("NMT_TEST_TRAIN_OVERRIDES");
   return extra ? std::string(" ") + extra : std::string();
+}
+
+/// The lines of `text`, without their '\n'.
+inline std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
 }
 
 inline bool contains(const std::string& haystack, const std::string& needle) {
