@@ -17,8 +17,10 @@ PACKAGES=(
   libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
   libicu-dev              # Unicode categories for sacreBLEU's intl tokeniser and chrF
   libcairo2-dev fonts-dejavu-core   # attention pictures (translate --attention-out, nmt align)
+  libcpp-httplib-dev nlohmann-json3-dev   # HTTP server and JSON of `nmt serve`
   libgtest-dev
   hyperfine time          # benchmarks
+  wrk                     # HTTP load generator of scripts/bench_serve.sh
 )
 "$ROOT/scripts/install_packages.sh" setup.sh "${PACKAGES[@]}"
 

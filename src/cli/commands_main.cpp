@@ -22,6 +22,7 @@ extern "C" __attribute__((visibility("default"))) int nmt_commands_main(int argc
   nmt::cli::setup_train(app);
   nmt::cli::setup_preprocess(app);
   nmt::cli::setup_translate(app);
+  nmt::cli::setup_serve(app);
   nmt::cli::setup_align(app);
   nmt::cli::setup_info(app);
   nmt::cli::setup_average(app);

@@ -85,9 +85,7 @@ void run_translate(const TranslateOptions& o) {
   auto m = load_ensemble(o.model_dirs, o.weights, o.threads, o.device, o.precision);
   auto& tr = m.translator;
   auto& search = tr.config();
-  if (o.beam > 0) search.beam_size = o.beam;
-  if (o.length_penalty >= 0) search.length_penalty = o.length_penalty;
-  if (o.batch_tokens > 0) search.batch_tokens = o.batch_tokens;
+  override_search(search, o.beam, o.length_penalty, o.batch_tokens);
   const bool pictures = !o.attention_out.empty();
   if (pictures) require_pictures(o.attention_format);
   tr.set_keep_attention(pictures);

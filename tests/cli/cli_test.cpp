@@ -10,36 +10,20 @@
 
 #include "support/child.h"
 #include "support/test_util.h"
+#include "support/toy_model.h"
 
 namespace {
 
 using nmt::testing::bleu_of;
 using nmt::testing::contains;
+using nmt::testing::lines_of;
 using nmt::testing::read_text;
 using nmt::testing::run_nmt;
+using nmt::testing::shared_toy_dir;
+using nmt::testing::toy_training;
 using nmt::testing::TempDir;
 using nmt::testing::write_text;
 namespace fs = std::filesystem;
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
-}
-
-/// The toy RNN's training command (into `model_dir`).
-std::string toy_training(const std::string& model_dir) {
-  return "train -c configs/toy_rnn.yaml --set train.model_dir=" + model_dir + " --set train.threads=1" +
-         nmt::testing::learning_overrides();
-}
-
-/// The directory the ctest fixture trains the shared toy RNN into ($NMT_TEST_TOY_RNN_DIR, set by
-/// CMakeLists.txt for the fixture and the ToyModel tests); empty when the binary runs on its own.
-std::string shared_toy_dir() {
-  const char* dir = std::getenv("NMT_TEST_TOY_RNN_DIR");
-  return dir ? dir : "";
-}
 
 // The fixture's set-up test (ctest runs it once before every ToyModel test; it is filtered out of
 // the tests ctest discovers): trains the toy RNN into $NMT_TEST_TOY_RNN_DIR, replacing any old one,
@@ -58,35 +42,23 @@ TEST(ToyModelFixture, TrainsTheSharedToyModel) {
 class ToyModel : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (const std::string shared = shared_toy_dir(); !shared.empty()) {
-      ASSERT_TRUE(fs::exists(shared + "/train.out")) << "the fixture ToyModelFixture.TrainsTheSharedToyModel "
-                                                        "left no trained model in " << shared;
-      model_ = new std::string(shared + "/model");
-      train_log_ = new std::string(read_text(shared + "/train.out"));
-      return;
-    }
-    dir_ = new TempDir();
-    model_ = new std::string(dir_->file("model"));
-    auto r = run_nmt(toy_training(*model_));
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-    train_log_ = new std::string(r.output);
+    toy_ = new nmt::testing::ToyRnn();
+    train_log_ = &toy_->train_log();
+    ASSERT_TRUE(toy_->ok()) << toy_->error();
   }
   static void TearDownTestSuite() {
-    delete dir_;
-    delete model_;
-    delete train_log_;
+    delete toy_;
+    toy_ = nullptr;
   }
-  static std::string model() { return *model_; }
+  static std::string model() { return toy_->model(); }
   /// A file in this test's own scratch directory.
   std::string file(const std::string& name) const { return scratch_.file(name); }
   TempDir scratch_;
-  static TempDir* dir_;
-  static std::string* model_;
-  static std::string* train_log_;
+  static nmt::testing::ToyRnn* toy_;
+  static const std::string* train_log_;
 };
-TempDir* ToyModel::dir_ = nullptr;
-std::string* ToyModel::model_ = nullptr;
-std::string* ToyModel::train_log_ = nullptr;
+nmt::testing::ToyRnn* ToyModel::toy_ = nullptr;
+const std::string* ToyModel::train_log_ = nullptr;
 
 TEST_F(ToyModel, TrainingWritesModelDirectoryAndLogsProgress) {
   for (const char* f : {"best.pt", "last.pt", "config.yaml", "spm.model", "train.log"})

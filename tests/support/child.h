@@ -17,8 +17,12 @@ namespace nmt::testing {
 
 class Child {
  public:
-  /// Starts argv[0] with the arguments argv[1..]; its stderr goes to /dev/null.
-  explicit Child(const std::vector<std::string>& argv) {
+  /// What becomes of the child's standard error.
+  enum class Stderr { kDiscard, kWithOutput };
+
+  /// Starts argv[0] with the arguments argv[1..]; its stderr goes to /dev/null, or with
+  /// Stderr::kWithOutput into the same pipe as its stdout (read_line reads both, e.g. a log).
+  explicit Child(const std::vector<std::string>& argv, Stderr stderr_to = Stderr::kDiscard) {
     int in[2], out[2];
     if (pipe(in) != 0 || pipe(out) != 0) throw std::runtime_error("pipe failed");
     pid_ = fork();
@@ -27,7 +31,7 @@ class Child {
       dup2(in[0], STDIN_FILENO);
       dup2(out[1], STDOUT_FILENO);
       const int null = open("/dev/null", O_WRONLY);
-      dup2(null, STDERR_FILENO);
+      dup2(stderr_to == Stderr::kWithOutput ? out[1] : null, STDERR_FILENO);
       close(in[0]), close(in[1]), close(out[0]), close(out[1]), close(null);
       std::vector<char*> args;
       for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -39,7 +43,7 @@ class Child {
     close(out[1]);
     in_ = in[1];
     out_ = out[0];
-    signal(SIGPIPE, SIG_IGN);
+    ::signal(SIGPIPE, SIG_IGN);
   }
   ~Child() {
     close_input();
@@ -82,6 +86,24 @@ class Child {
   void close_input() {
     if (in_ >= 0) close(in_);
     in_ = -1;
+  }
+  /// Sends `sig` to the child.
+  void signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
+  /// Its exit status (-1 when killed by a signal), or nothing when it is still running after
+  /// `timeout_s` (it is then left running).
+  std::optional<int> wait_for(double timeout_s) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    for (;;) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+      if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
+      usleep(10000);
+    }
   }
   /// Its exit status (-1 when killed by a signal).
   int wait() {

@@ -18,6 +18,7 @@ inline constexpr CommandInfo kCommands[] = {
     {"preprocess", "build a config's SentencePiece models and binary training corpus in its model directory "
                    "ahead of `nmt train`"},
     {"translate", "translate raw text with a trained model"},
+    {"serve", "serve a trained model over HTTP: POST /translate with JSON, concurrent requests batched together"},
     {"align", "draw a model's alignments of reference translations (prior and posterior for variational "
               "attention)"},
     {"info", "show what a checkpoint holds (training state, model, vocabularies) and a digest of its weights"},

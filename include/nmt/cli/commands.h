@@ -15,6 +15,8 @@ void setup_train(CLI::App& app);
 /// `nmt preprocess -c CONFIG`: SentencePiece models and the binary training corpus, ahead of training.
 void setup_preprocess(CLI::App& app);
 void setup_translate(CLI::App& app);
+/// `nmt serve -m MODEL_DIR [--port P]`: an HTTP JSON translation server (POST /translate, GET /health).
+void setup_serve(CLI::App& app);
 /// `nmt average -o OUT_DIR INPUT... [--last N]`: checkpoint averaging into a new model directory.
 void setup_average(CLI::App& app);
 /// `nmt info -m MODEL_DIR|CHECKPOINT`: training state, model size, vocabularies, weights digest.

@@ -33,6 +33,10 @@ LoadedModel load_model(const std::string& model_dir, int threads = 0, const std:
 LoadedModel load_ensemble(const std::vector<std::string>& model_dirs, const std::vector<double>& weights,
                           int threads = 0, const std::string& device = "", const std::string& precision = "");
 
+/// Command-line overrides of a model's stored search settings (`--beam`, `--length-penalty`,
+/// `--batch-tokens`): a value <= 0 (length penalty: < 0) keeps the stored one.
+void override_search(SearchConfig& search, int beam, double length_penalty, int batch_tokens);
+
 /// Translate every line of `src_file` with the model's stored search settings.
 std::vector<std::string> translate_file(const std::string& model_dir, const std::string& src_file);
 
