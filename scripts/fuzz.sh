@@ -38,7 +38,7 @@ for target in "${TARGETS[@]}"; do
     result="FINDING (see $log and $BUILD/findings/)"
     status=1
   fi
-  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+  runs=$(grep -ao 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
   echo "fuzz.sh: $target: $runs executions in ${TIME}s: $result"
   echo "$(date -u '+%Y-%m-%d %H:%M') $target $runs executions ${TIME}s $result" >> "$BUILD/executions.log"
 done
