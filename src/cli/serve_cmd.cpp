@@ -3,6 +3,7 @@
 // them; one model thread translates what is waiting as one batch (serve/batcher.h).
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -186,6 +187,12 @@ void run_serve(const ServeOptions& o) {
   // httplib writes the headers and the body of an answer separately: with Nagle's algorithm the
   // body then waits for the client's delayed ACK, 40 ms on Linux, on every keep-alive request.
   server.set_tcp_nodelay(true);
+  // SO_REUSEADDR (a restart binds while old connections are in TIME_WAIT), but not httplib's
+  // default SO_REUSEPORT, with which a second server on the same port would share it silently.
+  server.set_socket_options([](int sock) {
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   server.set_error_handler(
       [&o](const httplib::Request& req, httplib::Response& res) { describe_http_error(req, res, o.limits.max_body_bytes); });
   server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {

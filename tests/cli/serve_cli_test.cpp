@@ -231,6 +231,16 @@ TEST_F(ServeCli, BadRequestsGetA4xxWithAJsonErrorAndTheServerGoesOn) {
   EXPECT_TRUE(contains(wrong_method->body, "use POST")) << wrong_method->body;
 }
 
+TEST_F(ServeCli, ASecondServerOnTheSamePortIsAnError) {
+  // Not a silent share of the port (httplib's default SO_REUSEPORT): a clear error.
+  auto r = nmt::testing::run_shell("timeout 120 \"$NMT\" serve -m " + toy_->model() + " --port " +
+                                   std::to_string(server().port()));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "cannot listen on 127.0.0.1:" + std::to_string(server().port()) +
+                                     ": Address already in use"))
+      << r.output;
+}
+
 TEST_F(ServeCli, SigtermAnswersTheRequestInFlightAndExitsZero) {
   Server& s = server();
   const std::string body = R"({"text": ["ein hund läuft .", "eine katze schläft ."]})";
