@@ -1,4 +1,4 @@
-// `nmt average -o OUT_DIR INPUT... [--last N]`: checkpoint averaging.
+// `nmt average -o OUT_DIR INPUT... [--last N] [--trained-weights]`: checkpoint averaging.
 #include <filesystem>
 #include <memory>
 
@@ -18,6 +18,7 @@ struct AverageOptions {
   std::vector<std::string> inputs;
   std::string output;
   int last = 0;
+  bool trained_weights = false;
 };
 
 void run_average(const AverageOptions& o) {
@@ -40,12 +41,14 @@ void run_average(const AverageOptions& o) {
   const fs::path out = o.output;
   if (fs::exists(out / "best.pt"))
     throw std::runtime_error(o.output + " already holds a model (best.pt): choose another -o");
-  auto ck = io::average_checkpoints(paths);
+  auto ck = io::average_checkpoints(paths, o.trained_weights);
   ck.config.train.model_dir = o.output;
   fs::create_directories(out);
   write_file_atomic((out / "config.yaml").string(), to_yaml(ck.config));
   io::save_checkpoint((out / "best.pt").string(), ck, nullptr);
-  spdlog::info("averaged {} checkpoints into {}", paths.size(), (out / "best.pt").string());
+  spdlog::info("averaged {} checkpoints ({}) into {}", paths.size(),
+               o.trained_weights ? "their trained weights" : "the weights each translates with",
+               (out / "best.pt").string());
   for (const auto& p : paths) spdlog::info("  {}", p);
 }
 
@@ -62,6 +65,9 @@ void setup_average(CLI::App& app) {
                   "average the last N numbered checkpoints (step-<N>.pt, see train.keep_checkpoints) of the one "
                   "model directory given")
       ->check(positive_integer());
+  cmd->add_flag("--trained-weights", opts->trained_weights,
+                "average the trained weights, not the moving averages of train.ema_decay; the output keeps no "
+                "moving average (one checkpoint: that checkpoint's trained weights alone)");
   cmd->callback([opts] { run_average(*opts); });
 }
 

@@ -276,14 +276,17 @@ class StoredCheckpoint {
 
 }  // namespace
 
-Checkpoint average_checkpoints(const std::vector<std::string>& paths) {
+Checkpoint average_checkpoints(const std::vector<std::string>& paths, bool trained_weights) {
   if (paths.empty()) throw std::runtime_error("no checkpoint to average");
   torch::NoGradGuard no_grad;
-  // The weights a checkpoint translates with (its moving average, if any): parameters and
-  // floating-point buffers.
-  auto weights_of = [](const Checkpoint& ck) {
+  // The weights averaged (those a checkpoint translates with, or the trained ones): parameters
+  // and floating-point buffers.
+  auto averaged = [trained_weights](const Checkpoint& ck) -> const models::Seq2Seq& {
+    return trained_weights ? ck.model : ck.inference_model();
+  };
+  auto weights_of = [&](const Checkpoint& ck) {
     std::vector<std::pair<std::string, at::Tensor>> weights;
-    const auto& model = ck.inference_model();
+    const auto& model = averaged(ck);
     for (const auto& p : model->named_parameters()) weights.emplace_back(p.key(), p.value());
     for (const auto& b : model->named_buffers())
       if (b.value().is_floating_point()) weights.emplace_back(b.key(), b.value());
@@ -308,7 +311,7 @@ Checkpoint average_checkpoints(const std::vector<std::string>& paths) {
       if (ck.config.model.type != first.config.model.type) throw differs("the model types");
       if (ck.src_vocab.size() != first.src_vocab.size() || ck.tgt_vocab.size() != first.tgt_vocab.size())
         throw differs("the vocabulary sizes");
-      if ((ck.ema != nullptr) != (first.ema != nullptr))
+      if (!trained_weights && (ck.ema != nullptr) != (first.ema != nullptr))
         throw differs("the weights kept (a moving average in one, not in the other)");
       if (weights.size() != names.size()) throw differs("the parameter sets");
       for (size_t k = 0; k < weights.size(); ++k) {
@@ -321,10 +324,14 @@ Checkpoint average_checkpoints(const std::vector<std::string>& paths) {
   }
   std::map<std::string, at::Tensor> mean;
   for (size_t k = 0; k < names.size(); ++k) mean[names[k]] = sums[k] / static_cast<double>(paths.size());
-  auto& target = last.inference_model();
+  auto& target = averaged(last);
   for (auto& p : target->named_parameters()) p.value().copy_(mean.at(p.key()));
   for (auto& b : target->named_buffers())
     if (b.value().is_floating_point()) b.value().copy_(mean.at(b.key()));
+  if (trained_weights) {
+    last.ema = nullptr;
+    last.config.train.ema_decay = 0;
+  }
   return last;
 }
 

@@ -106,10 +106,12 @@ void keep_numbered_checkpoint(const std::string& last_pt, int64_t step, int keep
 /// training state). Checkpoint averaging as in Vaswani et al. 2017 and Marian/fairseq. Throws
 /// std::runtime_error naming the file whose model type, vocabulary sizes, parameter names or
 /// shapes differ from the first one's, when one holds a moving average (`ema`) and another not,
-/// or when `paths` is empty. What is averaged is what each checkpoint translates with
+/// or when `paths` is empty. By default what is averaged is what each checkpoint translates with
 /// (inference_model()): the moving averages when they hold them (the result then holds the mean
-/// as its `ema`), else the trained weights.
-Checkpoint average_checkpoints(const std::vector<std::string>& paths);
+/// as its `ema`), else the trained weights. With `trained_weights` the trained weights (`model`)
+/// are averaged whether or not a moving average is kept, and the result holds none (its
+/// train.ema_decay is 0): one checkpoint so averaged is that checkpoint without its average.
+Checkpoint average_checkpoints(const std::vector<std::string>& paths, bool trained_weights = false);
 
 /// The numbered checkpoints (step-<N>.pt) of a model directory, oldest first.
 std::vector<std::string> numbered_checkpoints(const std::string& model_dir);
