@@ -220,6 +220,23 @@ template <class V> void DataConfig::visit(V& v) {
   v("batch_tokens", batch_tokens, kPositive);
 }
 
+template <class V> void AttentionConfig::visit(V& v) {
+  v.choice("attention", type, kAttentions);
+  v.choice("attention_score", score, kScores);
+  v("input_feeding", input_feeding);
+  v.choice("attention_window", window, kWindows);
+  v("window_size", window_size, Range{1, 1e6});
+  v.choice("attention_mode", mode, kAttentionModes);
+  v.choice("hard_eval", hard_eval, kHardEvals);
+  v.choice("variational_mode", variational_mode, kVariationalModes);
+  v("variational_top_k", variational_top_k, kNonNegative);
+  v("inference_layers", inference_layers, kPositive);
+  v("inference_hidden", inference_hidden, kNonNegative);
+  v("coverage_penalty", coverage_penalty, kNonNegative);
+  v("reinforce_entropy", reinforce_entropy, kNonNegative);
+  v("reinforce_baseline_decay", reinforce_baseline_decay, Range{0, 1, false});
+}
+
 template <class V> void ModelConfig::visit(V& v) {
   v.choice("type", type, kModelTypes);
   v("embed_dim", embed_dim, kPositive);
@@ -230,20 +247,7 @@ template <class V> void ModelConfig::visit(V& v) {
   v("tie_embeddings", tie_embeddings);
   v("share_embeddings", share_embeddings);
   v.choice("cell", cell, kCells);
-  v.choice("attention", attention, kAttentions);
-  v.choice("attention_score", attention_score, kScores);
-  v("input_feeding", input_feeding);
-  v.choice("attention_window", attention_window, kWindows);
-  v("window_size", window_size, Range{1, 1e6});
-  v.choice("attention_mode", attention_mode, kAttentionModes);
-  v.choice("hard_eval", hard_eval, kHardEvals);
-  v.choice("variational_mode", variational_mode, kVariationalModes);
-  v("variational_top_k", variational_top_k, kNonNegative);
-  v("inference_layers", inference_layers, kPositive);
-  v("inference_hidden", inference_hidden, kNonNegative);
-  v("coverage_penalty", coverage_penalty, kNonNegative);
-  v("reinforce_entropy", reinforce_entropy, kNonNegative);
-  v("reinforce_baseline_decay", reinforce_baseline_decay, Range{0, 1, false});
+  attention.visit(v);
   v("heads", heads, kPositive);
   v("ff_dim", ff_dim, kPositive);
   v("pre_norm", pre_norm);
@@ -329,25 +333,25 @@ void validate(const Config& c) {
   if (c.model.type != ModelType::Rnn) {
     // The attention options of the RNN would be silently ignored by the other models.
     const std::string type = model_type_name(c.model.type);
-    if (c.model.attention_mode != AttentionMode::Soft)
+    if (c.model.attention.mode != AttentionMode::Soft)
       throw ConfigError("model.attention_mode: hard and variational need model.type: rnn, not " + type);
-    if (c.model.coverage_penalty > 0)
+    if (c.model.attention.coverage_penalty > 0)
       throw ConfigError("model.coverage_penalty needs model.type: rnn, not " + type);
   }
-  if (c.model.attention_mode == AttentionMode::Variational) {
-    if (c.model.attention != AttentionType::Luong)
+  if (c.model.attention.mode == AttentionMode::Variational) {
+    if (c.model.attention.type != AttentionType::Luong)
       throw ConfigError("model.attention_mode: variational needs model.attention: luong (the alignment "
                         "must not feed the decoder RNN)");
-    if (c.model.attention_window != AttentionWindow::Global)
+    if (c.model.attention.window != AttentionWindow::Global)
       throw ConfigError("model.attention_mode: variational needs model.attention_window: global");
-    if (c.model.variational_mode == VariationalMode::SumAndSample && c.model.variational_top_k < 1)
+    if (c.model.attention.variational_mode == VariationalMode::SumAndSample && c.model.attention.variational_top_k < 1)
       throw ConfigError("model.variational_mode: sum-and-sample needs model.variational_top_k >= 1 (the "
                         "positions summed exactly)");
-    if (c.model.inference_hidden % 2 != 0)
+    if (c.model.attention.inference_hidden % 2 != 0)
       throw ConfigError("model.inference_hidden must be even (bidirectional RNNs halve it)");
   }
-  const bool has_bound = c.model.attention_mode == AttentionMode::Variational &&
-                         c.model.variational_mode != VariationalMode::Exact;
+  const bool has_bound = c.model.attention.mode == AttentionMode::Variational &&
+                         c.model.attention.variational_mode != VariationalMode::Exact;
   if (c.train.stop_metric == StopMetric::Elbo && !has_bound)
     throw ConfigError("train.stop_metric: elbo needs variational attention with an inference network "
                       "(model.attention_mode: variational, variational_mode other than exact)");

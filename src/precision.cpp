@@ -75,7 +75,13 @@ at::Tensor at_least_fp32(const at::Tensor& t) {
   return type == at::kBFloat16 || type == at::kHalf ? t.to(at::kFloat) : t;
 }
 
-const char* precision_name(Precision precision) { return precision == Precision::kBf16 ? "bf16" : "fp32"; }
+const char* precision_name(Precision precision) {
+  switch (precision) {
+    case Precision::kBf16: return "bf16";
+    case Precision::kInt8: return "int8";
+    default: return "fp32";
+  }
+}
 
 GemmCeilings measure_gemm(c10::Device device, int64_t n, double seconds) {
   at::NoGradGuard no_grad;

@@ -60,6 +60,29 @@ struct DataConfig {
   template <class V> void visit(V& v);
 };
 
+/// The RNN's attention: score function, window and mode, with the options of each
+/// (models/rnn_attention.h). In YAML these are flat keys of the `model` section.
+struct AttentionConfig {
+  AttentionType type = AttentionType::Bahdanau;       ///< YAML: attention
+  AttentionScore score = AttentionScore::General;     ///< YAML: attention_score (for attention: luong)
+  bool input_feeding = true;  ///< feed the attentional vector h̃_{t-1} to the next step
+  AttentionWindow window = AttentionWindow::Global;   ///< YAML: attention_window
+  int window_size = 10;       ///< local attention half-width D (window [p_t − D, p_t + D])
+  AttentionMode mode = AttentionMode::Soft;           ///< YAML: attention_mode
+  HardEval hard_eval = HardEval::Expected;            ///< mode hard, at test time
+  VariationalMode variational_mode = VariationalMode::Enum;
+  /// variational_mode: enum, training only: the expectation runs over the K most probable source
+  /// positions under q, renormalised (0 = all positions, the exact expectation);
+  /// sum-and-sample: the K positions summed exactly (≥ 1)
+  int variational_top_k = 0;
+  int inference_layers = 2;   ///< variational q: layers of its own source and target bi-RNNs
+  int inference_hidden = 0;   ///< variational q: their size (both directions); 0 = hidden_size
+  double coverage_penalty = 0.0;   ///< λ of λ·Σ_i (1 − Σ_t α_ti)² added to the loss (Xu et al. 2015)
+  double reinforce_entropy = 0.0;  ///< hard attention: weight of the entropy bonus Σ_t H(α_t)
+  double reinforce_baseline_decay = 0.9;  ///< hard attention: moving-average baseline decay
+  template <class V> void visit(V& v);
+};
+
 struct ModelConfig {
   ModelType type = ModelType::Rnn;
   int embed_dim = 256;        ///< token embedding size (d_model for the Transformer)
@@ -71,23 +94,7 @@ struct ModelConfig {
   bool share_embeddings = false;   ///< source and target embeddings shared (needs joint_vocab)
   // RNN
   RnnCell cell = RnnCell::Lstm;
-  AttentionType attention = AttentionType::Bahdanau;
-  AttentionScore attention_score = AttentionScore::General;  ///< for attention: luong
-  bool input_feeding = true;  ///< feed the attentional vector h̃_{t-1} to the next step
-  AttentionWindow attention_window = AttentionWindow::Global;
-  int window_size = 10;       ///< local attention half-width D (window [p_t − D, p_t + D])
-  AttentionMode attention_mode = AttentionMode::Soft;
-  HardEval hard_eval = HardEval::Expected;          ///< attention_mode: hard, at test time
-  VariationalMode variational_mode = VariationalMode::Enum;
-  /// variational_mode: enum, training only: the expectation runs over the K most probable source
-  /// positions under q, renormalised (0 = all positions, the exact expectation);
-  /// sum-and-sample: the K positions summed exactly (≥ 1)
-  int variational_top_k = 0;
-  int inference_layers = 2;   ///< variational q: layers of its own source and target bi-RNNs
-  int inference_hidden = 0;   ///< variational q: their size (both directions); 0 = hidden_size
-  double coverage_penalty = 0.0;   ///< λ of λ·Σ_i (1 − Σ_t α_ti)² added to the loss (Xu et al. 2015)
-  double reinforce_entropy = 0.0;  ///< hard attention: weight of the entropy bonus Σ_t H(α_t)
-  double reinforce_baseline_decay = 0.9;  ///< hard attention: moving-average baseline decay
+  AttentionConfig attention;  ///< the RNN's attention (YAML: the flat keys attention, attention_score, ...)
   // Transformer
   int heads = 4;
   int ff_dim = 1024;

@@ -16,9 +16,10 @@
 
 namespace nmt {
 
-enum class Precision { kFp32, kBf16 };
+/// kInt8 is for decoding only: fp32 computation with the linear layers in int8 (models/int8.h).
+enum class Precision { kFp32, kBf16, kInt8 };
 
-/// "fp32" or "bf16".
+/// "fp32", "bf16" or "int8".
 const char* precision_name(Precision precision);
 
 /// Matrix-product throughput in this process (its thread pools as set), GFLOP/s.

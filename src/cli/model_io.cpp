@@ -6,6 +6,7 @@
 
 #include "nmt/data/corpus.h"
 #include "nmt/models/ensemble.h"
+#include "nmt/models/int8.h"
 #include "nmt/runtime.h"
 
 namespace nmt::cli {
@@ -58,11 +59,23 @@ LoadedModel load_ensemble(const std::vector<std::string>& model_dirs, const std:
     model->eval();
   }
   auto& first = cks[0];
-  const auto choice = choose_precision(precision.empty() ? first.config.train.precision : precision, dev,
-                                       precision.empty() ? "the model's train.precision" : "--precision");
-  if (choice.precision == Precision::kBf16 || !precision.empty()) spdlog::info("precision: {}", choice.reason);
   search::Translator translator(model, first.src_vocab, first.tgt_vocab, first.config.search, dev);
-  translator.set_precision(choice.precision);
+  if (precision == "int8") {
+    if (!dev.is_cpu())
+      throw std::runtime_error("--precision int8: int8 decoding runs on the CPU, not on " + dev.str());
+    model->set_int8(true);
+    translator.set_precision(Precision::kInt8);
+    spdlog::info("precision: --precision: int8, linear layers dynamically quantised (engine {})",
+                 models::int8_engine());
+    if (!models::int8_fast_on_this_cpu())
+      spdlog::warn("--precision int8: this CPU has no VNNI or AMX int8 instructions; int8 decoding is usually "
+                   "no faster than fp32 here (scripts/bench_precision_decode.sh measures it)");
+  } else {
+    const auto choice = choose_precision(precision.empty() ? first.config.train.precision : precision, dev,
+                                         precision.empty() ? "the model's train.precision" : "--precision");
+    if (choice.precision == Precision::kBf16 || !precision.empty()) spdlog::info("precision: {}", choice.reason);
+    translator.set_precision(choice.precision);
+  }
   return {std::move(first), std::move(translator)};
 }
 

@@ -296,9 +296,7 @@ void setup_serve(CLI::App& app) {
       ->capture_default_str()->check(positive_integer());
   cmd->add_option("--threads", opts->threads, "CPU threads of the model (default: the model's train.threads)");
   cmd->add_option("--device", opts->device, "cpu | cuda | cuda:N | auto");
-  cmd->add_option("--precision", opts->precision,
-                  "auto | fp32 | bf16: bf16 matrix products (auto: where faster; default: the model's train.precision)")
-      ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
+  add_decoding_precision(cmd, opts->precision);
   cmd->callback([opts] { run_serve(*opts); });
 }
 

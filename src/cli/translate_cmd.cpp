@@ -173,9 +173,7 @@ void setup_translate(CLI::App& app) {
   cmd->add_flag("--scores", opts->scores, "prefix each translation with its score (length-normalised log-prob) and a TAB");
   cmd->add_option("--threads", opts->threads, "CPU threads (default: the model's train.threads)");
   cmd->add_option("--device", opts->device, "cpu | cuda | cuda:N | auto");
-  cmd->add_option("--precision", opts->precision,
-                  "auto | fp32 | bf16: bf16 matrix products (auto: where faster; default: the model's train.precision)")
-      ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
+  add_decoding_precision(cmd, opts->precision);
   cmd->add_option("--attention-out", opts->attention_out,
                   "write an alignment heatmap of each sentence to DIR/NNNNN.png (line number)");
   cmd->add_option("--attention-format", opts->attention_format, "picture format of --attention-out")

@@ -12,12 +12,12 @@ GlobalAttentionImpl::GlobalAttentionImpl(Score score, int64_t query_dim, int64_t
   using torch::nn::LinearOptions;
   switch (score_) {
     case Score::Additive:
-      key_proj_ = register_module("key_proj", torch::nn::Linear(LinearOptions(key_dim, hidden_dim).bias(false)));
-      query_proj_ = register_module("query_proj", torch::nn::Linear(LinearOptions(query_dim, hidden_dim).bias(false)));
-      v_ = register_module("v", torch::nn::Linear(LinearOptions(hidden_dim, 1).bias(false)));
+      key_proj_ = register_module("key_proj", Linear(LinearOptions(key_dim, hidden_dim).bias(false)));
+      query_proj_ = register_module("query_proj", Linear(LinearOptions(query_dim, hidden_dim).bias(false)));
+      v_ = register_module("v", Linear(LinearOptions(hidden_dim, 1).bias(false)));
       break;
     case Score::General:
-      key_proj_ = register_module("key_proj", torch::nn::Linear(LinearOptions(key_dim, query_dim).bias(false)));
+      key_proj_ = register_module("key_proj", Linear(LinearOptions(key_dim, query_dim).bias(false)));
       break;
     case Score::Dot:
       TORCH_CHECK(query_dim == key_dim, "dot attention needs query_dim == key_dim, got ", query_dim,

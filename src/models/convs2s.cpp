@@ -194,7 +194,7 @@ std::pair<at::Tensor, at::Tensor> ConvS2SSeq2SeqImpl::decode(const at::Tensor& t
     attention = attention.defined() ? attention + weights : weights;
   }
   auto out = drop(decoder_out_(x), config_.dropout, is_training());  // [B, T, E]
-  auto logits = config_.tie_embeddings ? at::linear(out, tgt_embed_->weight, output_bias_) : output_(out);
+  auto logits = config_.tie_embeddings ? tied_output_(out, tgt_embed_->weight, output_bias_, is_training()) : output_(out);
   state.position += tgt.size(1);
   return {at::log_softmax(at_least_fp32(logits), -1), attention / static_cast<double>(decoder_layers_.size())};
 }
@@ -204,6 +204,11 @@ ForwardOutput ConvS2SSeq2SeqImpl::forward(const data::Batch& batch) {
   ForwardOutput out;
   std::tie(out.log_probs, out.attention) = decode(batch.tgt_in, *state);
   return out;
+}
+
+void ConvS2SSeq2SeqImpl::set_int8(bool on) {
+  Seq2SeqImpl::set_int8(on);  // ConvS2S: its weight-normalised layers stay fp32
+  if (config_.tie_embeddings) tied_output_.set_int8(on, tgt_embed_->weight, output_bias_);
 }
 
 std::unique_ptr<DecoderState> ConvS2SSeq2SeqImpl::start(const at::Tensor& src) { return encode(src); }

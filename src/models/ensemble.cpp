@@ -94,4 +94,8 @@ StepOutput EnsembleImpl::step(const at::Tensor& prev, DecoderState& state) {
   return {combine(log_probs), mean_of_defined(attention)};
 }
 
+void EnsembleImpl::set_int8(bool on) {
+  for (auto& m : members_) m->set_int8(on);
+}
+
 }  // namespace nmt::models

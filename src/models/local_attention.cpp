@@ -10,8 +10,8 @@ LocalAttentionImpl::LocalAttentionImpl(AttentionWindow window, int64_t half_widt
   if (half_width < 1) throw std::invalid_argument("local attention needs a half-width D >= 1");
   if (window == AttentionWindow::LocalP) {
     using torch::nn::LinearOptions;
-    w_p_ = register_module("w_p", torch::nn::Linear(LinearOptions(query_dim, query_dim).bias(false)));
-    v_p_ = register_module("v_p", torch::nn::Linear(LinearOptions(query_dim, 1).bias(false)));
+    w_p_ = register_module("w_p", Linear(LinearOptions(query_dim, query_dim).bias(false)));
+    v_p_ = register_module("v_p", Linear(LinearOptions(query_dim, 1).bias(false)));
   }
 }
 

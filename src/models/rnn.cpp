@@ -4,7 +4,6 @@
 #include <torch/nn/utils/rnn.h>
 
 #include "nmt/precision.h"
-#include "nmt/models/coverage.h"
 #include "nmt/models/embeddings.h"
 
 namespace nmt::models {
@@ -40,38 +39,31 @@ RnnSeq2SeqImpl::RnnSeq2SeqImpl(const ModelConfig& config, int64_t src_vocab, int
     enc_gru_ = register_module("encoder", torch::nn::GRU(torch::nn::GRUOptions(E, H / 2)
         .num_layers(config.encoder_layers).bidirectional(true).batch_first(true).dropout(between)));
   }
-  bridge_ = register_module("bridge", torch::nn::Linear(H, L * H));
+  bridge_ = register_module("bridge", Linear(H, L * H));
 
-  const bool bahdanau = config.attention == AttentionType::Bahdanau;
-  const int64_t extra = (bahdanau || config.input_feeding) ? H : 0;
+  const bool bahdanau = config.attention.type == AttentionType::Bahdanau;
+  const int64_t extra = (bahdanau || config.attention.input_feeding) ? H : 0;
   cells_ = register_module("decoder", torch::nn::ModuleList());
   for (int64_t l = 0; l < L; ++l) {
     const int64_t in = l == 0 ? E + extra : H;
     if (lstm_) cells_->push_back(torch::nn::LSTMCell(in, H));
     else cells_->push_back(torch::nn::GRUCell(in, H));
   }
-  GlobalAttentionImpl::Score score = GlobalAttentionImpl::Score::Additive;
-  if (!bahdanau && config.attention_score == AttentionScore::Dot) score = GlobalAttentionImpl::Score::Dot;
-  if (!bahdanau && config.attention_score == AttentionScore::General) score = GlobalAttentionImpl::Score::General;
-  attention_ = register_module("attention", GlobalAttention(score, H, H, H));
-  if (config.attention_window != AttentionWindow::Global)
-    local_ = register_module("local_attention", LocalAttention(config.attention_window, config.window_size, H));
-  if (config.attention_mode == AttentionMode::Hard)
-    baseline_ = register_module("reinforce_baseline", ReinforceBaseline(config.reinforce_baseline_decay));
-  if (config.attention_mode == AttentionMode::Variational) {
+  attention_ = RnnAttention(*this, config.attention, H);
+  if (config.attention.mode == AttentionMode::Variational) {
     TORCH_CHECK(!bahdanau, "variational attention needs attention: luong");
-    TORCH_CHECK(!local_, "variational attention needs attention_window: global");
-    if (config.variational_mode != VariationalMode::Exact)
+    TORCH_CHECK(config.attention.window == AttentionWindow::Global, "variational attention needs attention_window: global");
+    if (config.attention.variational_mode != VariationalMode::Exact)
       inference_ = register_module(
-          "inference", InferenceNetwork(config.cell, E, config.inference_hidden > 0 ? config.inference_hidden : H,
-                                        config.inference_layers, config.dropout));
+          "inference", InferenceNetwork(config.cell, E, config.attention.inference_hidden > 0 ? config.attention.inference_hidden : H,
+                                        config.attention.inference_layers, config.dropout));
   }
-  combine_ = register_module("combine", torch::nn::Linear(torch::nn::LinearOptions(2 * H, H).bias(false)));
+  combine_ = register_module("combine", Linear(torch::nn::LinearOptions(2 * H, H).bias(false)));
   if (config.tie_embeddings) {
-    if (H != E) pre_output_ = register_module("pre_output", torch::nn::Linear(torch::nn::LinearOptions(H, E).bias(false)));
+    if (H != E) pre_output_ = register_module("pre_output", Linear(torch::nn::LinearOptions(H, E).bias(false)));
     output_bias_ = register_parameter("output_bias", torch::zeros({tgt_vocab}));
   } else {
-    output_ = register_module("output", torch::nn::Linear(H, tgt_vocab));
+    output_ = register_module("output", Linear(H, tgt_vocab));
   }
   dropout_ = register_module("dropout", torch::nn::Dropout(config.dropout));
 
@@ -92,12 +84,12 @@ std::unique_ptr<RnnDecoderState> RnnSeq2SeqImpl::encode(const at::Tensor& src) {
   auto memory = std::get<0>(rnn::pad_packed_sequence(out_packed, true, 0.0, S));  // [B, S, H]
   // Variational attention feeds a single encoder state x_z to the output layer, which would carry
   // a whole dropout mask that a soft average smooths out: its memory is not dropped (Deng et al.).
-  if (config_.attention_mode != AttentionMode::Variational) memory = dropout_(memory);
+  if (config_.attention.mode != AttentionMode::Variational) memory = dropout_(memory);
 
   auto state = std::make_unique<RnnDecoderState>();
   state->memory = memory;
   state->src_mask = mask;
-  state->proj_keys = attention_->project_keys(memory);
+  state->proj_keys = attention_.prepare(memory);
   // Initial decoder states: tanh(W · mean of the encoder outputs over real positions).
   auto mean = memory.sum(1) / mask.sum(1, true).to(memory.scalar_type());  // [B, H]
   auto init = at::tanh(bridge_(mean)).chunk(config_.decoder_layers, 1);
@@ -109,33 +101,16 @@ std::unique_ptr<RnnDecoderState> RnnSeq2SeqImpl::encode(const at::Tensor& src) {
   return state;
 }
 
-AttentionOutput RnnSeq2SeqImpl::attend(const at::Tensor& query, const RnnDecoderState& s) {
-  if (!local_) return attention_(query, s.proj_keys, s.memory, s.src_mask);
-  return local_(attention_->score(query, s.proj_keys), query, s.memory, s.src_mask, s.step);
-}
-
-at::Tensor RnnSeq2SeqImpl::hard_context(const AttentionOutput& att, const at::Tensor& memory,
-                                        at::Tensor& sample_log_prob) {
-  if (is_training()) {
-    auto z = sample_alignment(att);
-    sample_log_prob = z.log_prob;
-    return gather_context(memory, z.index);
-  }
-  if (config_.hard_eval == HardEval::Argmax) return gather_context(memory, att.weights.argmax(1));
-  return att.context;
-}
-
 RnnSeq2SeqImpl::DecodeStep RnnSeq2SeqImpl::decode_step(const at::Tensor& emb, RnnDecoderState& s) {
-  const bool bahdanau = config_.attention == AttentionType::Bahdanau;
-  const bool hard = config_.attention_mode == AttentionMode::Hard;
+  const bool bahdanau = attention_.before_cell();
   DecodeStep out;
   at::Tensor context;
   at::Tensor x = emb;
   if (bahdanau) {
-    out.attention = attend(s.h.back(), s);
-    context = hard ? hard_context(out.attention, s.memory, out.sample_log_prob) : out.attention.context;
+    out.attention = attention_.attend(s.h.back(), s.memory, s.proj_keys, s.src_mask, s.step);
+    context = attention_.context(out.attention, s.memory, is_training(), out.sample_log_prob);
     x = at::cat({emb, context}, 1);
-  } else if (config_.input_feeding) {
+  } else if (config_.attention.input_feeding) {
     x = at::cat({emb, s.feed}, 1);
   }
   for (size_t l = 0; l < cells_->size(); ++l) {
@@ -150,8 +125,8 @@ RnnSeq2SeqImpl::DecodeStep RnnSeq2SeqImpl::decode_step(const at::Tensor& emb, Rn
     x = s.h[l];
   }
   if (!bahdanau) {
-    out.attention = attend(x, s);
-    context = hard ? hard_context(out.attention, s.memory, out.sample_log_prob) : out.attention.context;
+    out.attention = attention_.attend(x, s.memory, s.proj_keys, s.src_mask, s.step);
+    context = attention_.context(out.attention, s.memory, is_training(), out.sample_log_prob);
   }
   out.hidden = x;
   s.feed = at::tanh(combine_(at::cat({context, x}, 1)));  // h̃_t
@@ -164,7 +139,7 @@ at::Tensor RnnSeq2SeqImpl::output_log_probs(const at::Tensor& attn_vec) {
   at::Tensor logits;
   if (config_.tie_embeddings) {
     auto x = pre_output_ ? pre_output_(attn_vec) : attn_vec;
-    logits = at::linear(x, tgt_embed_->weight, output_bias_);
+    logits = tied_output_(x, tgt_embed_->weight, output_bias_, is_training());
   } else {
     logits = output_(attn_vec);
   }
@@ -196,21 +171,15 @@ ForwardOutput RnnSeq2SeqImpl::forward(const data::Batch& batch) {
   ForwardOutput out;
   out.attention = at::stack(alignments, 1);  // [B, T, S]
   auto log_alignment = at::stack(log_alignments, 1);
-  std::vector<at::Tensor> aux;
-  if (config_.attention_mode == AttentionMode::Variational) {
-    variational_forward(batch, *state, at::stack(hidden, 1), log_alignment, out);
+  if (config_.attention.mode == AttentionMode::Variational) {
+    variational_forward(batch, *state, at::stack(hidden, 1), log_alignment, out);  // sets aux_loss (KL, REINFORCE)
   } else {
     out.log_probs = output_log_probs(at::stack(outs, 1));  // [B, T, V]
   }
-  if (out.aux_loss.defined()) aux.push_back(out.aux_loss);
-  if (!sampled.empty())
-    aux.push_back(hard_attention_objective(out.log_probs, batch.tgt_out, at::stack(sampled, 1), log_alignment,
-                                           *baseline_, config_.reinforce_entropy));
-  if (config_.coverage_penalty > 0)
-    aux.push_back(config_.coverage_penalty *
-                  coverage_penalty(out.attention, state->src_mask, batch.tgt_in.ne(data::kPad)));
-  out.aux_loss = at::Tensor();
-  for (auto& a : aux) out.aux_loss = out.aux_loss.defined() ? out.aux_loss + a : a;
+  auto attention_loss = attention_.auxiliary_loss(out.log_probs, batch.tgt_out, batch.tgt_in,
+                                                  sampled.empty() ? at::Tensor() : at::stack(sampled, 1),
+                                                  out.attention, log_alignment, state->src_mask);
+  if (attention_loss.defined()) out.aux_loss = out.aux_loss.defined() ? out.aux_loss + attention_loss : attention_loss;
   return out;
 }
 
@@ -238,8 +207,13 @@ void RnnSeq2SeqImpl::variational_forward(const data::Batch& batch, const RnnDeco
   in.log_probs_at = [&](const at::Tensor& context) {
     return output_log_probs(at::tanh(combine_(at::cat({context, hidden}, 2))));
   };
-  if (is_training()) variational_training_objective(config_, in, out);
+  if (is_training()) variational_training_objective(config_.attention, in, out);
   else variational_evaluation(in, out);
+}
+
+void RnnSeq2SeqImpl::set_int8(bool on) {
+  Seq2SeqImpl::set_int8(on);
+  if (config_.tie_embeddings) tied_output_.set_int8(on, tgt_embed_->weight, output_bias_);
 }
 
 std::unique_ptr<DecoderState> RnnSeq2SeqImpl::start(const at::Tensor& src) { return encode(src); }
@@ -247,7 +221,7 @@ std::unique_ptr<DecoderState> RnnSeq2SeqImpl::start(const at::Tensor& src) { ret
 StepOutput RnnSeq2SeqImpl::step(const at::Tensor& prev, DecoderState& state) {
   auto& s = dynamic_cast<RnnDecoderState&>(state);
   auto out = decode_step(dropout_(tgt_embed_(prev)), s);
-  if (config_.attention_mode == AttentionMode::Variational) {
+  if (config_.attention.mode == AttentionMode::Variational) {
     // Translation uses the prior only: p(y_t) = Σ_s α_ts p(y_t | z_t = s).
     auto per_position = position_log_probs(out.hidden.unsqueeze(1), s.memory);  // [B, 1, S, V]
     auto lp = marginal_log_probs(out.attention.log_weights.unsqueeze(1), per_position).squeeze(1);

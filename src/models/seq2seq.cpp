@@ -1,10 +1,13 @@
 #include "nmt/models/seq2seq.h"
 
 #include "nmt/models/convs2s.h"
+#include "nmt/models/int8.h"
 #include "nmt/models/rnn.h"
 #include "nmt/models/transformer.h"
 
 namespace nmt::models {
+
+void Seq2SeqImpl::set_int8(bool on) { set_int8_linear_layers(*this, on); }
 
 Seq2Seq make_model(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab) {
   switch (config.type) {

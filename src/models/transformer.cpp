@@ -59,8 +59,8 @@ at::Tensor causal_bias(int64_t queries, int64_t past, const at::TensorOptions& o
 MultiHeadAttentionImpl::MultiHeadAttentionImpl(int64_t d_model, int64_t heads, double attention_dropout)
     : d_model_(d_model), heads_(heads), attention_dropout_(attention_dropout) {
   TORCH_CHECK(d_model % heads == 0, "d_model (", d_model, ") must be divisible by the number of heads (", heads, ")");
-  in_proj_ = register_module("in_proj", torch::nn::Linear(d_model, 3 * d_model));
-  out_proj_ = register_module("out_proj", torch::nn::Linear(d_model, d_model));
+  in_proj_ = register_module("in_proj", Linear(d_model, 3 * d_model));
+  out_proj_ = register_module("out_proj", Linear(d_model, d_model));
 }
 
 std::vector<at::Tensor> MultiHeadAttentionImpl::split_heads(const at::Tensor& x, int64_t n) const {
@@ -107,8 +107,8 @@ at::Tensor MultiHeadAttentionImpl::attend(const at::Tensor& q, const at::Tensor&
 
 FeedForwardImpl::FeedForwardImpl(int64_t d_model, int64_t ff_dim, double activation_dropout)
     : activation_dropout_(activation_dropout) {
-  w1_ = register_module("w1", torch::nn::Linear(d_model, ff_dim));
-  w2_ = register_module("w2", torch::nn::Linear(ff_dim, d_model));
+  w1_ = register_module("w1", Linear(d_model, ff_dim));
+  w2_ = register_module("w2", Linear(ff_dim, d_model));
 }
 
 at::Tensor FeedForwardImpl::forward(const at::Tensor& x) {
@@ -249,7 +249,7 @@ TransformerSeq2SeqImpl::TransformerSeq2SeqImpl(const ModelConfig& config, int64_
     decoder_norm_ = register_module("decoder_norm", layer_norm(d));
   }
   if (config.tie_embeddings) output_bias_ = register_parameter("output_bias", at::zeros({tgt_vocab}));
-  else output_ = register_module("output", torch::nn::Linear(d, tgt_vocab));
+  else output_ = register_module("output", Linear(d, tgt_vocab));
 
   // Xavier-uniform linear layers with zero biases; embeddings N(0, d^-1/2), so that
   // embeddings · √d have unit variance (as fairseq and Marian).
@@ -308,7 +308,7 @@ std::pair<at::Tensor, at::Tensor> TransformerSeq2SeqImpl::decode(const at::Tenso
                                     last ? &weights : nullptr);
   }
   if (config_.pre_norm) x = decoder_norm_(x);
-  auto logits = config_.tie_embeddings ? at::linear(x, tgt_embed_->weight, output_bias_) : output_(x);
+  auto logits = config_.tie_embeddings ? tied_output_(x, tgt_embed_->weight, output_bias_, is_training()) : output_(x);
   state.position += T;
   return {at::log_softmax(at_least_fp32(logits), -1), weights.defined() ? weights.mean(1) : weights};
 }
@@ -319,6 +319,11 @@ ForwardOutput TransformerSeq2SeqImpl::forward(const data::Batch& batch) {
   ForwardOutput out;
   std::tie(out.log_probs, out.attention) = decode(batch.tgt_in, *state);
   return out;
+}
+
+void TransformerSeq2SeqImpl::set_int8(bool on) {
+  Seq2SeqImpl::set_int8(on);
+  if (config_.tie_embeddings) tied_output_.set_int8(on, tgt_embed_->weight, output_bias_);
 }
 
 std::unique_ptr<DecoderState> TransformerSeq2SeqImpl::start(const at::Tensor& src) {

@@ -41,7 +41,7 @@ InferenceNetworkImpl::InferenceNetworkImpl(RnnCell cell, int64_t embed_dim, int6
     }
   }
   bilinear_ = register_module("bilinear",
-                              torch::nn::Linear(torch::nn::LinearOptions(hidden_size, hidden_size).bias(false)));
+                              Linear(torch::nn::LinearOptions(hidden_size, hidden_size).bias(false)));
 }
 
 at::Tensor InferenceNetworkImpl::encode(const at::Tensor& emb, const at::Tensor& mask, bool source) {
@@ -69,7 +69,7 @@ namespace {
 at::Tensor masked_sum(const at::Tensor& per_token, const at::Tensor& maskf) { return (per_token * maskf).sum(); }
 
 /// Exact enumeration over q, or over q's K most probable positions renormalised.
-void enum_objective(const ModelConfig& c, const VariationalInputs& in, const at::Tensor& maskf, ForwardOutput& out) {
+void enum_objective(const AttentionConfig& c, const VariationalInputs& in, const at::Tensor& maskf, ForwardOutput& out) {
   const int64_t S = in.log_q.size(2);
   if (c.variational_top_k > 0 && c.variational_top_k < S) {
     auto [top, positions] = in.log_q.topk(c.variational_top_k, 2);          // [B, T, K]
@@ -88,7 +88,7 @@ void enum_objective(const ModelConfig& c, const VariationalInputs& in, const at:
 /// other positions and renormalised, Q_K = Σ_{s∈K} q_s; the second term is estimated with one
 /// z' ~ q̃ and its score-function gradient (1 − Q_K)(f(z') − b) ∇ log q̃(z'), with the baseline
 /// b = the renormalised top-K expectation (independent of z', so the estimate stays unbiased).
-void sum_and_sample_objective(const ModelConfig& c, const VariationalInputs& in, const at::Tensor& maskf,
+void sum_and_sample_objective(const AttentionConfig& c, const VariationalInputs& in, const at::Tensor& maskf,
                               ForwardOutput& out) {
   const int64_t B = in.log_q.size(0), T = in.log_q.size(1), S = in.log_q.size(2);
   const auto& src_mask = in.pairs.src_mask;
@@ -139,7 +139,7 @@ void sample_objective(const VariationalInputs& in, const at::Tensor& maskf, Forw
 
 }  // namespace
 
-void variational_training_objective(const ModelConfig& config, const VariationalInputs& in, ForwardOutput& out) {
+void variational_training_objective(const AttentionConfig& config, const VariationalInputs& in, ForwardOutput& out) {
   auto maskf = in.pairs.tgt_mask.to(in.log_prior.scalar_type());
   switch (config.variational_mode) {
     case VariationalMode::Exact:

@@ -121,7 +121,7 @@ class Trainer {
     auto& ex = valid_.examples;
     ex.erase(std::remove_if(ex.begin(), ex.end(), [n](const data::Example& e) { return e.index >= n; }), ex.end());
 
-    if (c.model.attention_mode == AttentionMode::Variational && c.train.label_smoothing > 0)
+    if (c.model.attention.mode == AttentionMode::Variational && c.train.label_smoothing > 0)
       spdlog::warn("train.label_smoothing {} does not apply to variational attention: its likelihood terms "
                    "are taken without smoothing (as Deng et al. 2018 train)", c.train.label_smoothing);
     optimizer_ = make_optimizer(*ck_.model, c.train);

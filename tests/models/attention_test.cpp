@@ -121,14 +121,14 @@ nmt::ModelConfig tiny(nmt::AttentionMode mode) {
   c.hidden_size = 12;
   c.encoder_layers = 1;
   c.dropout = 0.0;
-  c.attention_mode = mode;
+  c.attention.mode = mode;
   return c;
 }
 
 TEST(Coverage, ModelAddsLambdaTimesPenaltyToTheLoss) {
   torch::manual_seed(6);
   auto config = tiny(nmt::AttentionMode::Soft);
-  config.coverage_penalty = 0.25;
+  config.attention.coverage_penalty = 0.25;
   RnnSeq2SeqImpl model(config, 20, 20);
   auto batch = toy_batch();
   auto out = model.forward(batch);
@@ -176,8 +176,8 @@ TEST(HardAttention, BaselineTracksTheReward) {
 TEST(HardAttention, ReinforceGradientsAreFiniteAndBaselineFollowsTheModelReward) {
   torch::manual_seed(9);
   auto config = tiny(nmt::AttentionMode::Hard);
-  config.reinforce_entropy = 0.1;
-  config.reinforce_baseline_decay = 0.8;
+  config.attention.reinforce_entropy = 0.1;
+  config.attention.reinforce_baseline_decay = 0.8;
   RnnSeq2SeqImpl model(config, 20, 20);
   model.train();
   auto batch = toy_batch();

@@ -72,18 +72,18 @@ nmt::ModelConfig small_config(const Variant& v) {
   c.encoder_layers = 2;
   c.decoder_layers = v.decoder_layers;
   c.dropout = 0.2;  // must not matter in eval mode
-  c.attention = v.attention;
-  c.attention_score = v.score;
+  c.attention.type = v.attention;
+  c.attention.score = v.score;
   c.cell = v.cell;
-  c.input_feeding = v.input_feeding;
+  c.attention.input_feeding = v.input_feeding;
   c.tie_embeddings = v.tie;
-  c.attention_window = v.window;
-  c.window_size = 1;  // narrower than the test sentences, so the window matters
-  c.attention_mode = v.mode;
-  c.variational_mode = v.variational;
-  c.hard_eval = v.hard_eval;
-  c.coverage_penalty = v.coverage;
-  c.reinforce_entropy = 0.01;
+  c.attention.window = v.window;
+  c.attention.window_size = 1;  // narrower than the test sentences, so the window matters
+  c.attention.mode = v.mode;
+  c.attention.variational_mode = v.variational;
+  c.attention.hard_eval = v.hard_eval;
+  c.attention.coverage_penalty = v.coverage;
+  c.attention.reinforce_entropy = 0.01;
   return c;
 }
 

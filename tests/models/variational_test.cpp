@@ -67,9 +67,9 @@ nmt::ModelConfig variational(nmt::VariationalMode mode) {
   c.hidden_size = 12;
   c.encoder_layers = 1;
   c.dropout = 0.0;
-  c.attention = nmt::AttentionType::Luong;
-  c.attention_mode = nmt::AttentionMode::Variational;
-  c.variational_mode = mode;
+  c.attention.type = nmt::AttentionType::Luong;
+  c.attention.mode = nmt::AttentionMode::Variational;
+  c.attention.variational_mode = mode;
   return c;
 }
 
@@ -127,7 +127,7 @@ TEST(Variational, EnumTrainingObjectiveIsTheNegativeElbo) {
 
 nmt::ModelConfig top_k_enum(int k) {
   auto c = variational(nmt::VariationalMode::Enum);
-  c.variational_top_k = k;
+  c.attention.variational_top_k = k;
   return c;
 }
 
@@ -230,7 +230,7 @@ TEST(Variational, PosteriorReadsTheWholeTargetSentence) {
 
 nmt::ModelConfig sum_and_sample(int k) {
   auto c = variational(nmt::VariationalMode::SumAndSample);
-  c.variational_top_k = k;
+  c.attention.variational_top_k = k;
   return c;
 }
 

@@ -20,8 +20,9 @@ struct LoadedModel {
 
 /// Load `model_dir` and set up threads/device/precision from its stored config (overridable by
 /// `threads` > 0, a non-empty `device` and a non-empty `precision`: auto | fp32 | bf16, resolved
-/// by choose_precision and logged). Throws std::runtime_error naming the directory, ConfigError
-/// for a bad precision.
+/// by choose_precision and logged, or int8: the linear layers in int8, Seq2SeqImpl::set_int8).
+/// Throws std::runtime_error naming the directory, or for int8 on a GPU or without an int8
+/// engine; ConfigError for a bad precision.
 LoadedModel load_model(const std::string& model_dir, int threads = 0, const std::string& device = "",
                        const std::string& precision = "");
 

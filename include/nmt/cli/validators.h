@@ -37,4 +37,13 @@ inline CLI::Validator non_negative() {
       "NUMBER>=0");
 }
 
+/// The `--precision` option of the decoding commands (translate, serve), into `target`.
+inline CLI::Option* add_decoding_precision(CLI::App* cmd, std::string& target) {
+  return cmd
+      ->add_option("--precision", target,
+                   "auto | fp32 | bf16 | int8: bf16 matrix products (auto: where faster), or int8 linear layers "
+                   "(dynamic quantisation, CPU); default: the model's train.precision")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16", "int8"}));
+}
+
 }  // namespace nmt::cli

@@ -6,6 +6,8 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
 
+#include "nmt/models/int8.h"
+
 #include "nmt/config.h"
 
 namespace nmt::models {
@@ -32,7 +34,7 @@ class GlobalAttentionImpl : public torch::nn::Module {
 
  private:
   Score score_;
-  torch::nn::Linear key_proj_{nullptr}, query_proj_{nullptr}, v_{nullptr};
+  Linear key_proj_{nullptr}, query_proj_{nullptr}, v_{nullptr};
 };
 TORCH_MODULE(GlobalAttention);
 

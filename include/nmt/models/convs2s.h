@@ -35,6 +35,7 @@
 
 #include <torch/nn/modules/embedding.h>
 
+#include "nmt/models/int8.h"
 #include "nmt/models/seq2seq.h"
 
 namespace nmt::models {
@@ -141,6 +142,7 @@ class ConvS2SSeq2SeqImpl : public Seq2SeqImpl {
   /// One target position for every row, from the cached convolution inputs; `attention` is the
   /// decoder layers' attention averaged over layers [B, S].
   StepOutput step(const at::Tensor& prev, DecoderState& state) override;
+  void set_int8(bool on) override;
 
  private:
   /// src [B, S] → the initial decoder state: memory and zero contexts.
@@ -161,6 +163,7 @@ class ConvS2SSeq2SeqImpl : public Seq2SeqImpl {
   std::vector<ConvS2SEncoderLayer> encoder_layers_;  ///< registered as the ModuleLists encoder, decoder
   std::vector<ConvS2SDecoderLayer> decoder_layers_;
   WeightNormLinear output_{nullptr};  ///< untied output layer E → V
+  TiedProjection tied_output_;  ///< x·Eᵀ + output_bias_ (tie_embeddings), int8 after set_int8
   at::Tensor output_bias_;            ///< tied output layer bias [V]
 };
 

@@ -27,6 +27,8 @@ class EnsembleImpl : public Seq2SeqImpl {
   std::unique_ptr<DecoderState> start(const at::Tensor& src) override;
   /// Steps every member; log_probs [B, V] combined as above, attention [B, S] the members' mean.
   StepOutput step(const at::Tensor& prev, DecoderState& state) override;
+  /// set_int8 of every member.
+  void set_int8(bool on) override;
 
   const std::vector<double>& weights() const { return weights_; }
   size_t size() const { return members_.size(); }

@@ -11,6 +11,8 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
 
+#include "nmt/models/int8.h"
+
 #include "nmt/config.h"
 #include "nmt/models/attention.h"
 
@@ -36,7 +38,7 @@ class LocalAttentionImpl : public torch::nn::Module {
  private:
   AttentionWindow window_;
   int64_t half_width_;
-  torch::nn::Linear w_p_{nullptr}, v_p_{nullptr};  ///< local-p position predictor
+  Linear w_p_{nullptr}, v_p_{nullptr};  ///< local-p position predictor
 };
 TORCH_MODULE(LocalAttention);
 

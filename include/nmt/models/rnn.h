@@ -8,9 +8,10 @@
 /// With `attention: bahdanau` (Bahdanau et al. 2015) the query is the previous state h_{t-1}
 /// and the context c_t is an input of the RNN cell.
 ///
-/// Attention options (model config): a local window (local-m / local-p, local_attention.h),
-/// coverage regularisation (coverage.h), hard attention trained with REINFORCE
-/// (hard_attention.h) and variational attention (variational.h, needs `attention: luong`).
+/// The attention (model config `attention`, rnn_attention.h): score function, a local window
+/// (local-m / local-p, local_attention.h), coverage regularisation (coverage.h), hard attention
+/// trained with REINFORCE (hard_attention.h) and variational attention (variational.h, needs
+/// `attention: luong`).
 #include <memory>
 #include <vector>
 
@@ -19,9 +20,8 @@
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/rnn.h>
 
-#include "nmt/models/attention.h"
-#include "nmt/models/hard_attention.h"
-#include "nmt/models/local_attention.h"
+#include "nmt/models/int8.h"
+#include "nmt/models/rnn_attention.h"
 #include "nmt/models/variational.h"
 #include "nmt/models/seq2seq.h"
 
@@ -45,6 +45,7 @@ class RnnSeq2SeqImpl : public Seq2SeqImpl {
   ForwardOutput forward(const data::Batch& batch) override;
   std::unique_ptr<DecoderState> start(const at::Tensor& src) override;
   StepOutput step(const at::Tensor& prev, DecoderState& state) override;
+  void set_int8(bool on) override;
 
  private:
   /// What one decoder step produces.
@@ -59,10 +60,6 @@ class RnnSeq2SeqImpl : public Seq2SeqImpl {
   /// One decoder step from embedded input emb [B, E]; updates state (and state.step).
   /// Shared by forward() and step(), so teacher forcing and decoding compute the same thing.
   DecodeStep decode_step(const at::Tensor& emb, RnnDecoderState& state);
-  /// Global or local alignment of `query` [B, H] over the state's memory.
-  AttentionOutput attend(const at::Tensor& query, const RnnDecoderState& state);
-  /// Context for hard attention: a sampled position in training, else expectation or argmax.
-  at::Tensor hard_context(const AttentionOutput& att, const at::Tensor& memory, at::Tensor& sample_log_prob);
   /// h̃ [..., H] → log-probs [..., V].
   at::Tensor output_log_probs(const at::Tensor& attn_vec);
   /// Variational attention in decoding: log p(v | z = s) [B, T, S, V] for hidden [B, T, H],
@@ -79,15 +76,14 @@ class RnnSeq2SeqImpl : public Seq2SeqImpl {
   torch::nn::Embedding src_embed_{nullptr}, tgt_embed_{nullptr};
   torch::nn::LSTM enc_lstm_{nullptr};
   torch::nn::GRU enc_gru_{nullptr};
-  torch::nn::Linear bridge_{nullptr};
+  Linear bridge_{nullptr};
   torch::nn::ModuleList cells_{nullptr};
-  GlobalAttention attention_{nullptr};     ///< score function (and global attention)
-  LocalAttention local_{nullptr};          ///< window, when attention_window is local-m/-p
-  ReinforceBaseline baseline_{nullptr};    ///< hard attention's moving-average reward baseline
+  RnnAttention attention_;                 ///< score, window and mode (rnn_attention.h)
   InferenceNetwork inference_{nullptr};    ///< variational attention's q (not for mode exact)
-  torch::nn::Linear combine_{nullptr};
-  torch::nn::Linear pre_output_{nullptr};  ///< H → E when the output layer is tied and H ≠ E
-  torch::nn::Linear output_{nullptr};      ///< untied output layer
+  Linear combine_{nullptr};
+  Linear pre_output_{nullptr};  ///< H → E when the output layer is tied and H ≠ E
+  Linear output_{nullptr};      ///< untied output layer
+  TiedProjection tied_output_;  ///< x·Eᵀ + output_bias_ (tie_embeddings), int8 after set_int8
   at::Tensor output_bias_;                 ///< tied output layer bias [V]
   torch::nn::Dropout dropout_{nullptr};
 };

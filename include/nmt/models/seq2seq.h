@@ -69,6 +69,10 @@ class Seq2SeqImpl : public torch::nn::Module {
   virtual std::unique_ptr<DecoderState> start(const at::Tensor& src) = 0;
   /// Advance every row by one token: prev [B] int64 (kBos at the first step). Updates `state`.
   virtual StepOutput step(const at::Tensor& prev, DecoderState& state) = 0;
+  /// int8 decoding (int8.h): true packs the linear layers' current weights (and a tied output
+  /// layer's) in int8 and uses them in eval mode; false returns to fp32. Training mode always
+  /// computes in fp32. Throws std::runtime_error when LibTorch has no int8 engine.
+  virtual void set_int8(bool on);
 };
 using Seq2Seq = std::shared_ptr<Seq2SeqImpl>;
 

@@ -21,6 +21,8 @@
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
+
+#include "nmt/models/int8.h"
 #include <torch/nn/modules/normalization.h>
 
 #include "nmt/models/embeddings.h"
@@ -72,8 +74,8 @@ class MultiHeadAttentionImpl : public torch::nn::Module {
 
   int64_t d_model_, heads_;
   double attention_dropout_;
-  torch::nn::Linear in_proj_{nullptr};   ///< [3d, d]: rows 0..d-1 W_Q, then W_K, then W_V
-  torch::nn::Linear out_proj_{nullptr};  ///< W_O [d, d]
+  Linear in_proj_{nullptr};   ///< [3d, d]: rows 0..d-1 W_Q, then W_K, then W_V
+  Linear out_proj_{nullptr};  ///< W_O [d, d]
 };
 TORCH_MODULE(MultiHeadAttention);
 
@@ -86,7 +88,7 @@ class FeedForwardImpl : public torch::nn::Module {
 
  private:
   double activation_dropout_;
-  torch::nn::Linear w1_{nullptr}, w2_{nullptr};
+  Linear w1_{nullptr}, w2_{nullptr};
 };
 TORCH_MODULE(FeedForward);
 
@@ -167,6 +169,7 @@ class TransformerSeq2SeqImpl : public Seq2SeqImpl {
   /// One target position for every row, reusing the cached keys and values of earlier positions;
   /// `attention` is the last layer's cross-attention averaged over heads [B, S].
   StepOutput step(const at::Tensor& prev, DecoderState& state) override;
+  void set_int8(bool on) override;
 
  private:
   /// src [B, S] → encoder output [B, S, d] (final LayerNorm applied with pre-norm).
@@ -187,7 +190,8 @@ class TransformerSeq2SeqImpl : public Seq2SeqImpl {
   std::vector<TransformerEncoderLayer> encoder_layers_;  ///< the same layers, typed
   std::vector<TransformerDecoderLayer> decoder_layers_;
   torch::nn::LayerNorm encoder_norm_{nullptr}, decoder_norm_{nullptr};  ///< pre-norm only
-  torch::nn::Linear output_{nullptr};  ///< untied output layer
+  Linear output_{nullptr};  ///< untied output layer
+  TiedProjection tied_output_;  ///< x·Eᵀ + output_bias_ (tie_embeddings), int8 after set_int8
   at::Tensor output_bias_;             ///< tied output layer bias [V]
 };
 

@@ -16,6 +16,8 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
+
+#include "nmt/models/int8.h"
 #include <torch/nn/modules/rnn.h>
 
 #include <functional>
@@ -55,7 +57,7 @@ class InferenceNetworkImpl : public torch::nn::Module {
   at::Tensor encode(const at::Tensor& emb, const at::Tensor& mask, bool source);
   torch::nn::LSTM src_lstm_{nullptr}, tgt_lstm_{nullptr};
   torch::nn::GRU src_gru_{nullptr}, tgt_gru_{nullptr};
-  torch::nn::Linear bilinear_{nullptr};
+  Linear bilinear_{nullptr};
 };
 TORCH_MODULE(InferenceNetwork);
 
@@ -74,10 +76,10 @@ struct VariationalInputs {
   std::function<at::Tensor(const at::Tensor& context)> log_probs_at;
 };
 
-/// Training objective of variational attention (ModelConfig::variational_mode): sets out.nll
+/// Training objective of variational attention (AttentionConfig::variational_mode): sets out.nll
 /// (the negated likelihood term: E_q, sampled, sum-and-sample or exact marginal) and
 /// out.aux_loss (KL(q ‖ p) and REINFORCE surrogates). Label smoothing never enters.
-void variational_training_objective(const ModelConfig& config, const VariationalInputs& in, ForwardOutput& out);
+void variational_training_objective(const AttentionConfig& config, const VariationalInputs& in, ForwardOutput& out);
 
 /// Eval mode: out.log_probs is the exact marginal log Σ_s p(z_t = s) p(v | z_t = s) [B, T, V]
 /// (translation's distribution), out.nll its reference-token sum; with an inference network
