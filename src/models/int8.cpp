@@ -1,5 +1,6 @@
 #include "nmt/models/int8.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <stdexcept>
