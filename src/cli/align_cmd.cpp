@@ -11,6 +11,7 @@
 #include "nmt/cli/alignment_pictures.h"
 #include "nmt/cli/commands.h"
 #include "nmt/cli/model_io.h"
+#include "nmt/cli/validators.h"
 #include "nmt/data/batching.h"
 #include "nmt/data/corpus.h"
 
@@ -61,8 +62,7 @@ void setup_align(CLI::App& app) {
   cmd->add_option("-o,--output", opts->output, "directory for the pictures (DIR/NNNNN.png, by line number)")
       ->required();
   cmd->add_option("--format", opts->format, "picture format")->check(CLI::IsMember({"png", "svg"}));
-  cmd->add_option("--threads", opts->threads, "CPU threads (default: the model's train.threads)");
-  cmd->add_option("--device", opts->device, "cpu | cuda | cuda:N | auto");
+  add_model_runtime_options(cmd, opts->threads, opts->device);
   cmd->callback([opts] { run_align(*opts); });
 }
 

@@ -294,8 +294,7 @@ void setup_serve(CLI::App& app) {
   cmd->add_option("--http-threads", opts->http_threads,
                   "HTTP worker threads: connections served at once (each keep-alive client holds one)")
       ->capture_default_str()->check(positive_integer());
-  cmd->add_option("--threads", opts->threads, "CPU threads of the model (default: the model's train.threads)");
-  cmd->add_option("--device", opts->device, "cpu | cuda | cuda:N | auto");
+  add_model_runtime_options(cmd, opts->threads, opts->device);
   add_decoding_precision(cmd, opts->precision);
   cmd->callback([opts] { run_serve(*opts); });
 }

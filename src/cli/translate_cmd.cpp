@@ -171,8 +171,7 @@ void setup_translate(CLI::App& app) {
                   "also ends when no further line is waiting, so a pipe is answered line by line")
       ->capture_default_str()->check(positive_integer());
   cmd->add_flag("--scores", opts->scores, "prefix each translation with its score (length-normalised log-prob) and a TAB");
-  cmd->add_option("--threads", opts->threads, "CPU threads (default: the model's train.threads)");
-  cmd->add_option("--device", opts->device, "cpu | cuda | cuda:N | auto");
+  add_model_runtime_options(cmd, opts->threads, opts->device);
   add_decoding_precision(cmd, opts->precision);
   cmd->add_option("--attention-out", opts->attention_out,
                   "write an alignment heatmap of each sentence to DIR/NNNNN.png (line number)");

@@ -1,6 +1,7 @@
 #pragma once
 /// @file validators.h
-/// CLI11 validators with plain messages (CLI11's PositiveNumber prints its 309-digit range).
+/// CLI11 validators with plain messages (CLI11's PositiveNumber prints its 309-digit range), and
+/// the option lines that the commands loading a model (translate, serve, align) share.
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -35,6 +36,12 @@ inline CLI::Validator non_negative() {
         return "must be a number >= 0, got '" + value + "'";
       },
       "NUMBER>=0");
+}
+
+/// `--threads` and `--device` of a command that loads a model directory, into `threads` and `device`.
+inline void add_model_runtime_options(CLI::App* cmd, int& threads, std::string& device) {
+  cmd->add_option("--threads", threads, "CPU threads (default: the model's train.threads)");
+  cmd->add_option("--device", device, "cpu | cuda | cuda:N | auto");
 }
 
 /// The `--precision` option of the decoding commands (translate, serve), into `target`.
