@@ -6,11 +6,15 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
+#include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/read_adapter_interface.h>
 #include <spdlog/spdlog.h>
 #include <torch/cuda.h>
 #include <torch/serialize.h>
@@ -130,6 +134,55 @@ std::string encode_container(const std::vector<std::pair<std::string, std::strin
   return out;
 }
 
+/// PyTorchStreamReader's view of bytes in memory (no copy).
+class MemoryReadAdapter : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  MemoryReadAdapter(const char* data, size_t size) : data_(data), size_(size) {}
+  size_t size() const override { return size_; }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
+    if (pos >= size_) return 0;
+    n = std::min<size_t>(n, size_ - pos);
+    std::memcpy(buf, data_ + pos, n);
+    return n;
+  }
+
+ private:
+  const char* data_;
+  size_t size_;
+};
+
+/// Checks the TorchScript class definitions (code/*.py) of the LibTorch archive in
+/// [data, data + size) before LibTorch compiles them. An OutputArchive of tensors and values
+/// declares only attributes there: `class Module(Module):`, `__parameters__ = [...]`,
+/// `__buffers__ = [...]`, `__annotations__ = []`, `__annotations__["key"] = TYPE` and
+/// `name : TYPE`. Anything else is refused, because LibTorch 1.13's importer crashes (SIGSEGV in
+/// ScriptTypeParser::parseClassConstant) on some of it, e.g. a class constant without a type
+/// (`name = int`), which a crafted or corrupt archive with recomputed checksums can hold.
+/// Throws std::runtime_error naming the file and line.
+void check_archive_code(const char* data, size_t size) {
+  static const std::string type = R"([A-Za-z_][A-Za-z0-9_.]*(\[[^=]*\])?)";
+  static const std::regex allowed(
+      R"(class [A-Za-z_][A-Za-z0-9_]*\([A-Za-z_][A-Za-z0-9_.]*\):|)"
+      R"(  __(parameters|buffers)__ = \[("[^"\\]*", )*\]|)"
+      R"(  __annotations__ = \[\]|)"
+      R"(  __annotations__\["[^"\\]*"\] = )" + type + "|" +
+      R"(  [A-Za-z_][A-Za-z0-9_]* : )" + type + "|");
+  caffe2::serialize::PyTorchStreamReader reader(std::make_unique<MemoryReadAdapter>(data, size));
+  for (const auto& name : reader.getAllRecords()) {
+    const bool code = (name.rfind("code/", 0) == 0 || name.find("/code/") != std::string::npos) &&
+                      name.size() > 3 && name.compare(name.size() - 3, 3, ".py") == 0;
+    if (!code) continue;
+    auto [bytes, n] = reader.getRecord(name);
+    std::istringstream lines(std::string(static_cast<const char*>(bytes.get()), n));
+    std::string line;
+    for (int number = 1; std::getline(lines, line); ++number)
+      if (!std::regex_match(line, allowed))
+        throw std::runtime_error("unexpected TorchScript in the archive's " + name + ", line " +
+                                 std::to_string(number) + " ('" + line.substr(0, 60) +
+                                 "'): nmt stores only attribute declarations there (a corrupt or crafted file?)");
+  }
+}
+
 /// Reads a format-2 container from `data`, verifying every checksum; throws (without the file
 /// name, added by the caller) naming what is wrong.
 class ContainerReader {
@@ -219,6 +272,7 @@ class StoredCheckpoint {
     const bool zip = data.size() >= sizeof kZipMagic && std::memcmp(data.data(), kZipMagic, sizeof kZipMagic) == 0;
     if (!zip) throw std::runtime_error(path + ": not an nmt checkpoint (corrupt, truncated, or another file)");
     try {
+      check_archive_code(data.data(), data.size());
       legacy_.load_from(data.data(), data.size(), device);
       if (read_value(legacy_, "nmt_format").toInt() != 1) throw std::runtime_error("unsupported checkpoint format version");
     } catch (const std::exception& e) {
@@ -253,6 +307,11 @@ class StoredCheckpoint {
     }
     auto it = parts_.find(name);
     if (it == parts_.end()) return false;
+    try {
+      check_archive_code(it->second.data(), it->second.size());
+    } catch (const std::exception& e) {
+      throw std::runtime_error("part '" + name + "': " + e.what());
+    }
     out.load_from(it->second.data(), it->second.size(), device_);
     return true;
   }
@@ -489,7 +548,9 @@ void load_optimizer_state(const std::string& path, torch::optim::Optimizer& opti
   } catch (const std::exception& e) {  // LibTorch's errors (c10::Error, torch::jit::ErrorReport) too
     const std::string what = e.what();
     if (what.rfind(path + ":", 0) == 0) throw;
-    throw std::runtime_error(path + ": invalid nmt checkpoint: part 'optimizer': " + what.substr(0, 300));
+    const std::string part = "part 'optimizer': ";  // archive() names it already
+    throw std::runtime_error(path + ": invalid nmt checkpoint: " + (what.rfind(part, 0) == 0 ? "" : part) +
+                             what.substr(0, 300));
   }
 }
 

@@ -1,9 +1,14 @@
 // Checkpoints (io/checkpoint.h): exact round trips, checksummed parts, format 1, atomic writes.
 #include "nmt/io/checkpoint.h"
 
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <random>
+#include <sstream>
 
+#include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -234,6 +239,115 @@ TEST(Checkpoint, AnOptimizerStateThatDoesNotLoadNamesFileAndPart) {
     FAIL() << "expected an exception";
   } catch (const std::runtime_error& e) {
     EXPECT_TRUE(nmt::testing::contains(e.what(), path + ": invalid nmt checkpoint: part 'optimizer': ")) << e.what();
+  }
+}
+
+/// The LibTorch archive `archive` with the first `from` in its code/__torch__.py replaced by
+/// `to`: a well-formed zip file again, as a crafted file would be.
+std::string with_changed_code(const std::string& archive, const std::string& from, const std::string& to) {
+  std::istringstream in(archive);
+  caffe2::serialize::PyTorchStreamReader reader(&in);
+  std::string out;
+  caffe2::serialize::PyTorchStreamWriter writer([&out](const void* p, size_t n) {
+    out.append(static_cast<const char*>(p), n);
+    return n;
+  });
+  bool changed = false;
+  for (const auto& name : reader.getAllRecords()) {
+    if (name == "version" || name == ".data/version") continue;  // writeEndOfFile writes it
+    auto [data, size] = reader.getRecord(name);
+    std::string bytes(static_cast<const char*>(data.get()), size);
+    if (name == "code/__torch__.py" && bytes.find(from) != std::string::npos) {
+      bytes.replace(bytes.find(from), from.size(), to);
+      changed = true;
+    }
+    writer.writeRecord(name, bytes.data(), bytes.size());
+  }
+  writer.writeEndOfFile();
+  EXPECT_TRUE(changed) << "no '" << from << "' in code/__torch__.py";
+  return out;
+}
+
+uint64_t le(const std::string& s, size_t at, int bytes) {
+  uint64_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
+  return v;
+}
+void put_le(std::string& s, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+/// The format-2 file `file` (layout: checkpoint.h) with part `part` transformed by `change`, every
+/// checksum recomputed: only the parsers behind the checksums can tell.
+std::string with_changed_part(const std::string& file, const std::string& part,
+                              const std::function<std::string(const std::string&)>& change) {
+  size_t pos = 12;
+  const uint64_t count = le(file, pos, 4);
+  pos += 4;
+  std::vector<std::string> names;
+  std::vector<uint64_t> sizes;
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint64_t len = le(file, pos, 4);
+    names.push_back(file.substr(pos + 4, len));
+    sizes.push_back(le(file, pos + 4 + len, 8));
+    pos += 4 + len + 16;
+  }
+  pos += 8;
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < names.size(); ++i) {
+    parts.push_back(file.substr(pos, sizes[i]));
+    pos += sizes[i];
+    if (names[i] == part) parts.back() = change(parts.back());
+  }
+  std::string out = file.substr(0, 16);
+  for (size_t i = 0; i < names.size(); ++i) {
+    put_le(out, names[i].size(), 4);
+    out += names[i];
+    put_le(out, parts[i].size(), 8);
+    put_le(out, nmt::io::checksum64(parts[i].data(), parts[i].size()), 8);
+  }
+  put_le(out, nmt::io::checksum64(out.data(), out.size()), 8);
+  for (const auto& p : parts) out += p;
+  return out;
+}
+
+// Found by tests/fuzz/fuzz_checkpoint: an archive part whose TorchScript declares a class constant
+// without a type (`name = int`, one changed character with recomputed checksums) crashed LibTorch
+// 1.13's importer (SIGSEGV in ScriptTypeParser::parseClassConstant). It is now refused before
+// LibTorch parses it, naming the file, the part and the line; so is any code nmt never writes.
+// An unchanged rewrite still loads, so the check does not refuse what LibTorch writes.
+TEST(Checkpoint, UnexpectedCodeInAnArchivePartIsAClearErrorNotACrash) {
+  TempDir dir;
+  const std::string path = save_full_checkpoint(dir);
+  const auto bytes = nmt::testing::read_text(path);
+  auto write_changed = [&](const std::string& part, const std::string& from, const std::string& to) {
+    const std::string bad = dir.file("changed-" + part + ".pt");
+    std::ofstream(bad, std::ios::binary)
+        << with_changed_part(bytes, part, [&](const std::string& a) { return with_changed_code(a, from, to); });
+    return bad;
+  };
+  EXPECT_EQ(load_error(write_changed("state", "__buffers__", "__buffers__")), "");
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"rng_cuda_count : int", "rng_cuda_count = int"}, {"rng_cpu : Tensor", "rng_cpu : Final[int] = 3"}}) {
+    const std::string bad = write_changed("state", from, to);
+    const std::string error = load_error(bad);
+    EXPECT_TRUE(nmt::testing::contains(error, bad + ": invalid nmt checkpoint: part 'state': unexpected TorchScript"))
+        << error;
+    EXPECT_TRUE(nmt::testing::contains(error, "code/__torch__.py, line ")) << error;
+  }
+  const std::string bad_model = write_changed("model", "output_bias : Tensor", "output_bias = int");
+  EXPECT_TRUE(nmt::testing::contains(load_error(bad_model), "part 'model': unexpected TorchScript"))
+      << load_error(bad_model);
+  const std::string bad_optimizer = write_changed("optimizer", "pytorch_version : str", "pytorch_version = str");
+  auto ck = make_checkpoint();
+  torch::optim::Adam adam(ck.model->parameters(), torch::optim::AdamOptions(1e-3));
+  try {
+    nmt::io::load_optimizer_state(bad_optimizer, adam, torch::kCPU);
+    FAIL() << "expected an exception";
+  } catch (const std::runtime_error& e) {
+    EXPECT_TRUE(nmt::testing::contains(e.what(), bad_optimizer + ": invalid nmt checkpoint: part 'optimizer': "
+                                                                 "unexpected TorchScript"))
+        << e.what();
   }
 }
 

@@ -88,7 +88,9 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck, torch::optim
 
 /// Load a checkpoint onto `device`. Throws std::runtime_error naming the file when it is
 /// missing, truncated or not an nmt checkpoint, when it was written in an unknown format version,
-/// and when a part's checksum does not match (naming the part).
+/// when a part's checksum does not match (naming the part), and when a LibTorch archive part
+/// holds TorchScript that nmt never writes (naming the part and the line: LibTorch 1.13 crashes
+/// importing some of it, so it is checked before LibTorch parses the archive).
 Checkpoint load_checkpoint(const std::string& path, c10::Device device);
 
 /// Restore the optimizer state saved in `path` (for --resume), after verifying its checksum.
