@@ -9,17 +9,14 @@
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/utils.h>
 
-#include "nmt/precision.h"
+#include "nmt/models/dropout.h"
 #include "nmt/models/embeddings.h"
+#include "nmt/precision.h"
 
 namespace nmt::models {
 namespace {
 
 const double kSqrtHalf = std::sqrt(0.5);
-
-at::Tensor drop(const at::Tensor& x, double p, bool training) {
-  return training && p > 0 ? at::dropout(x, p, true) : x;
-}
 
 /// Section 3.5: N(0, gain·(1 − p)/n) for a layer of n inputs fed through dropout p; gain 4 before
 /// a GLU (which halves the variance twice over: half the units, and the gate's σ ≈ 1/2).
@@ -92,7 +89,7 @@ ConvS2SEncoderLayerImpl::ConvS2SEncoderLayerImpl(const ModelConfig& c)
 at::Tensor ConvS2SEncoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& keep) {
   // Zeroed padding reads like the zeros beyond the sentence end: a row's outputs do not depend
   // on how much padding its batch needs.
-  auto in = drop(x, dropout_, is_training()) * keep;
+  auto in = models::dropout(x, dropout_, is_training()) * keep;
   auto out = conv_(pad_time(in, (kernel_width_ - 1) / 2, kernel_width_ / 2));
   return (out + x) * kSqrtHalf;
 }
@@ -107,7 +104,7 @@ ConvS2SDecoderLayerImpl::ConvS2SDecoderLayerImpl(const ModelConfig& c) : dropout
 at::Tensor ConvS2SDecoderLayerImpl::forward(const at::Tensor& x, at::Tensor& context, const at::Tensor& target_embedding,
                                             const ConvS2SMemory& memory, at::Tensor* weights) {
   // Causal convolution: the k − 1 positions before x come from the context, none from after.
-  auto padded = at::cat({context, drop(x, dropout_, is_training())}, 1);  // [B, k − 1 + T, H]
+  auto padded = at::cat({context, models::dropout(x, dropout_, is_training())}, 1);  // [B, k − 1 + T, H]
   context = padded.narrow(1, x.size(1), context.size(1));
   auto h = conv_(padded);  // [B, T, H]
   // Multi-step attention (section 3.3).
@@ -161,7 +158,8 @@ ConvS2SSeq2SeqImpl::ConvS2SSeq2SeqImpl(const ModelConfig& config, int64_t src_vo
 
 at::Tensor ConvS2SSeq2SeqImpl::embed(const at::Tensor& tokens, torch::nn::Embedding& table,
                                      torch::nn::Embedding& positions, int64_t start) {
-  return drop(table(tokens) + learned_positions(positions, start, tokens.size(1)), config_.dropout, is_training());
+  return models::dropout(table(tokens) + learned_positions(positions, start, tokens.size(1)), config_.dropout,
+                         is_training());
 }
 
 std::unique_ptr<ConvS2SDecoderState> ConvS2SSeq2SeqImpl::encode(const at::Tensor& src) {
@@ -193,7 +191,7 @@ std::pair<at::Tensor, at::Tensor> ConvS2SSeq2SeqImpl::decode(const at::Tensor& t
     x = decoder_layers_[i]->forward(x, state.contexts[i], g, state.memory, &weights);
     attention = attention.defined() ? attention + weights : weights;
   }
-  auto out = drop(decoder_out_(x), config_.dropout, is_training());  // [B, T, E]
+  auto out = models::dropout(decoder_out_(x), config_.dropout, is_training());  // [B, T, E]
   auto logits = config_.tie_embeddings ? tied_output_(out, tgt_embed_->weight, output_bias_, is_training()) : output_(out);
   state.position += tgt.size(1);
   return {at::log_softmax(at_least_fp32(logits), -1), attention / static_cast<double>(decoder_layers_.size())};

@@ -8,6 +8,7 @@
 #include <torch/nn/init.h>
 #include <torch/utils.h>
 
+#include "nmt/models/dropout.h"
 #include "nmt/precision.h"
 
 namespace nmt::models {
@@ -15,16 +16,12 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
-at::Tensor drop(const at::Tensor& x, double p, bool training) {
-  return training && p > 0 ? at::dropout(x, p, true) : x;
-}
-
-/// Residual connection around `sublayer`: pre-norm x + drop(f(LN(x))), post-norm LN(x + drop(f(x))).
+/// Residual connection around `sublayer`: pre-norm x + dropout(f(LN(x))), post-norm LN(x + dropout(f(x))).
 template <class F>
 at::Tensor residual(const at::Tensor& x, torch::nn::LayerNorm& norm, bool pre_norm, double p,
                     bool training, F&& sublayer) {
-  if (pre_norm) return x + drop(sublayer(norm(x)), p, training);
-  return norm(x + drop(sublayer(x), p, training));
+  if (pre_norm) return x + models::dropout(sublayer(norm(x)), p, training);
+  return norm(x + models::dropout(sublayer(x), p, training));
 }
 
 torch::nn::LayerNorm layer_norm(int64_t d) {
@@ -98,7 +95,7 @@ at::Tensor MultiHeadAttentionImpl::attend(const at::Tensor& q, const at::Tensor&
   if (bias.defined()) scores.add_(bias);
   auto probs = at::softmax(scores, -1);
   if (weights) *weights = g == 1 ? probs : probs.view({N, H, g, T, S}).transpose(1, 2).reshape({B, H, T, S});
-  auto context = at::matmul(drop(probs, attention_dropout_, is_training()), v);  // [N, H, g·T, d_k]
+  auto context = at::matmul(models::dropout(probs, attention_dropout_, is_training()), v);  // [N, H, g·T, d_k]
   // → [N, g, T, H, d_k] → [B, T, d]
   return out_proj_(context.view({N, H, g, T, dk}).permute({0, 2, 3, 1, 4}).reshape({B, T, d_model_}));
 }
@@ -112,7 +109,7 @@ FeedForwardImpl::FeedForwardImpl(int64_t d_model, int64_t ff_dim, double activat
 }
 
 at::Tensor FeedForwardImpl::forward(const at::Tensor& x) {
-  return w2_(drop(at::relu(w1_(x)), activation_dropout_, is_training()));
+  return w2_(models::dropout(at::relu(w1_(x)), activation_dropout_, is_training()));
 }
 
 // ---- layers --------------------------------------------------------------------------------
@@ -274,7 +271,7 @@ at::Tensor TransformerSeq2SeqImpl::embed(const at::Tensor& tokens, torch::nn::Em
   } else {
     pos = sinusoidal_positions(start, L, d, x.options());
   }
-  return drop(x + pos, config_.dropout, is_training());
+  return models::dropout(x + pos, config_.dropout, is_training());
 }
 
 at::Tensor TransformerSeq2SeqImpl::encode(const at::Tensor& src, const at::Tensor& src_bias) {
