@@ -7,9 +7,9 @@
 #include <fstream>
 #include <map>
 #include <memory>
-#include <regex>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
@@ -151,35 +151,116 @@ class MemoryReadAdapter : public caffe2::serialize::ReadAdapterInterface {
   size_t size_;
 };
 
+bool is_name_char(char c, bool first) {
+  return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (!first && c >= '0' && c <= '9');
+}
+
+bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+
+/// `s` is a name ([A-Za-z_][A-Za-z0-9_]*), or with `dotted` names joined by dots.
+bool is_name(std::string_view s, bool dotted = false) {
+  if (s.empty() || !is_name_char(s[0], true)) return false;
+  for (char c : s.substr(1))
+    if (!is_name_char(c, false) && !(dotted && c == '.')) return false;
+  return true;
+}
+
+/// Reads a type as LibTorch prints one from the front of `s`: a dotted name, optionally with
+/// [T, T, ...] arguments, nested at most `depth` deep (LibTorch's type parser recurses, so a
+/// deeply nested type overflows its stack).
+bool read_type(std::string_view& s, int depth) {
+  size_t n = 0;
+  while (n < s.size() && (is_name_char(s[n], n == 0) || (n > 0 && s[n] == '.'))) ++n;
+  if (n == 0) return false;
+  s.remove_prefix(n);
+  if (s.empty() || s[0] != '[') return true;
+  if (depth == 0) return false;
+  s.remove_prefix(1);
+  for (;;) {
+    if (!read_type(s, depth - 1)) return false;
+    if (starts_with(s, ", ")) {
+      s.remove_prefix(2);
+    } else if (starts_with(s, "]")) {
+      s.remove_prefix(1);
+      return true;
+    } else {
+      return false;
+    }
+  }
+}
+
+bool is_type(std::string_view s) { return read_type(s, 4) && s.empty(); }
+
+/// A string literal without quotes or backslashes inside: "..." .
+bool is_plain_string(std::string_view s) {
+  return s.size() >= 2 && s.front() == '"' && s.back() == '"' &&
+         s.substr(1, s.size() - 2).find_first_of("\"\\") == std::string_view::npos;
+}
+
+/// A list of plain strings as LibTorch prints one: [] or ["a", "b", ].
+bool is_string_list(std::string_view s) {
+  if (s.size() < 2 || s.front() != '[' || s.back() != ']') return false;
+  s = s.substr(1, s.size() - 2);
+  while (!s.empty()) {
+    const size_t end = s.find("\", ");
+    if (end == std::string_view::npos || !is_plain_string(s.substr(0, end + 1))) return false;
+    s.remove_prefix(end + 3);
+  }
+  return true;
+}
+
+/// One line of the TorchScript an OutputArchive of tensors and values writes: `class N(M):`,
+/// `  __parameters__ = [...]`, `  __buffers__ = [...]`, `  __annotations__ = []`,
+/// `  __annotations__["key"] = TYPE`, `  name : TYPE`, or an empty line.
+bool is_attribute_declaration(std::string_view line) {
+  if (line.empty()) return true;
+  if (starts_with(line, "class ")) {
+    const size_t open = line.find('(');
+    return open != std::string_view::npos && is_name(line.substr(6, open - 6)) && line.size() >= open + 3 &&
+           line.substr(line.size() - 2) == "):" && is_name(line.substr(open + 1, line.size() - open - 3), true);
+  }
+  if (!starts_with(line, "  ")) return false;
+  line.remove_prefix(2);
+  for (std::string_view list : {"__parameters__ = ", "__buffers__ = "})
+    if (starts_with(line, list)) return is_string_list(line.substr(list.size()));
+  if (line == "__annotations__ = []") return true;
+  if (starts_with(line, "__annotations__[")) {
+    const size_t close = line.find("] = ");
+    return close != std::string_view::npos && is_plain_string(line.substr(16, close - 16)) &&
+           is_type(line.substr(close + 4));
+  }
+  const size_t colon = line.find(" : ");
+  return colon != std::string_view::npos && is_name(line.substr(0, colon)) && is_type(line.substr(colon + 3));
+}
+
 /// Checks the TorchScript class definitions (code/*.py) of the LibTorch archive in
 /// [data, data + size) before LibTorch compiles them. An OutputArchive of tensors and values
-/// declares only attributes there: `class Module(Module):`, `__parameters__ = [...]`,
-/// `__buffers__ = [...]`, `__annotations__ = []`, `__annotations__["key"] = TYPE` and
-/// `name : TYPE`. Anything else is refused, because LibTorch 1.13's importer crashes (SIGSEGV in
-/// ScriptTypeParser::parseClassConstant) on some of it, e.g. a class constant without a type
-/// (`name = int`), which a crafted or corrupt archive with recomputed checksums can hold.
-/// Throws std::runtime_error naming the file and line.
+/// declares only attributes there (is_attribute_declaration); anything else is refused, because
+/// LibTorch 1.13's importer crashes (SIGSEGV in ScriptTypeParser::parseClassConstant) on some of
+/// it, e.g. a class constant without a type (`name = int`), which a crafted or corrupt archive
+/// with recomputed checksums can hold. (A hand-written check: std::regex recurses per character
+/// and overflows the stack on a long line.) Throws std::runtime_error naming the file and line.
 void check_archive_code(const char* data, size_t size) {
-  static const std::string type = R"([A-Za-z_][A-Za-z0-9_.]*(\[[^=]*\])?)";
-  static const std::regex allowed(
-      R"(class [A-Za-z_][A-Za-z0-9_]*\([A-Za-z_][A-Za-z0-9_.]*\):|)"
-      R"(  __(parameters|buffers)__ = \[("[^"\\]*", )*\]|)"
-      R"(  __annotations__ = \[\]|)"
-      R"(  __annotations__\["[^"\\]*"\] = )" + type + "|" +
-      R"(  [A-Za-z_][A-Za-z0-9_]* : )" + type + "|");
   caffe2::serialize::PyTorchStreamReader reader(std::make_unique<MemoryReadAdapter>(data, size));
   for (const auto& name : reader.getAllRecords()) {
     const bool code = (name.rfind("code/", 0) == 0 || name.find("/code/") != std::string::npos) &&
                       name.size() > 3 && name.compare(name.size() - 3, 3, ".py") == 0;
     if (!code) continue;
     auto [bytes, n] = reader.getRecord(name);
-    std::istringstream lines(std::string(static_cast<const char*>(bytes.get()), n));
-    std::string line;
-    for (int number = 1; std::getline(lines, line); ++number)
-      if (!std::regex_match(line, allowed))
-        throw std::runtime_error("unexpected TorchScript in the archive's " + name + ", line " +
-                                 std::to_string(number) + " ('" + line.substr(0, 60) +
-                                 "'): nmt stores only attribute declarations there (a corrupt or crafted file?)");
+    const std::string_view text(static_cast<const char*>(bytes.get()), n);
+    size_t at = 0;
+    for (int number = 1; at < text.size(); ++number) {
+      const size_t end = std::min(text.find('\n', at), text.size());
+      const std::string_view line = text.substr(at, end - at);
+      at = end + 1;
+      if (is_attribute_declaration(line)) continue;
+      std::string shown(line.substr(0, 60));
+      for (char& c : shown)
+        if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+      throw std::runtime_error("unexpected TorchScript in the archive's " + name + ", line " + std::to_string(number) +
+                               " ('" + shown + "'): nmt stores only attribute declarations there (a corrupt or " +
+                               "crafted file?)");
+    }
   }
 }
 

@@ -277,6 +277,12 @@ void put_le(std::string& s, uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
+std::string repeat(const std::string& s, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += s;
+  return out;
+}
+
 /// The format-2 file `file` (layout: checkpoint.h) with part `part` transformed by `change`, every
 /// checksum recomputed: only the parsers behind the checksums can tell.
 std::string with_changed_part(const std::string& file, const std::string& part,
@@ -314,7 +320,8 @@ std::string with_changed_part(const std::string& file, const std::string& part,
 // Found by tests/fuzz/fuzz_checkpoint: an archive part whose TorchScript declares a class constant
 // without a type (`name = int`, one changed character with recomputed checksums) crashed LibTorch
 // 1.13's importer (SIGSEGV in ScriptTypeParser::parseClassConstant). It is now refused before
-// LibTorch parses it, naming the file, the part and the line; so is any code nmt never writes.
+// LibTorch parses it, naming the file, the part and the line; so is any code nmt never writes,
+// and a type nested so deep that LibTorch's recursive type parser overflows the stack.
 // An unchanged rewrite still loads, so the check does not refuse what LibTorch writes.
 TEST(Checkpoint, UnexpectedCodeInAnArchivePartIsAClearErrorNotACrash) {
   TempDir dir;
@@ -328,7 +335,10 @@ TEST(Checkpoint, UnexpectedCodeInAnArchivePartIsAClearErrorNotACrash) {
   };
   EXPECT_EQ(load_error(write_changed("state", "__buffers__", "__buffers__")), "");
   for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
-           {"rng_cuda_count : int", "rng_cuda_count = int"}, {"rng_cpu : Tensor", "rng_cpu : Final[int] = 3"}}) {
+           {"rng_cuda_count : int", "rng_cuda_count = int"},
+           {"rng_cpu : Tensor", "rng_cpu : Final[int] = 3"},
+           // LibTorch's type parser recursed into this one until the stack overflowed (SIGSEGV).
+           {"rng_cuda_count : int", "rng_cuda_count : " + repeat("List[", 50000) + "int" + repeat("]", 50000)}}) {
     const std::string bad = write_changed("state", from, to);
     const std::string error = load_error(bad);
     EXPECT_TRUE(nmt::testing::contains(error, bad + ": invalid nmt checkpoint: part 'state': unexpected TorchScript"))
