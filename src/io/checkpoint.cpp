@@ -151,6 +151,12 @@ class MemoryReadAdapter : public caffe2::serialize::ReadAdapterInterface {
   size_t size_;
 };
 
+/// An exception's message; for LibTorch's c10::Error without the C++ backtrace it appends.
+std::string message_of(const std::exception& e) {
+  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) return c10_error->what_without_backtrace();
+  return e.what();
+}
+
 bool is_name_char(char c, bool first) {
   return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (!first && c >= '0' && c <= '9');
 }
@@ -358,7 +364,7 @@ class StoredCheckpoint {
       if (read_value(legacy_, "nmt_format").toInt() != 1) throw std::runtime_error("unsupported checkpoint format version");
     } catch (const std::exception& e) {
       throw std::runtime_error(path + ": not a readable nmt checkpoint (corrupt or truncated?): " +
-                               std::string(e.what()).substr(0, 200));
+                               message_of(e).substr(0, 200));
     }
     is_legacy_ = true;
     spdlog::warn("{}: written by an older nmt (checkpoint format 1, without checksums): its integrity cannot "
@@ -390,10 +396,10 @@ class StoredCheckpoint {
     if (it == parts_.end()) return false;
     try {
       check_archive_code(it->second.data(), it->second.size());
+      out.load_from(it->second.data(), it->second.size(), device_);
     } catch (const std::exception& e) {
-      throw std::runtime_error("part '" + name + "': " + e.what());
+      throw std::runtime_error("part '" + name + "': " + message_of(e));
     }
-    out.load_from(it->second.data(), it->second.size(), device_);
     return true;
   }
 
@@ -615,7 +621,7 @@ Checkpoint load_checkpoint(const std::string& path, c10::Device device) {
       ck.ema->to(device);
     }
   } catch (const std::exception& e) {
-    throw std::runtime_error(path + ": invalid nmt checkpoint: " + std::string(e.what()).substr(0, 300));
+    throw std::runtime_error(path + ": invalid nmt checkpoint: " + message_of(e).substr(0, 300));
   }
   return ck;
 }
@@ -627,7 +633,7 @@ void load_optimizer_state(const std::string& path, torch::optim::Optimizer& opti
     if (!stored.archive("optimizer", opt_archive)) throw std::runtime_error(path + ": checkpoint holds no optimizer state");
     optimizer.load(opt_archive);
   } catch (const std::exception& e) {  // LibTorch's errors (c10::Error, torch::jit::ErrorReport) too
-    const std::string what = e.what();
+    const std::string what = message_of(e);
     if (what.rfind(path + ":", 0) == 0) throw;
     const std::string part = "part 'optimizer': ";  // archive() names it already
     throw std::runtime_error(path + ": invalid nmt checkpoint: " + (what.rfind(part, 0) == 0 ? "" : part) +

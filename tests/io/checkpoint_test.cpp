@@ -361,4 +361,17 @@ TEST(Checkpoint, UnexpectedCodeInAnArchivePartIsAClearErrorNotACrash) {
   }
 }
 
+// Found by tests/fuzz/fuzz_checkpoint: a state part whose zip record `version` claims an
+// unsupported compression method (checksums recomputed). LibTorch's error names the record; the
+// message carries neither LibTorch's C++ backtrace nor anything but one line.
+TEST(Checkpoint, ACorruptArchiveIsOneLineNamingThePartWithoutLibTorchsBacktrace) {
+  const std::string path =
+      nmt::testing::source_path("tests/fuzz/corpus/checkpoint/regression-unsupported-zip-method.pt");
+  const std::string error = load_error(path);
+  EXPECT_TRUE(nmt::testing::contains(error, path + ": invalid nmt checkpoint: part 'state': ")) << error;
+  EXPECT_TRUE(nmt::testing::contains(error, "version")) << error;
+  EXPECT_FALSE(nmt::testing::contains(error, "Exception raised from")) << error;
+  EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+}
+
 }  // namespace
