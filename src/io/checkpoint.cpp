@@ -388,19 +388,17 @@ class StoredCheckpoint {
 
   /// A LibTorch archive part (state, model, optimizer) into `out`; false when absent.
   bool archive(const std::string& name, torch::serialize::InputArchive& out) {
-    if (is_legacy_) {
-      if (name == "state") throw std::logic_error("format 1 keeps the state at the top level");
-      return legacy_.try_read(name, out);
-    }
-    auto it = parts_.find(name);
-    if (it == parts_.end()) return false;
+    if (is_legacy_ && name == "state") throw std::logic_error("format 1 keeps the state at the top level");
     try {
+      if (is_legacy_) return legacy_.try_read(name, out);
+      auto it = parts_.find(name);
+      if (it == parts_.end()) return false;
       check_archive_code(it->second.data(), it->second.size());
       out.load_from(it->second.data(), it->second.size(), device_);
+      return true;
     } catch (const std::exception& e) {
       throw std::runtime_error("part '" + name + "': " + message_of(e));
     }
-    return true;
   }
 
   TrainingState state() {
@@ -629,15 +627,17 @@ Checkpoint load_checkpoint(const std::string& path, c10::Device device) {
 void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer, c10::Device device) {
   StoredCheckpoint stored(path, device);
   torch::serialize::InputArchive opt_archive;
+  bool present = false;
   try {
-    if (!stored.archive("optimizer", opt_archive)) throw std::runtime_error(path + ": checkpoint holds no optimizer state");
+    present = stored.archive("optimizer", opt_archive);  // its errors name the part
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": invalid nmt checkpoint: " + message_of(e).substr(0, 300));
+  }
+  if (!present) throw std::runtime_error(path + ": checkpoint holds no optimizer state");
+  try {
     optimizer.load(opt_archive);
   } catch (const std::exception& e) {  // LibTorch's errors (c10::Error, torch::jit::ErrorReport) too
-    const std::string what = message_of(e);
-    if (what.rfind(path + ":", 0) == 0) throw;
-    const std::string part = "part 'optimizer': ";  // archive() names it already
-    throw std::runtime_error(path + ": invalid nmt checkpoint: " + (what.rfind(part, 0) == 0 ? "" : part) +
-                             what.substr(0, 300));
+    throw std::runtime_error(path + ": invalid nmt checkpoint: part 'optimizer': " + message_of(e).substr(0, 300));
   }
 }
 
