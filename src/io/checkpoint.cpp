@@ -239,34 +239,106 @@ bool is_attribute_declaration(std::string_view line) {
   return colon != std::string_view::npos && is_name(line.substr(0, colon)) && is_type(line.substr(colon + 3));
 }
 
-/// Checks the TorchScript class definitions (code/*.py) of the LibTorch archive in
-/// [data, data + size) before LibTorch compiles them. An OutputArchive of tensors and values
-/// declares only attributes there (is_attribute_declaration); anything else is refused, because
-/// LibTorch 1.13's importer crashes (SIGSEGV in ScriptTypeParser::parseClassConstant) on some of
-/// it, e.g. a class constant without a type (`name = int`), which a crafted or corrupt archive
-/// with recomputed checksums can hold. (A hand-written check: std::regex recurses per character
-/// and overflows the stack on a long line.) Throws std::runtime_error naming the file and line.
-void check_archive_code(const char* data, size_t size) {
+/// Checks the TorchScript class definitions `text` of the archive record `name` (code/*.py):
+/// an OutputArchive of tensors and values declares only attributes there
+/// (is_attribute_declaration); anything else is refused, because LibTorch 1.13's importer crashes
+/// (SIGSEGV in ScriptTypeParser::parseClassConstant) on some of it, e.g. a class constant without
+/// a type (`name = int`), which a crafted or corrupt archive with recomputed checksums can hold.
+/// (A hand-written check: std::regex recurses per character and overflows the stack on a long
+/// line.) Throws std::runtime_error naming the record and line.
+void check_code(const std::string& name, std::string_view text) {
+  size_t at = 0;
+  for (int number = 1; at < text.size(); ++number) {
+    const size_t end = std::min(text.find('\n', at), text.size());
+    const std::string_view line = text.substr(at, end - at);
+    at = end + 1;
+    if (is_attribute_declaration(line)) continue;
+    std::string shown(line.substr(0, 60));
+    for (char& c : shown)
+      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+    throw std::runtime_error("unexpected TorchScript in the archive's " + name + ", line " + std::to_string(number) +
+                             " ('" + shown + "'): nmt stores only attribute declarations there (a corrupt or " +
+                             "crafted file?)");
+  }
+}
+
+/// Walks the pickle program `p` of the archive record `name` (data.pkl, constants.pkl) opcode by
+/// opcode as LibTorch 1.13's Unpickler reads it (torch/csrc/jit/serialization/unpickler.cpp;
+/// opcodes as in Python's pickletools), only to check that every argument lies inside the record.
+/// The Unpickler allocates a string's stated length before it reads the bytes, so a corrupt
+/// 32-bit length made it reserve up to 4 GiB before failing (a tests/fuzz/fuzz_checkpoint
+/// finding). Stops at STOP, and at an opcode the Unpickler does not read either (it then reports
+/// that itself). Throws std::runtime_error naming the record and the byte offset.
+void check_pickle(const std::string& name, std::string_view p) {
+  size_t at = 0;
+  auto need = [&](uint64_t n, const char* what) {
+    if (n > p.size() - at)
+      throw std::runtime_error("corrupt " + name + ": " + what + " of " + std::to_string(n) + " bytes at byte " +
+                               std::to_string(at) + " runs past its end (" + std::to_string(p.size()) +
+                               " bytes; a corrupt or crafted file?)");
+  };
+  auto length = [&](int bytes) {  // a little-endian length argument, consumed
+    need(bytes, "a length");
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[at + i]);
+    at += bytes;
+    return v;
+  };
+  while (at < p.size()) {
+    const auto op = static_cast<unsigned char>(p[at++]);
+    switch (op) {
+      case '.':  // STOP
+        return;
+      case '(': case ']': case ')': case '}': case 'N': case 't': case 'e': case 'l': case 'd': case 'u':
+      case 'a': case 's': case 'b': case 'R': case 'Q': case 0x81: case 0x85: case 0x86: case 0x87: case 0x88:
+      case 0x89:  // MARK, containers, NONE, TUPLE*, APPEND(S), SETITEM(S), BUILD, REDUCE, BINPERSID, NEWOBJ, bools
+        break;
+      case 0x80: case 'q': case 'K': case 'h':  // PROTO, BINPUT, BININT1, BINGET: 1 byte
+      case 'M':                                 // BININT2: 2 bytes
+      case 'r': case 'J': case 'j':             // LONG_BINPUT, BININT, LONG_BINGET: 4 bytes
+      case 'G': {                               // BINFLOAT: 8 bytes
+        const int n = op == 'M' ? 2 : (op == 'r' || op == 'J' || op == 'j') ? 4 : op == 'G' ? 8 : 1;
+        need(n, "an argument");
+        at += n;
+        break;
+      }
+      case 0x8a: case 'U': case 'X': case 0x8d: {  // LONG1, SHORT_BINSTRING, BINUNICODE, BINUNICODE8
+        const uint64_t n = length(op == 'X' ? 4 : op == 0x8d ? 8 : 1);
+        need(n, op == 0x8a ? "an integer" : "a string");
+        at += n;
+        break;
+      }
+      case 'c':  // GLOBAL: module and class name, each ending in a newline
+        for (int i = 0; i < 2; ++i) {
+          const size_t end = p.find('\n', at);
+          if (end == std::string_view::npos) need(p.size() - at + 1, "a global name");
+          at = end + 1;
+        }
+        break;
+      default:
+        return;
+    }
+  }
+}
+
+/// Checks the records of the LibTorch archive in [data, data + size) before LibTorch reads them:
+/// its TorchScript class definitions (check_code) and its pickles (check_pickle). Throws
+/// std::runtime_error naming the record.
+void check_archive(const char* data, size_t size) {
   caffe2::serialize::PyTorchStreamReader reader(std::make_unique<MemoryReadAdapter>(data, size));
+  auto ends_with = [](const std::string& s, std::string_view end) {
+    return s.size() >= end.size() && s.compare(s.size() - end.size(), end.size(), end) == 0;
+  };
   for (const auto& name : reader.getAllRecords()) {
-    const bool code = (name.rfind("code/", 0) == 0 || name.find("/code/") != std::string::npos) &&
-                      name.size() > 3 && name.compare(name.size() - 3, 3, ".py") == 0;
-    if (!code) continue;
+    const bool code = (name.rfind("code/", 0) == 0 || name.find("/code/") != std::string::npos) && ends_with(name, ".py");
+    const bool pickle = ends_with(name, ".pkl");
+    if (!code && !pickle) continue;
     auto [bytes, n] = reader.getRecord(name);
     const std::string_view text(static_cast<const char*>(bytes.get()), n);
-    size_t at = 0;
-    for (int number = 1; at < text.size(); ++number) {
-      const size_t end = std::min(text.find('\n', at), text.size());
-      const std::string_view line = text.substr(at, end - at);
-      at = end + 1;
-      if (is_attribute_declaration(line)) continue;
-      std::string shown(line.substr(0, 60));
-      for (char& c : shown)
-        if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
-      throw std::runtime_error("unexpected TorchScript in the archive's " + name + ", line " + std::to_string(number) +
-                               " ('" + shown + "'): nmt stores only attribute declarations there (a corrupt or " +
-                               "crafted file?)");
-    }
+    if (code)
+      check_code(name, text);
+    else
+      check_pickle(name, text);
   }
 }
 
@@ -359,7 +431,7 @@ class StoredCheckpoint {
     const bool zip = data.size() >= sizeof kZipMagic && std::memcmp(data.data(), kZipMagic, sizeof kZipMagic) == 0;
     if (!zip) throw std::runtime_error(path + ": not an nmt checkpoint (corrupt, truncated, or another file)");
     try {
-      check_archive_code(data.data(), data.size());
+      check_archive(data.data(), data.size());
       legacy_.load_from(data.data(), data.size(), device);
       if (read_value(legacy_, "nmt_format").toInt() != 1) throw std::runtime_error("unsupported checkpoint format version");
     } catch (const std::exception& e) {
@@ -393,7 +465,7 @@ class StoredCheckpoint {
       if (is_legacy_) return legacy_.try_read(name, out);
       auto it = parts_.find(name);
       if (it == parts_.end()) return false;
-      check_archive_code(it->second.data(), it->second.size());
+      check_archive(it->second.data(), it->second.size());
       out.load_from(it->second.data(), it->second.size(), device_);
       return true;
     } catch (const std::exception& e) {

@@ -242,9 +242,10 @@ TEST(Checkpoint, AnOptimizerStateThatDoesNotLoadNamesFileAndPart) {
   }
 }
 
-/// The LibTorch archive `archive` with the first `from` in its code/__torch__.py replaced by
-/// `to`: a well-formed zip file again, as a crafted file would be.
-std::string with_changed_code(const std::string& archive, const std::string& from, const std::string& to) {
+/// The LibTorch archive `archive` with its record `record` transformed by `change`: a well-formed
+/// zip file again, as a crafted file would be.
+std::string with_changed_record(const std::string& archive, const std::string& record,
+                                const std::function<std::string(std::string)>& change) {
   std::istringstream in(archive);
   caffe2::serialize::PyTorchStreamReader reader(&in);
   std::string out;
@@ -252,20 +253,29 @@ std::string with_changed_code(const std::string& archive, const std::string& fro
     out.append(static_cast<const char*>(p), n);
     return n;
   });
-  bool changed = false;
+  bool found = false;
   for (const auto& name : reader.getAllRecords()) {
     if (name == "version" || name == ".data/version") continue;  // writeEndOfFile writes it
     auto [data, size] = reader.getRecord(name);
     std::string bytes(static_cast<const char*>(data.get()), size);
-    if (name == "code/__torch__.py" && bytes.find(from) != std::string::npos) {
-      bytes.replace(bytes.find(from), from.size(), to);
-      changed = true;
+    if (name == record) {
+      bytes = change(bytes);
+      found = true;
     }
     writer.writeRecord(name, bytes.data(), bytes.size());
   }
   writer.writeEndOfFile();
-  EXPECT_TRUE(changed) << "no '" << from << "' in code/__torch__.py";
+  EXPECT_TRUE(found) << "no record " << record;
   return out;
+}
+
+/// `archive` with the first `from` in its code/__torch__.py replaced by `to`.
+std::string with_changed_code(const std::string& archive, const std::string& from, const std::string& to) {
+  return with_changed_record(archive, "code/__torch__.py", [&](std::string code) {
+    EXPECT_NE(code.find(from), std::string::npos) << "no '" << from << "' in code/__torch__.py";
+    if (code.find(from) != std::string::npos) code.replace(code.find(from), from.size(), to);
+    return code;
+  });
 }
 
 uint64_t le(const std::string& s, size_t at, int bytes) {
@@ -372,6 +382,41 @@ TEST(Checkpoint, ACorruptArchiveIsOneLineNamingThePartWithoutLibTorchsBacktrace)
   EXPECT_TRUE(nmt::testing::contains(error, "version")) << error;
   EXPECT_FALSE(nmt::testing::contains(error, "Exception raised from")) << error;
   EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+}
+
+// Found by tests/fuzz/fuzz_checkpoint: a changed string length in a part's pickle (checksums
+// recomputed) made LibTorch's unpickler allocate the stated length (~1.9 GB there) before it found
+// the record too short. The length is now checked against the record first: the error names the
+// part and the record, and it is not LibTorch's "Unexpected end of pickler archive" after the
+// allocation.
+TEST(Checkpoint, AStringLengthPastTheEndOfAPickleIsRefusedBeforeLibTorchAllocatesIt) {
+  TempDir dir;
+  const std::string path = save_full_checkpoint(dir);
+  const auto bytes = nmt::testing::read_text(path);
+  const std::string key = "rng_cuda_count";  // a BINUNICODE string of the state's attribute dict
+  std::string binunicode = "X";
+  put_le(binunicode, key.size(), 4);
+  binunicode += key;
+  for (const bool one_byte_too_many : {false, true}) {  // ~2 GB, then the shortest length past the end
+    uint64_t length = 0x7ffffff0;
+    const std::string bad = dir.file(std::string("long-string-") + (one_byte_too_many ? "1" : "2G") + ".pt");
+    std::ofstream(bad, std::ios::binary) << with_changed_part(bytes, "state", [&](const std::string& a) {
+      return with_changed_record(a, "data.pkl", [&](std::string pickle) {
+        const size_t at = pickle.find(binunicode);
+        EXPECT_NE(at, std::string::npos) << "no BINUNICODE '" << key << "' in data.pkl";
+        if (at == std::string::npos) return pickle;
+        if (one_byte_too_many) length = pickle.size() - (at + 5) + 1;
+        std::string changed = "X";
+        put_le(changed, length, 4);
+        return pickle.replace(at, 5, changed);
+      });
+    });
+    const std::string error = load_error(bad);
+    EXPECT_TRUE(nmt::testing::contains(error, bad + ": invalid nmt checkpoint: part 'state': corrupt data.pkl: a string of " +
+                                                  std::to_string(length) + " bytes at byte "))
+        << error;
+    EXPECT_TRUE(nmt::testing::contains(error, "runs past its end")) << error;
+  }
 }
 
 }  // namespace

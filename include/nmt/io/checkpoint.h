@@ -90,7 +90,9 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck, torch::optim
 /// missing, truncated or not an nmt checkpoint, when it was written in an unknown format version,
 /// when a part's checksum does not match (naming the part), and when a LibTorch archive part
 /// holds TorchScript that nmt never writes (naming the part and the line: LibTorch 1.13 crashes
-/// importing some of it, so it is checked before LibTorch parses the archive).
+/// importing some of it, so it is checked before LibTorch parses the archive), and when a
+/// part's pickle holds an argument that runs past its end (naming the part, record and byte
+/// offset: LibTorch would first allocate its stated length, up to 4 GiB).
 Checkpoint load_checkpoint(const std::string& path, c10::Device device);
 
 /// Restore the optimizer state saved in `path` (for --resume), after verifying its checksum.
