@@ -15,7 +15,9 @@ namespace nmt {
 ///    (otherwise every training step re-faults hundreds of MB of fresh pages);
 ///  - ATen's OpenMP workers must wait passively between operators, or they spin and starve
 ///    OpenBLAS's own threads. libgomp reads OMP_WAIT_POLICY only when it is loaded, so when the
-///    variable is unset this re-executes the program once with OMP_WAIT_POLICY=PASSIVE.
+///    variable is unset this re-executes the program once with OMP_WAIT_POLICY=PASSIVE;
+///  - oneDNN's primitive cache (bf16 and int8 products) is bounded to 32 shapes unless
+///    ONEDNN_PRIMITIVE_CACHE_CAPACITY is set (unbounded, bf16 training grew to 3× fp32's memory).
 /// Returns normally when no re-execution was needed (or it failed).
 void tune_process(char** argv);
 

@@ -31,10 +31,10 @@ bool cpu_has_vnni() {
 /// Selects the engine once (process-wide, as LibTorch's setting is) and says which it is.
 c10::QEngine select_engine() {
   static const c10::QEngine engine = [] {
-    // oneDNN keeps a primitive for every input shape it has seen (1,024 by default), and beam
-    // search changes the number of rows at almost every step: with the default cache int8
-    // decoding of test2016 held twice fp32's memory (1.28 against 0.67 GB). oneDNN reads this
-    // when it creates its first primitive, which packing does; a user's setting is kept.
+    // oneDNN's primitive cache is bounded for the whole process by nmt::tune_process (with the
+    // default, int8 decoding of test2016 held twice fp32's memory: 1.28 against 0.67 GB); a
+    // program that skips tune_process gets the same bound here, before packing creates the
+    // first primitive.
     setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "32", /*overwrite=*/0);
     const auto supported = at::globalContext().supportedQEngines();
     auto has = [&](c10::QEngine e) { return std::find(supported.begin(), supported.end(), e) != supported.end(); };
