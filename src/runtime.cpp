@@ -24,11 +24,7 @@ namespace nmt {
 void tune_process(char** argv) {
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  // oneDNN keeps a primitive, with its memory, for every shape it has seen (1,024 by default);
-  // batch shapes and beam search's row counts change all the time. Unbounded, bf16 training of
-  // the Transformer grew to 4.4 GB in 1,000 updates (fp32: 1.5 GB) and int8 decoding held twice
-  // fp32's memory. oneDNN reads this when it creates its first primitive; a user's setting is kept.
-  setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "32", /*overwrite=*/0);
+  bound_onednn_primitive_cache();
   if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("NMT_NO_REEXEC") == nullptr) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
     setenv("NMT_NO_REEXEC", "1", 1);  // never loop, whatever happens to the variable
@@ -39,6 +35,8 @@ void tune_process(char** argv) {
     // exec failed: carry on in this process with spinning OpenMP workers (slower, still correct)
   }
 }
+
+void bound_onednn_primitive_cache() { setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "32", /*overwrite=*/0); }
 
 int setup_threads(int threads) {
   const int n = resolve_threads(threads);

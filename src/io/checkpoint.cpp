@@ -239,6 +239,13 @@ bool is_attribute_declaration(std::string_view line) {
   return colon != std::string_view::npos && is_name(line.substr(0, colon)) && is_type(line.substr(colon + 3));
 }
 
+/// The `bytes`-byte little-endian unsigned integer at `p` (the container's and pickle's layout).
+uint64_t get_le(const char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
 /// Checks the TorchScript class definitions `text` of the archive record `name` (code/*.py):
 /// an OutputArchive of tensors and values declares only attributes there
 /// (is_attribute_declaration); anything else is refused, because LibTorch 1.13's importer crashes
@@ -279,8 +286,7 @@ void check_pickle(const std::string& name, std::string_view p) {
   };
   auto length = [&](int bytes) {  // a little-endian length argument, consumed
     need(bytes, "a length");
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[at + i]);
+    const uint64_t v = get_le(p.data() + at, bytes);
     at += bytes;
     return v;
   };
@@ -390,12 +396,7 @@ class ContainerReader {
     pos_ += n;
     return s;
   }
-  uint64_t le(int bytes) {
-    const std::string s = take(bytes);
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(s[i]);
-    return v;
-  }
+  uint64_t le(int bytes) { return get_le(take(bytes).data(), bytes); }
   uint32_t u32() { return static_cast<uint32_t>(le(4)); }
   uint64_t u64() { return le(8); }
 

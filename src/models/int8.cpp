@@ -9,6 +9,8 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
 
+#include "nmt/runtime.h"
+
 namespace nmt::models {
 namespace {
 
@@ -31,11 +33,8 @@ bool cpu_has_vnni() {
 /// Selects the engine once (process-wide, as LibTorch's setting is) and says which it is.
 c10::QEngine select_engine() {
   static const c10::QEngine engine = [] {
-    // oneDNN's primitive cache is bounded for the whole process by nmt::tune_process (with the
-    // default, int8 decoding of test2016 held twice fp32's memory: 1.28 against 0.67 GB); a
-    // program that skips tune_process gets the same bound here, before packing creates the
-    // first primitive.
-    setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "32", /*overwrite=*/0);
+    // Before packing creates the first primitive, for programs that skip nmt::tune_process.
+    bound_onednn_primitive_cache();
     const auto supported = at::globalContext().supportedQEngines();
     auto has = [&](c10::QEngine e) { return std::find(supported.begin(), supported.end(), e) != supported.end(); };
     for (auto e : {c10::QEngine::FBGEMM, c10::QEngine::ONEDNN})
