@@ -7,6 +7,7 @@
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]   (default: all four targets)
 # Build directories: build-fuzz/ ($NMT_FUZZ_BUILD_DIR); fuzz_checkpoint links the models from the
 # g++ build in build/ ($NMT_BUILD_DIR), built first when missing (tests/fuzz/CMakeLists.txt).
+# NMT_FUZZ_JOBS: compile jobs for the fuzz build (default: all cores).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${NMT_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}"
@@ -24,7 +25,7 @@ cmake --build "$MAIN" --target nmtlib nmt_spm >/dev/null  # fuzz_checkpoint link
 CXX="$(command -v clang++-14 || command -v clang++)"
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="$CXX" \
       -DNMT_BUILD_FUZZERS=ON -DNMT_MAIN_BUILD_DIR="$MAIN" >/dev/null
-cmake --build "$BUILD" -j "$(nproc)" --target "${TARGETS[@]}"
+cmake --build "$BUILD" -j "${NMT_FUZZ_JOBS:-$(nproc)}" --target "${TARGETS[@]}"
 mkdir -p "$BUILD/findings"
 status=0
 for target in "${TARGETS[@]}"; do

@@ -30,6 +30,12 @@ void set_autocast_dtype(bool cuda, at::ScalarType t) {
 }
 #endif
 
+}  // namespace
+
+bool autocast_enabled(c10::Device device) { return autocast_enabled(device.is_cuda()); }
+
+namespace {
+
 double gemm_rate(c10::Device device, at::ScalarType dtype, int64_t n, double seconds) {
   // Values from arange, not the random generator (whose state a resumed run must repeat).
   const auto options = at::TensorOptions().device(device).dtype(at::kFloat);

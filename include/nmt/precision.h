@@ -71,6 +71,9 @@ class AutocastGuard {
   int previous_dtype_ = 0;  ///< c10::ScalarType as int (no ATen header here)
 };
 
+/// Whether autocast is on for `device`'s type in this thread (inside an AutocastGuard for bf16).
+bool autocast_enabled(c10::Device device);
+
 /// `t` in fp32 when it is bf16 or fp16 (an autocast product); other tensors (fp32, fp64, integer,
 /// undefined) as they are. The models apply it to attention scores and logits before (log-)softmax.
 at::Tensor at_least_fp32(const at::Tensor& t);

@@ -5,11 +5,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
+#include <unordered_set>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
@@ -269,15 +272,50 @@ void check_code(const std::string& name, std::string_view text) {
   }
 }
 
+/// The size in bytes of one element of a storage class of a pickle ("FloatStorage", ...), or 0.
+size_t storage_itemsize(std::string_view storage_class) {
+  static const std::map<std::string_view, size_t> sizes = {
+      {"DoubleStorage", 8}, {"FloatStorage", 4}, {"HalfStorage", 2}, {"BFloat16Storage", 2},
+      {"LongStorage", 8},   {"IntStorage", 4},   {"ShortStorage", 2}, {"CharStorage", 1},
+      {"ByteStorage", 1},   {"BoolStorage", 1},  {"ComplexFloatStorage", 8}, {"ComplexDoubleStorage", 16}};
+  const auto it = sizes.find(storage_class);
+  return it == sizes.end() ? 0 : it->second;
+}
+
 /// Walks the pickle program `p` of the archive record `name` (data.pkl, constants.pkl) opcode by
 /// opcode as LibTorch 1.13's Unpickler reads it (torch/csrc/jit/serialization/unpickler.cpp;
-/// opcodes as in Python's pickletools), only to check that every argument lies inside the record.
-/// The Unpickler allocates a string's stated length before it reads the bytes, so a corrupt
-/// 32-bit length made it reserve up to 4 GiB before failing (a tests/fuzz/fuzz_checkpoint
-/// finding). Stops at STOP, and at an opcode the Unpickler does not read either (it then reports
-/// that itself). Throws std::runtime_error naming the record and the byte offset.
-void check_pickle(const std::string& name, std::string_view p) {
-  size_t at = 0;
+/// opcodes as in Python's pickletools), with the same stack, marks and memo, holding the values
+/// that tensor storages are made of (strings, integers, globals, tuples) and a placeholder for
+/// the rest. It refuses, before LibTorch reads the record:
+///  - an argument that runs past the record's end: the Unpickler allocates a string's stated
+///    length before it reads the bytes, so a corrupt 32-bit length made it reserve up to 4 GiB
+///    (a tests/fuzz/fuzz_checkpoint finding);
+///  - an opcode that pops more than the stack or the marks hold (undefined behaviour there);
+///  - a storage (BINPERSID of ('storage', type, key, location, numel)) whose numel elements do
+///    not fit in its record `<pickle name>/<key>`: the Unpickler sizes the storage by numel and
+///    fills it from the record without comparing the two, so every read of such a tensor overruns
+///    the record's buffer (a fuzz_checkpoint finding). `record_size(record)` gives a record's size
+///    in bytes, or -1 when the archive has no such record.
+/// Stops at STOP, and at an opcode or memo entry the Unpickler does not read either (it then
+/// reports that itself). Throws std::runtime_error naming the record and the byte offset.
+void check_pickle(const std::string& name, std::string_view p,
+                  const std::function<int64_t(const std::string&)>& record_size) {
+  struct Value {
+    enum Kind { kOther, kString, kInt, kGlobal, kTuple } kind = kOther;
+    std::string text;  ///< a string, or a global's class name
+    int64_t number = 0;
+    std::shared_ptr<const std::vector<Value>> items;  ///< a tuple's elements (shared: BINGET copies are cheap)
+  };
+  auto tuple = [](std::vector<Value> items) {
+    return Value{Value::kTuple, {}, 0, std::make_shared<const std::vector<Value>>(std::move(items))};
+  };
+  std::vector<Value> stack, memo;
+  std::vector<size_t> marks;
+  size_t at = 0, op_at = 0;
+  auto fail = [&](const std::string& what) {
+    return std::runtime_error("corrupt " + name + ": " + what + " at byte " + std::to_string(op_at) + " (" +
+                              std::to_string(p.size()) + " bytes; a corrupt or crafted file?)");
+  };
   auto need = [&](uint64_t n, const char* what) {
     if (n > p.size() - at)
       throw std::runtime_error("corrupt " + name + ": " + what + " of " + std::to_string(n) + " bytes at byte " +
@@ -290,37 +328,150 @@ void check_pickle(const std::string& name, std::string_view p) {
     at += bytes;
     return v;
   };
+  auto pop = [&](size_t n) {  // the top n values, bottom first
+    if (n > stack.size() || (!marks.empty() && stack.size() - n < marks.back()))
+      throw fail("an opcode that pops " + std::to_string(n) + " of " + std::to_string(stack.size()) + " values");
+    std::vector<Value> top(std::make_move_iterator(stack.end() - static_cast<std::ptrdiff_t>(n)),
+                           std::make_move_iterator(stack.end()));
+    stack.resize(stack.size() - n);
+    return top;
+  };
+  auto pop_mark = [&](size_t below) {  // the values above the last mark; `below` must stay under it
+    if (marks.empty()) throw fail("an opcode that needs a MARK without one");
+    const size_t mark = marks.back();
+    marks.pop_back();
+    if (mark > stack.size() || mark < below)
+      throw fail("a MARK at stack depth " + std::to_string(mark) + " with " + std::to_string(stack.size()) + " values");
+    std::vector<Value> top(std::make_move_iterator(stack.begin() + static_cast<std::ptrdiff_t>(mark)),
+                           std::make_move_iterator(stack.end()));
+    stack.resize(mark);
+    return top;
+  };
+  auto push_int = [&](int64_t v) { stack.push_back({Value::kInt, {}, v, nullptr}); };
+  auto check_storage = [&](const Value& id) {
+    if (id.kind != Value::kTuple || id.items->size() < 5) return;  // not a storage: the Unpickler refuses it
+    const auto& item = *id.items;
+    if (item[0].kind != Value::kString || item[0].text != "storage" || item[2].kind != Value::kString ||
+        item[4].kind != Value::kInt)
+      return;
+    size_t itemsize = 0;
+    if (item[1].kind == Value::kGlobal) itemsize = storage_itemsize(item[1].text);
+    if (item[1].kind == Value::kInt && item[1].number >= 0 &&
+        item[1].number < static_cast<int64_t>(c10::ScalarType::NumOptions))
+      itemsize = c10::elementSize(static_cast<c10::ScalarType>(item[1].number));
+    if (itemsize == 0) throw fail("a storage of an unknown element type");
+    const int64_t numel = item[4].number;
+    if (numel <= 0) return;  // no elements: the Unpickler reads no record
+    const std::string record = name.substr(0, name.size() - 4) + "/" + item[2].text;  // data.pkl → data/KEY
+    const int64_t size = record_size(record);
+    if (size < 0) throw fail("a storage in record " + record + ", which the archive does not have");
+    if (static_cast<uint64_t>(numel) > static_cast<uint64_t>(size) / itemsize)
+      throw fail("a storage of " + std::to_string(numel) + " elements of " + std::to_string(itemsize) +
+                 " bytes in record " + record + " of " + std::to_string(size) + " bytes");
+  };
   while (at < p.size()) {
+    op_at = at;
     const auto op = static_cast<unsigned char>(p[at++]);
     switch (op) {
       case '.':  // STOP
         return;
-      case '(': case ']': case ')': case '}': case 'N': case 't': case 'e': case 'l': case 'd': case 'u':
-      case 'a': case 's': case 'b': case 'R': case 'Q': case 0x81: case 0x85: case 0x86: case 0x87: case 0x88:
-      case 0x89:  // MARK, containers, NONE, TUPLE*, APPEND(S), SETITEM(S), BUILD, REDUCE, BINPERSID, NEWOBJ, bools
+      case '(':  // MARK
+        marks.push_back(stack.size());
         break;
-      case 0x80: case 'q': case 'K': case 'h':  // PROTO, BINPUT, BININT1, BINGET: 1 byte
-      case 'M':                                 // BININT2: 2 bytes
-      case 'r': case 'J': case 'j':             // LONG_BINPUT, BININT, LONG_BINGET: 4 bytes
-      case 'G': {                               // BINFLOAT: 8 bytes
-        const int n = op == 'M' ? 2 : (op == 'r' || op == 'J' || op == 'j') ? 4 : op == 'G' ? 8 : 1;
-        need(n, "an argument");
-        at += n;
+      case ']': case '}': case 'N': case 0x88: case 0x89:  // EMPTY_LIST, EMPTY_DICT, NONE, NEWTRUE, NEWFALSE
+        stack.emplace_back();
+        break;
+      case ')':  // EMPTY_TUPLE
+        stack.push_back(tuple({}));
+        break;
+      case 't':  // TUPLE
+        stack.push_back(tuple(pop_mark(0)));
+        break;
+      case 0x85: case 0x86: case 0x87:  // TUPLE1, TUPLE2, TUPLE3
+        stack.push_back(tuple(pop(op - 0x84)));
+        break;
+      case 'l': case 'd':  // LIST, DICT
+        pop_mark(0);
+        stack.emplace_back();
+        break;
+      case 'e': case 'u':  // APPENDS, SETITEMS: the list or dict under the mark stays
+        pop_mark(1);
+        break;
+      case 'a': case 'b':  // APPEND, BUILD: the list or object under the value stays
+        pop(1);
+        if (stack.empty()) throw fail("an APPEND or BUILD without a target");
+        break;
+      case 's':  // SETITEM
+        pop(2);
+        if (stack.empty()) throw fail("a SETITEM without a dict");
+        break;
+      case 'R': case 0x81:  // REDUCE (callable, arguments), NEWOBJ (class, arguments) → one value
+        pop(2);
+        stack.emplace_back();
+        break;
+      case 'Q':  // BINPERSID: a persistent id (a storage) → the storage
+        check_storage(pop(1)[0]);
+        stack.emplace_back();
+        break;
+      case 0x80:  // PROTO
+        need(1, "an argument");
+        at += 1;
+        break;
+      case 'q': case 'r': {  // BINPUT, LONG_BINPUT
+        const uint64_t index = length(op == 'q' ? 1 : 4);
+        if (stack.empty()) throw fail("a BINPUT of an empty stack");
+        if (index > (1U << 24)) return;  // far beyond any real memo; the Unpickler's own limit decides
+        if (index >= memo.size()) memo.resize(index + 1);
+        memo[index] = stack.back();
         break;
       }
-      case 0x8a: case 'U': case 'X': case 0x8d: {  // LONG1, SHORT_BINSTRING, BINUNICODE, BINUNICODE8
+      case 'h': case 'j': {  // BINGET, LONG_BINGET
+        const uint64_t index = length(op == 'h' ? 1 : 4);
+        if (index >= memo.size()) return;  // the Unpickler throws out_of_range
+        stack.push_back(memo[index]);
+        break;
+      }
+      case 'K': case 'M':  // BININT1, BININT2 (unsigned)
+        push_int(static_cast<int64_t>(length(op == 'K' ? 1 : 2)));
+        break;
+      case 'J':  // BININT (signed 32 bits)
+        push_int(static_cast<int32_t>(static_cast<uint32_t>(length(4))));
+        break;
+      case 'G':  // BINFLOAT
+        need(8, "an argument");
+        at += 8;
+        stack.emplace_back();
+        break;
+      case 0x8a: {  // LONG1: n little-endian two's-complement bytes
+        const uint64_t n = length(1);
+        need(n, "an integer");
+        int64_t v = 0;
+        if (n > 0 && n <= 8) {
+          v = static_cast<int64_t>(get_le(p.data() + at, static_cast<int>(n)));
+          if (n < 8 && (static_cast<unsigned char>(p[at + n - 1]) & 0x80)) v -= int64_t{1} << (8 * n);
+        }
+        at += n;
+        push_int(v);
+        break;
+      }
+      case 'U': case 'X': case 0x8d: {  // SHORT_BINSTRING, BINUNICODE, BINUNICODE8
         const uint64_t n = length(op == 'X' ? 4 : op == 0x8d ? 8 : 1);
-        need(n, op == 0x8a ? "an integer" : "a string");
+        need(n, "a string");
+        stack.push_back({Value::kString, std::string(p.substr(at, n)), 0, nullptr});
         at += n;
         break;
       }
-      case 'c':  // GLOBAL: module and class name, each ending in a newline
-        for (int i = 0; i < 2; ++i) {
+      case 'c': {  // GLOBAL: module and class name, each ending in a newline
+        std::string parts[2];
+        for (auto& part : parts) {
           const size_t end = p.find('\n', at);
           if (end == std::string_view::npos) need(p.size() - at + 1, "a global name");
+          part = std::string(p.substr(at, end - at));
           at = end + 1;
         }
+        stack.push_back({Value::kGlobal, parts[0] == "torch" ? parts[1] : parts[0] + "." + parts[1], 0, nullptr});
         break;
+      }
       default:
         return;
     }
@@ -335,7 +486,13 @@ void check_archive(const char* data, size_t size) {
   auto ends_with = [](const std::string& s, std::string_view end) {
     return s.size() >= end.size() && s.compare(s.size() - end.size(), end.size(), end) == 0;
   };
-  for (const auto& name : reader.getAllRecords()) {
+  const auto records = reader.getAllRecords();
+  const std::set<std::string> names(records.begin(), records.end());
+  auto record_size = [&](const std::string& record) -> int64_t {
+    if (!names.count(record)) return -1;
+    return static_cast<int64_t>(std::get<1>(reader.getRecord(record)));
+  };
+  for (const auto& name : records) {
     const bool code = (name.rfind("code/", 0) == 0 || name.find("/code/") != std::string::npos) && ends_with(name, ".py");
     const bool pickle = ends_with(name, ".pkl");
     if (!code && !pickle) continue;
@@ -344,7 +501,73 @@ void check_archive(const char* data, size_t size) {
     if (code)
       check_code(name, text);
     else
-      check_pickle(name, text);
+      check_pickle(name, text, record_size);
+  }
+}
+
+/// Throws std::runtime_error naming `name` unless every element of `t` lies inside its storage.
+/// LibTorch 1.13's unpickler takes a tensor's storage offset, sizes and strides from the pickle
+/// as they come, without comparing them with the storage record it reads the elements from, and
+/// every later read of such a tensor overruns the storage (found by fuzz_checkpoint).
+void check_tensor_extent(const at::Tensor& t, const std::string& name) {
+  if (t.layout() != at::kStrided || t.is_quantized())
+    throw std::runtime_error("tensor '" + name + "' is not a dense tensor");
+  if (t.numel() == 0) return;
+  const auto bad = [&](const std::string& what) {
+    std::ostringstream sizes;
+    sizes << t.sizes() << " strides " << t.strides() << " at offset " << t.storage_offset();
+    return std::runtime_error("tensor '" + name + "' (" + sizes.str() + ") " + what);
+  };
+  if (t.storage_offset() < 0) throw bad("has a negative offset");
+  unsigned __int128 last = static_cast<uint64_t>(t.storage_offset());  // index of its last element
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    if (t.stride(d) < 0) throw bad("has a negative stride");
+    last += static_cast<unsigned __int128>(t.size(d) - 1) * static_cast<uint64_t>(t.stride(d));
+  }
+  const auto itemsize = static_cast<uint64_t>(t.element_size());
+  const uint64_t capacity = t.storage().nbytes() / itemsize;
+  if (last >= capacity)
+    throw bad("reaches past the end of its storage of " + std::to_string(capacity) + " elements");
+}
+
+/// check_tensor_extent() for every tensor reachable from `v` (objects' attributes, lists, tuples,
+/// dicts), named by its path from `name`.
+void check_tensor_extents(const c10::IValue& v, const std::string& name, int depth,
+                          std::unordered_set<const void*>& seen) {
+  if (v.isTensor()) return check_tensor_extent(v.toTensor(), name);
+  if (depth > 64) throw std::runtime_error("values nested more than 64 deep at '" + name + "'");
+  if (v.isPtrType() && !seen.insert(v.internalToPointer()).second) return;  // shared (memo), or a cycle
+  if (v.isObject()) {
+    const auto object = v.toObject();
+    const auto type = object->type();
+    for (size_t i = 0; i < object->slots().size(); ++i) {
+      const std::string attribute = i < type->numAttributes() ? type->getAttributeName(i) : std::to_string(i);
+      check_tensor_extents(object->getSlot(i), name + "." + attribute, depth + 1, seen);
+    }
+  } else if (v.isList()) {
+    const auto list = v.toListRef();
+    for (size_t i = 0; i < list.size(); ++i)
+      check_tensor_extents(list[i], name + "[" + std::to_string(i) + "]", depth + 1, seen);
+  } else if (v.isTuple()) {
+    const auto& elements = v.toTupleRef().elements();
+    for (size_t i = 0; i < elements.size(); ++i)
+      check_tensor_extents(elements[i], name + "[" + std::to_string(i) + "]", depth + 1, seen);
+  } else if (v.isGenericDict()) {
+    for (const auto& entry : v.toGenericDict()) {
+      check_tensor_extents(entry.key(), name + "{key}", depth + 1, seen);
+      check_tensor_extents(entry.value(), name + "{value}", depth + 1, seen);
+    }
+  }
+}
+
+/// check_tensor_extent() for every tensor of a loaded archive (weights, optimizer moments,
+/// generator states, curves, nested archives), before anything reads them.
+void check_tensor_extents(torch::serialize::InputArchive& archive) {
+  std::unordered_set<const void*> seen;
+  for (const auto& key : archive.keys()) {
+    c10::IValue v;
+    archive.read(key, v);
+    check_tensor_extents(v, key, 0, seen);
   }
 }
 
@@ -434,6 +657,7 @@ class StoredCheckpoint {
     try {
       check_archive(data.data(), data.size());
       legacy_.load_from(data.data(), data.size(), device);
+      check_tensor_extents(legacy_);
       if (read_value(legacy_, "nmt_format").toInt() != 1) throw std::runtime_error("unsupported checkpoint format version");
     } catch (const std::exception& e) {
       throw std::runtime_error(path + ": not a readable nmt checkpoint (corrupt or truncated?): " +
@@ -468,6 +692,7 @@ class StoredCheckpoint {
       if (it == parts_.end()) return false;
       check_archive(it->second.data(), it->second.size());
       out.load_from(it->second.data(), it->second.size(), device_);
+      check_tensor_extents(out);
       return true;
     } catch (const std::exception& e) {
       throw std::runtime_error("part '" + name + "': " + message_of(e));

@@ -2,6 +2,7 @@
 
 #include <limits>
 
+#include "nmt/models/batched_matmul.h"
 #include "nmt/precision.h"
 
 namespace nmt::models {
@@ -42,7 +43,7 @@ at::Tensor masked_log_softmax(const at::Tensor& scores, const at::Tensor& mask) 
 }
 
 at::Tensor weighted_context(const at::Tensor& weights, const at::Tensor& values) {
-  return at::bmm(weights.unsqueeze(1), values).squeeze(1);
+  return batched_matmul(weights.unsqueeze(1), values).squeeze(1);
 }
 
 at::Tensor GlobalAttentionImpl::score(const at::Tensor& query, const at::Tensor& proj_keys) {
@@ -50,7 +51,7 @@ at::Tensor GlobalAttentionImpl::score(const at::Tensor& query, const at::Tensor&
     auto hidden = at::tanh(proj_keys + query_proj_(query).unsqueeze(1));  // [B, S, A]
     return v_(hidden).squeeze(-1);
   }
-  return at::bmm(proj_keys, query.unsqueeze(2)).squeeze(2);  // [B, S]
+  return batched_matmul(proj_keys, query.unsqueeze(2)).squeeze(2);  // [B, S]
 }
 
 AttentionOutput GlobalAttentionImpl::forward(const at::Tensor& query, const at::Tensor& proj_keys,

@@ -9,6 +9,7 @@
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/utils.h>
 
+#include "nmt/models/batched_matmul.h"
 #include "nmt/models/dropout.h"
 #include "nmt/models/embeddings.h"
 #include "nmt/precision.h"
@@ -109,9 +110,9 @@ at::Tensor ConvS2SDecoderLayerImpl::forward(const at::Tensor& x, at::Tensor& con
   auto h = conv_(padded);  // [B, T, H]
   // Multi-step attention (section 3.3).
   auto d = (attn_in_(h) + target_embedding) * kSqrtHalf;                                // [B, T, E]
-  auto probs = at::softmax(at_least_fp32(at::bmm(d, memory.keys.transpose(1, 2))) + memory.src_bias, -1);  // [B, T, S]
+  auto probs = at::softmax(at_least_fp32(batched_matmul(d, memory.keys.transpose(1, 2))) + memory.src_bias, -1);  // [B, T, S]
   if (weights) *weights = probs;
-  auto c = at::bmm(probs, memory.values) * memory.src_scale;  // [B, T, E]
+  auto c = batched_matmul(probs, memory.values) * memory.src_scale;  // [B, T, E]
   auto attended = (attn_out_(c) + h) * kSqrtHalf;
   return (attended + x) * kSqrtHalf;
 }

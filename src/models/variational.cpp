@@ -3,6 +3,7 @@
 #include <torch/nn/utils/rnn.h>
 #include <torch/torch.h>
 
+#include "nmt/models/batched_matmul.h"
 #include "nmt/models/attention.h"
 
 namespace nmt::models {
@@ -60,7 +61,7 @@ at::Tensor InferenceNetworkImpl::forward(const at::Tensor& src_emb, const at::Te
                                          const at::Tensor& tgt_emb, const at::Tensor& tgt_mask) {
   auto v = encode(src_emb, src_mask, /*source=*/true);   // [B, S, H]
   auto u = encode(tgt_emb, tgt_mask, /*source=*/false);  // [B, T, H]
-  auto scores = at::matmul(bilinear_(u), v.transpose(1, 2));  // [B, T, S]
+  auto scores = batched_matmul(bilinear_(u), v.transpose(1, 2));  // [B, T, S]
   return masked_log_softmax(scores, src_mask.unsqueeze(1).expand_as(scores));
 }
 

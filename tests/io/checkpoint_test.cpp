@@ -419,4 +419,80 @@ TEST(Checkpoint, AStringLengthPastTheEndOfAPickleIsRefusedBeforeLibTorchAllocate
   }
 }
 
+/// `path`'s model part with its data.pkl changed by `change` at the byte after the first
+/// storage's location string 'cpu' (and its BINPUT), where the storage's element count follows;
+/// `change(pickle, at)` edits in place. Checksums recomputed.
+std::string with_changed_first_storage(const std::string& bytes, const std::function<void(std::string&, size_t)>& change) {
+  return with_changed_part(bytes, "model", [&](const std::string& a) {
+    return with_changed_record(a, "data.pkl", [&](std::string pickle) {
+      const std::string cpu = std::string("X\x03\x00\x00\x00", 5) + "cpu";
+      size_t at = pickle.find(cpu);
+      EXPECT_NE(at, std::string::npos) << "no storage location in data.pkl";
+      if (at == std::string::npos) return pickle;
+      at += cpu.size();
+      if (pickle[at] == 'q') at += 2;  // BINPUT
+      change(pickle, at);
+      return pickle;
+    });
+  });
+}
+
+TEST(Checkpoint, AStorageLargerThanItsRecordIsRefusedBeforeLibTorchReadsIt) {
+  // LibTorch 1.13 sizes a storage by the element count in the pickle and fills it from the
+  // record without comparing the two; every later read overran the record (a fuzz_checkpoint
+  // finding: a storage key changed to a smaller tensor's record, under ASan in weights_digest).
+  TempDir dir;
+  const std::string path = save_full_checkpoint(dir);
+  const auto bytes = nmt::testing::read_text(path);
+  const std::string bad = dir.file("storage-past-record.pt");
+  int64_t numel = -1;
+  std::ofstream(bad, std::ios::binary) << with_changed_first_storage(bytes, [&](std::string& pickle, size_t at) {
+    ASSERT_EQ(pickle[at], 'K') << "the first storage's element count is not a BININT1";
+    numel = static_cast<unsigned char>(pickle[at + 1]);
+    pickle[at + 1] = static_cast<char>(numel + 1);  // one element more than the record holds
+  });
+  const std::string error = load_error(bad);
+  EXPECT_TRUE(nmt::testing::contains(error, bad + ": invalid nmt checkpoint: part 'model': corrupt data.pkl: a storage of " +
+                                                std::to_string(numel + 1) + " elements of 4 bytes in record data/0 of " +
+                                                std::to_string(4 * numel) + " bytes"))
+      << error;
+}
+
+TEST(Checkpoint, ATensorReachingPastItsStorageIsRefused) {
+  // The pickle's storage offset, sizes and strides are taken as they come: an offset of 1 puts
+  // the first tensor's last element one past its storage.
+  TempDir dir;
+  const std::string path = save_full_checkpoint(dir);
+  const auto bytes = nmt::testing::read_text(path);
+  const std::string bad = dir.file("tensor-past-storage.pt");
+  std::ofstream(bad, std::ios::binary) << with_changed_first_storage(bytes, [&](std::string& pickle, size_t at) {
+    // numel (BININT1), TUPLE, BINPERSID, BINPUT, then the storage offset: BININT1 0.
+    at += 2;
+    ASSERT_EQ(pickle.substr(at, 2), "tQ");
+    at += 2;
+    if (pickle[at] == 'q') at += 2;
+    ASSERT_EQ(pickle.substr(at, 2), std::string("K\0", 2)) << "the first tensor's offset is not 0";
+    pickle[at + 1] = 1;
+  });
+  const std::string error = load_error(bad);
+  EXPECT_TRUE(nmt::testing::contains(error, bad + ": invalid nmt checkpoint: part 'model': tensor '")) << error;
+  EXPECT_TRUE(nmt::testing::contains(error, "at offset 1) reaches past the end of its storage of ")) << error;
+}
+
+TEST(Checkpoint, APickleThatPopsAnEmptyStackIsRefused) {
+  // LibTorch's Unpickler pops without checking (undefined behaviour on an empty stack).
+  TempDir dir;
+  const std::string path = save_full_checkpoint(dir);
+  const auto bytes = nmt::testing::read_text(path);
+  const std::string bad = dir.file("pops-empty-stack.pt");
+  std::ofstream(bad, std::ios::binary) << with_changed_part(bytes, "model", [&](const std::string& a) {
+    return with_changed_record(a, "data.pkl", [&](std::string pickle) {
+      return pickle.substr(0, 2) + "\x85" + pickle.substr(2);  // PROTO 2, then TUPLE1 of nothing
+    });
+  });
+  const std::string error = load_error(bad);
+  EXPECT_TRUE(nmt::testing::contains(error, bad + ": invalid nmt checkpoint: part 'model': corrupt data.pkl: an opcode "
+                                                "that pops 1 of 0 values at byte 2")) << error;
+}
+
 }  // namespace
