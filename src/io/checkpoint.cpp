@@ -571,14 +571,56 @@ void check_tensor_extents(torch::serialize::InputArchive& archive) {
   }
 }
 
-/// Reads a format-2 container from `data`, verifying every checksum; throws (without the file
-/// name, added by the caller) naming what is wrong.
+/// checksum64() of `size` bytes fed in pieces of any length.
+class Checksum64 {
+ public:
+  explicit Checksum64(uint64_t size) : h_(0xcbf29ce484222325ULL ^ size) {}
+  void update(const unsigned char* p, size_t n) {
+    for (; n > 0 && pending_size_ > 0; --n) add_byte(*p++);
+    for (; n >= 8; n -= 8, p += 8) {
+      uint64_t w;
+      std::memcpy(&w, p, 8);
+      mix(w);
+    }
+    for (; n > 0; --n) add_byte(*p++);
+  }
+  uint64_t value() {
+    for (size_t i = 0; i < pending_size_; ++i) mix(pending_[i]);
+    pending_size_ = 0;
+    return h_ * kPrime;
+  }
+
+ private:
+  static constexpr uint64_t kPrime = 0x100000001b3ULL;  // FNV-1a's 64-bit prime (odd: multiplying is a bijection)
+  void mix(uint64_t w) {
+    h_ = (h_ ^ w) * kPrime;
+    h_ = (h_ << 29) | (h_ >> 35);  // rotation spreads the high bits back down; also a bijection
+  }
+  void add_byte(unsigned char b) {
+    pending_[pending_size_++] = b;
+    if (pending_size_ == 8) {
+      uint64_t w;
+      std::memcpy(&w, pending_, 8);
+      mix(w);
+      pending_size_ = 0;
+    }
+  }
+  uint64_t h_;
+  unsigned char pending_[8] = {};
+  size_t pending_size_ = 0;
+};
+
+/// Reads a format-2 container of `file_size` bytes from `in` (positioned after the magic),
+/// verifying every checksum, and keeps the parts `keep` names in memory; the others are checked
+/// in 1 MiB pieces and dropped (translate never holds the optimizer state, nor a resumed run the
+/// weights twice). Throws (without the file name, added by the caller) naming what is wrong.
 class ContainerReader {
  public:
-  explicit ContainerReader(const std::string& data) : data_(data) {}
+  ContainerReader(std::istream& in, uint64_t file_size) : in_(in), file_size_(file_size) {
+    header_.assign(kMagic, sizeof kMagic);
+  }
 
-  std::map<std::string, std::string> parts() {
-    pos_ = sizeof kMagic;
+  std::map<std::string, std::string> parts(const std::function<bool(const std::string&)>& keep) {
     const uint32_t version = u32();
     if (version != kFormatVersion)
       throw std::runtime_error("checkpoint format version " + std::to_string(version) + ", but this nmt reads " +
@@ -594,64 +636,100 @@ class ContainerReader {
       const uint64_t size = u64();
       entries.push_back({std::move(name), size, u64()});
     }
-    const size_t table_end = pos_;
-    if (u64() != checksum64(data_.data(), table_end))
+    const size_t table_end = header_.size();
+    if (u64() != checksum64(header_.data(), table_end))
       throw std::runtime_error("checksum mismatch in the part table (the file is corrupt)");
+    uint64_t pos = header_.size();
     std::map<std::string, std::string> parts;
+    std::vector<unsigned char> piece;
     for (const auto& e : entries) {
-      if (e.size > data_.size() - pos_)
-        throw std::runtime_error("part '" + e.name + "' is truncated (" + std::to_string(data_.size() - pos_) +
+      if (e.size > file_size_ - pos)
+        throw std::runtime_error("part '" + e.name + "' is truncated (" + std::to_string(file_size_ - pos) +
                                  " of " + std::to_string(e.size) + " bytes)");
-      std::string bytes = take(e.size);
-      if (checksum64(bytes.data(), bytes.size()) != e.sum)
-        throw std::runtime_error("checksum mismatch in part '" + e.name + "' (the file is corrupt)");
-      parts[e.name] = std::move(bytes);
+      Checksum64 sum(e.size);
+      if (keep(e.name)) {
+        std::string bytes(e.size, '\0');
+        read(bytes.data(), e.size);
+        sum.update(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+        parts[e.name] = std::move(bytes);
+      } else {
+        piece.resize(std::min<uint64_t>(e.size, 1 << 20));
+        for (uint64_t left = e.size; left > 0;) {
+          const auto n = static_cast<size_t>(std::min<uint64_t>(left, piece.size()));
+          read(piece.data(), n);
+          sum.update(piece.data(), n);
+          left -= n;
+        }
+      }
+      if (sum.value() != e.sum) throw std::runtime_error("checksum mismatch in part '" + e.name + "' (the file is corrupt)");
+      pos += e.size;
     }
-    if (pos_ != data_.size())
-      throw std::runtime_error(std::to_string(data_.size() - pos_) + " unexpected bytes after the last part");
+    if (pos != file_size_)
+      throw std::runtime_error(std::to_string(file_size_ - pos) + " unexpected bytes after the last part");
     return parts;
   }
 
  private:
+  void read(void* out, size_t n) {
+    in_.read(static_cast<char*>(out), static_cast<std::streamsize>(n));
+    if (static_cast<size_t>(in_.gcount()) != n) throw std::runtime_error("read error (the file changed while read?)");
+  }
+  /// n bytes of the part table (kept for its checksum).
   std::string take(uint64_t n) {
-    if (n > data_.size() - pos_) throw std::runtime_error("truncated file (the part table is incomplete)");
-    std::string s = data_.substr(pos_, n);
-    pos_ += n;
+    if (n > file_size_ - header_.size()) throw std::runtime_error("truncated file (the part table is incomplete)");
+    std::string s(n, '\0');
+    read(s.data(), n);
+    header_ += s;
     return s;
   }
   uint64_t le(int bytes) { return get_le(take(bytes).data(), bytes); }
   uint32_t u32() { return static_cast<uint32_t>(le(4)); }
   uint64_t u64() { return le(8); }
 
-  const std::string& data_;
-  size_t pos_ = 0;
+  std::istream& in_;
+  uint64_t file_size_;
+  std::string header_;  ///< the bytes read so far: magic and part table
 };
 
-std::string read_file_bytes(const std::string& path) {
-  if (!std::filesystem::is_regular_file(path)) throw std::runtime_error(path + ": checkpoint file not found");
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (!in && !in.eof()) throw std::runtime_error(path + ": cannot read checkpoint");
-  return s.str();
+/// The whole file behind `in` (a format-1 checkpoint: one LibTorch archive).
+std::string read_file_bytes(std::ifstream& in, const std::string& path, uint64_t size) {
+  std::string bytes(size, '\0');
+  in.clear();
+  in.seekg(0);
+  in.read(bytes.data(), static_cast<std::streamsize>(size));
+  if (static_cast<uint64_t>(in.gcount()) != size) throw std::runtime_error(path + ": cannot read checkpoint");
+  return bytes;
 }
 
 /// A checkpoint file read into memory and verified: format 2's parts, or a format-1 archive.
 class StoredCheckpoint {
  public:
-  StoredCheckpoint(const std::string& path, c10::Device device) : path_(path), device_(device) {
-    const std::string data = read_file_bytes(path);
-    if (data.size() >= sizeof kMagic && std::memcmp(data.data(), kMagic, sizeof kMagic) == 0) {
+  /// Reads and verifies `path`, keeping the parts `keep` names (format 2; format 1 is one archive).
+  StoredCheckpoint(const std::string& path, c10::Device device, const std::function<bool(const std::string&)>& keep)
+      : path_(path), device_(device) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) throw std::runtime_error(path + ": checkpoint file not found");
+    const uint64_t size = std::filesystem::file_size(path, ec);
+    std::ifstream in(path, std::ios::binary);
+    if (ec || !in) throw std::runtime_error(path + ": cannot read checkpoint");
+    char magic[sizeof kMagic] = {};
+    in.read(magic, sizeof magic);
+    if (static_cast<size_t>(in.gcount()) == sizeof kMagic && std::memcmp(magic, kMagic, sizeof kMagic) == 0) {
+      std::set<std::string> present;
       try {
-        parts_ = ContainerReader(data).parts();
+        parts_ = ContainerReader(in, size).parts([&](const std::string& name) {
+          present.insert(name);
+          return keep(name);
+        });
       } catch (const std::exception& e) {
         throw std::runtime_error(path + ": invalid nmt checkpoint: " + e.what());
       }
       for (const char* name : kPartNames)
-        if (name != std::string("optimizer") && !parts_.count(name))
+        if (name != std::string("optimizer") && !present.count(name))
           throw std::runtime_error(path + ": invalid nmt checkpoint: no part '" + name + "'");
       return;
     }
+    const std::string data = read_file_bytes(in, path, size);
     const bool zip = data.size() >= sizeof kZipMagic && std::memcmp(data.data(), kZipMagic, sizeof kZipMagic) == 0;
     if (!zip) throw std::runtime_error(path + ": not an nmt checkpoint (corrupt, truncated, or another file)");
     try {
@@ -692,6 +770,7 @@ class StoredCheckpoint {
       if (it == parts_.end()) return false;
       check_archive(it->second.data(), it->second.size());
       out.load_from(it->second.data(), it->second.size(), device_);
+      parts_.erase(it);  // LibTorch holds its own copy of the records now
       check_tensor_extents(out);
       return true;
     } catch (const std::exception& e) {
@@ -821,21 +900,9 @@ uint64_t weights_digest(models::Seq2SeqImpl& model) {
 }
 
 uint64_t checksum64(const void* data, size_t size) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  constexpr uint64_t kPrime = 0x100000001b3ULL;  // FNV-1a's 64-bit prime (odd: multiplying is a bijection)
-  uint64_t h = 0xcbf29ce484222325ULL ^ size;
-  auto mix = [&](uint64_t w) {
-    h = (h ^ w) * kPrime;
-    h = (h << 29) | (h >> 35);  // rotation spreads the high bits back down; also a bijection
-  };
-  size_t i = 0;
-  for (; i + 8 <= size; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    mix(w);
-  }
-  for (; i < size; ++i) mix(p[i]);
-  return h * kPrime;
+  Checksum64 sum(size);
+  sum.update(static_cast<const unsigned char*>(data), size);
+  return sum.value();
 }
 
 void capture_generators(TrainingState& state) {
@@ -898,7 +965,8 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck, torch::optim
 }
 
 Checkpoint load_checkpoint(const std::string& path, c10::Device device) {
-  StoredCheckpoint stored(path, device);  // every checksum verified before any part is parsed
+  // Every checksum verified before any part is parsed; the optimizer state is not kept.
+  StoredCheckpoint stored(path, device, [](const std::string& part) { return part != "optimizer"; });
   Checkpoint ck;
   try {
     ck.config = parse_config(stored.bytes("config"), path + " (stored config)");
@@ -923,7 +991,7 @@ Checkpoint load_checkpoint(const std::string& path, c10::Device device) {
 }
 
 void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer, c10::Device device) {
-  StoredCheckpoint stored(path, device);
+  StoredCheckpoint stored(path, device, [](const std::string& part) { return part == "optimizer"; });
   torch::serialize::InputArchive opt_archive;
   bool present = false;
   try {

@@ -18,6 +18,12 @@ class EnsembleState : public DecoderState {
     for (const auto& m : members) out->members.push_back(m->select(rows));
     return out;
   }
+  std::unique_ptr<DecoderState> reorder(const at::Tensor& rows) override {
+    auto out = std::make_unique<EnsembleState>();
+    for (auto& m : members) out->members.push_back(m->reorder(rows));
+    members.clear();
+    return out;
+  }
 };
 
 /// Mean of the defined tensors of `xs`, or undefined when none is.

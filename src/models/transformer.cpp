@@ -169,12 +169,33 @@ at::Tensor TransformerDecoderLayerImpl::forward(const at::Tensor& x, DecoderLaye
 
 // ---- decoder state -------------------------------------------------------------------------
 
+namespace {
+at::Tensor pick_rows(const at::Tensor& t, const at::Tensor& rows) { return t.defined() ? t.index_select(0, rows) : t; }
+}  // namespace
+
 std::unique_ptr<DecoderState> TransformerDecoderState::select(const at::Tensor& rows) const {
-  auto pick = [&rows](const at::Tensor& t) { return t.defined() ? t.index_select(0, rows) : t; };
+  auto s = without_caches(rows);
+  // The encoder-side tensors are shared: only the record of which source row each row reads changes.
+  for (const auto& l : layers) s->layers.push_back({pick_rows(l.self_k, rows), pick_rows(l.self_v, rows), l.cross_k, l.cross_v});
+  return s;
+}
+
+std::unique_ptr<DecoderState> TransformerDecoderState::reorder(const at::Tensor& rows) {
+  auto s = without_caches(rows);
+  for (auto& l : layers) {
+    DecoderLayerCache c{pick_rows(l.self_k, rows), {}, l.cross_k, l.cross_v};
+    l.self_k.reset();
+    c.self_v = pick_rows(l.self_v, rows);
+    l.self_v.reset();
+    s->layers.push_back(std::move(c));
+  }
+  layers.clear();
+  return s;
+}
+
+std::unique_ptr<TransformerDecoderState> TransformerDecoderState::without_caches(const at::Tensor& rows) const {
   auto s = std::make_unique<TransformerDecoderState>();
   s->layers.reserve(layers.size());
-  // The encoder-side tensors are shared: only the record of which source row each row reads changes.
-  for (const auto& l : layers) s->layers.push_back({pick(l.self_k), pick(l.self_v), l.cross_k, l.cross_v});
   s->src_mask = src_mask;
   s->src_bias = src_bias;
   const auto cpu_rows = rows.to(at::kCPU, at::kLong).contiguous();

@@ -144,13 +144,13 @@ BeamSearch run_beam(models::Seq2SeqImpl& model, const at::Tensor& src, const Sea
                     bool keep_attention) {
   const auto device = src.device();
   BeamSearch beam(src.size(0), options, max_lengths(src, options), keep_attention);
-  auto state = model.start(src)->select(beam.initial_rows().to(device));
+  auto state = model.start(src)->reorder(beam.initial_rows().to(device));
   auto tokens = beam.initial_tokens().to(device);
   while (!beam.done()) {
     auto out = model.step(tokens, *state);
     auto adv = beam.advance(out.log_probs, out.attention);
     if (beam.done()) break;
-    state = state->select(adv.rows.to(device));
+    state = state->reorder(adv.rows.to(device));  // the old state's caches go as the new ones come
     tokens = adv.tokens.to(device);
   }
   return beam;

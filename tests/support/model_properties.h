@@ -116,7 +116,8 @@ inline void expect_attention_sums_to_one_and_ignores_padding(models::Seq2SeqImpl
 }
 
 /// After two steps (so the caches differ per row), a state reordered by select() continues
-/// exactly as the reordered rows of the original.
+/// exactly as the reordered rows of the original; so does one by reorder() (of a copy: it
+/// consumes the state).
 inline void expect_select_reorders_every_cache(models::Seq2SeqImpl& model) {
   torch::NoGradGuard no_grad;
   auto batch = batch_of(examples());
@@ -133,6 +134,9 @@ inline void expect_select_reorders_every_cache(models::Seq2SeqImpl& model) {
     auto b = model.step(next.index_select(0, rows), *reordered);
     EXPECT_TRUE(close(b.log_probs, a.log_probs.index_select(0, rows))) << rows;
     EXPECT_TRUE(close(b.attention, a.attention.index_select(0, rows))) << rows;
+    auto consumed = state->select(torch::arange(3))->reorder(rows);
+    auto d = model.step(next.index_select(0, rows), *consumed);
+    EXPECT_TRUE(torch::equal(d.log_probs, b.log_probs)) << "reorder " << rows;
   }
   const auto first = torch::tensor({0, 0, 1, 1, 2, 2}), second = torch::tensor({4, 4, 0, 0});
   auto twice = state->select(first)->select(second);

@@ -92,10 +92,15 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck, torch::optim
 /// holds TorchScript that nmt never writes (naming the part and the line: LibTorch 1.13 crashes
 /// importing some of it, so it is checked before LibTorch parses the archive), and when a
 /// part's pickle holds an argument that runs past its end (naming the part, record and byte
-/// offset: LibTorch would first allocate its stated length, up to 4 GiB).
+/// offset: LibTorch would first allocate its stated length, up to 4 GiB), a storage larger than
+/// its record, a tensor reaching past its storage, or an opcode popping an empty stack (LibTorch
+/// 1.13 would read past the buffer or pop nothing). Every part's checksum is verified first,
+/// reading the file once; the optimizer state is checked in 1 MiB pieces and not kept, and each
+/// archive part's bytes are freed as soon as LibTorch has read them.
 Checkpoint load_checkpoint(const std::string& path, c10::Device device);
 
-/// Restore the optimizer state saved in `path` (for --resume), after verifying its checksum.
+/// Restore the optimizer state saved in `path` (for --resume), after verifying every checksum
+/// (keeping only that part in memory).
 /// Throws std::runtime_error as load_checkpoint does, when the file holds no optimizer state, and
 /// naming the file and part 'optimizer' when that state does not load into `optimizer`.
 void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer, c10::Device device);

@@ -21,6 +21,10 @@ class DecoderState {
   virtual ~DecoderState() = default;
   /// A new state whose row i is row `rows[i]` of this one. rows: [B'] int64 on the state's device.
   virtual std::unique_ptr<DecoderState> select(const at::Tensor& rows) const = 0;
+  /// select(rows) for a state that is not needed afterwards (beam search between steps): this
+  /// state may give up its tensors while the new one is built, so that the two never hold their
+  /// caches at once; it is left valid only for destruction. The default calls select().
+  virtual std::unique_ptr<DecoderState> reorder(const at::Tensor& rows) { return select(rows); }
 };
 
 /// Output of one decoding step.

@@ -153,6 +153,13 @@ struct TransformerDecoderState : DecoderState {
   std::vector<int64_t> source_rows;
   int64_t position = 0; ///< target positions decoded so far (the next token's position)
   std::unique_ptr<DecoderState> select(const at::Tensor& rows) const override;
+  /// select() that frees each layer's self-attention cache as soon as its reordered copy exists:
+  /// the caches are most of decoding's memory, and beam search needs only the new state.
+  std::unique_ptr<DecoderState> reorder(const at::Tensor& rows) override;
+
+ private:
+  /// A state with this one's rows `rows` of everything but the self-attention caches.
+  std::unique_ptr<TransformerDecoderState> without_caches(const at::Tensor& rows) const;
 };
 
 /// The Transformer as a Seq2Seq model (model.type: transformer).
