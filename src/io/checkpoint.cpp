@@ -291,6 +291,7 @@ size_t storage_itemsize(std::string_view storage_class) {
 ///    length before it reads the bytes, so a corrupt 32-bit length made it reserve up to 4 GiB
 ///    (a tests/fuzz/fuzz_checkpoint finding);
 ///  - an opcode that pops more than the stack or the marks hold (undefined behaviour there);
+///  - a memo index (BINPUT) as large as the pickle: the Unpickler grows its memo to the index;
 ///  - a storage (BINPERSID of ('storage', type, key, location, numel)) whose numel elements do
 ///    not fit in its record `<pickle name>/<key>`: the Unpickler sizes the storage by numel and
 ///    fills it from the record without comparing the two, so every read of such a tensor overruns
@@ -420,7 +421,11 @@ void check_pickle(const std::string& name, std::string_view p,
       case 'q': case 'r': {  // BINPUT, LONG_BINPUT
         const uint64_t index = length(op == 'q' ? 1 : 4);
         if (stack.empty()) throw fail("a BINPUT of an empty stack");
-        if (index > (1U << 24)) return;  // far beyond any real memo; the Unpickler's own limit decides
+        // The Unpickler grows its memo to the index (16 bytes an entry) without a bound: a changed
+        // index made it allocate 10 GB (a fuzz_checkpoint finding). Picklers number the memo
+        // 0, 1, 2, ..., one BINPUT (2 bytes or more) each, so no index reaches the pickle's size.
+        if (index >= p.size())
+          throw fail("a memo index of " + std::to_string(index) + " in a pickle of " + std::to_string(p.size()) + " bytes");
         if (index >= memo.size()) memo.resize(index + 1);
         memo[index] = stack.back();
         break;

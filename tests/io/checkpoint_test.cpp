@@ -479,6 +479,26 @@ TEST(Checkpoint, ATensorReachingPastItsStorageIsRefused) {
   EXPECT_TRUE(nmt::testing::contains(error, "at offset 1) reaches past the end of its storage of ")) << error;
 }
 
+TEST(Checkpoint, AMemoIndexAsLargeAsThePickleIsRefusedBeforeLibTorchGrowsItsMemo) {
+  // LibTorch 1.13's Unpickler grows its memo to a BINPUT's index without a bound: an index of
+  // 671,107,869 made it allocate 10.7 GB (a fuzz_checkpoint finding).
+  TempDir dir;
+  const std::string path = save_full_checkpoint(dir);
+  const auto bytes = nmt::testing::read_text(path);
+  const std::string bad = dir.file("memo-index.pt");
+  std::ofstream(bad, std::ios::binary) << with_changed_part(bytes, "model", [&](const std::string& a) {
+    return with_changed_record(a, "data.pkl", [&](std::string pickle) {
+      const size_t at = pickle.find(std::string("\nq\0", 3));  // the BINPUT 0 after the first GLOBAL
+      EXPECT_NE(at, std::string::npos) << "no BINPUT 0 in data.pkl";
+      if (at == std::string::npos) return pickle;
+      return pickle.replace(at + 1, 2, std::string("r\x1d\x00\x00\x28", 5));  // LONG_BINPUT 671088669 (0x2800001d)
+    });
+  });
+  const std::string error = load_error(bad);
+  EXPECT_TRUE(nmt::testing::contains(error, bad + ": invalid nmt checkpoint: part 'model': corrupt data.pkl: a memo index "
+                                                "of 671088669 in a pickle of ")) << error;
+}
+
 TEST(Checkpoint, APickleThatPopsAnEmptyStackIsRefused) {
   // LibTorch's Unpickler pops without checking (undefined behaviour on an empty stack).
   TempDir dir;
