@@ -362,7 +362,9 @@ void check_pickle(const std::string& name, std::string_view p,
       itemsize = c10::elementSize(static_cast<c10::ScalarType>(item[1].number));
     if (itemsize == 0) throw fail("a storage of an unknown element type");
     const int64_t numel = item[4].number;
-    if (numel <= 0) return;  // no elements: the Unpickler reads no record
+    // A negative count would become a huge byte size of a storage without data.
+    if (numel < 0) throw fail("a storage of " + std::to_string(numel) + " elements");
+    if (numel == 0) return;  // no elements: the Unpickler reads no record
     const std::string record = name.substr(0, name.size() - 4) + "/" + item[2].text;  // data.pkl → data/KEY
     const int64_t size = record_size(record);
     if (size < 0) throw fail("a storage in record " + record + ", which the archive does not have");

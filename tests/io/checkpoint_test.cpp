@@ -456,6 +456,15 @@ TEST(Checkpoint, AStorageLargerThanItsRecordIsRefusedBeforeLibTorchReadsIt) {
                                                 std::to_string(numel + 1) + " elements of 4 bytes in record data/0 of " +
                                                 std::to_string(4 * numel) + " bytes"))
       << error;
+  // A negative count (BININT −1) would be a storage of 2^64 − 4 bytes without data.
+  const std::string negative = dir.file("storage-negative.pt");
+  std::ofstream(negative, std::ios::binary) << with_changed_first_storage(bytes, [&](std::string& pickle, size_t at) {
+    pickle.replace(at, 2, std::string("J\xff\xff\xff\xff", 5));
+  });
+  const std::string negative_error = load_error(negative);
+  EXPECT_TRUE(nmt::testing::contains(negative_error, negative + ": invalid nmt checkpoint: part 'model': corrupt data.pkl: "
+                                                              "a storage of -1 elements at byte "))
+      << negative_error;
 }
 
 TEST(Checkpoint, ATensorReachingPastItsStorageIsRefused) {
