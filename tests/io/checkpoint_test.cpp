@@ -419,11 +419,22 @@ TEST(Checkpoint, AStringLengthPastTheEndOfAPickleIsRefusedBeforeLibTorchAllocate
   }
 }
 
-/// `path`'s model part with its data.pkl changed by `change` at the byte after the first
-/// storage's location string 'cpu' (and its BINPUT), where the storage's element count follows;
-/// `change(pickle, at)` edits in place. Checksums recomputed.
-std::string with_changed_first_storage(const std::string& bytes, const std::function<void(std::string&, size_t)>& change) {
-  return with_changed_part(bytes, "model", [&](const std::string& a) {
+/// A full checkpoint saved in `dir` and written again as `file` with its part `part` changed by
+/// `change` (checksums recomputed): that file's path and the error loading it gives.
+std::pair<std::string, std::string> error_of_changed_part(const TempDir& dir, const std::string& file,
+                                                          const std::string& part,
+                                                          const std::function<std::string(const std::string&)>& change) {
+  const auto bytes = nmt::testing::read_text(save_full_checkpoint(dir));
+  const std::string bad = dir.file(file);
+  std::ofstream(bad, std::ios::binary) << with_changed_part(bytes, part, change);
+  return {bad, load_error(bad)};
+}
+
+/// A change of the model part: its data.pkl edited by `change(pickle, at)` in place, `at` the
+/// byte after the first storage's location string 'cpu' (and its BINPUT), where the storage's
+/// element count follows.
+std::function<std::string(const std::string&)> change_first_storage(const std::function<void(std::string&, size_t)>& change) {
+  return [change](const std::string& a) {
     return with_changed_record(a, "data.pkl", [&](std::string pickle) {
       const std::string cpu = std::string("X\x03\x00\x00\x00", 5) + "cpu";
       size_t at = pickle.find(cpu);
@@ -434,7 +445,7 @@ std::string with_changed_first_storage(const std::string& bytes, const std::func
       change(pickle, at);
       return pickle;
     });
-  });
+  };
 }
 
 TEST(Checkpoint, AStorageLargerThanItsRecordIsRefusedBeforeLibTorchReadsIt) {
@@ -442,26 +453,22 @@ TEST(Checkpoint, AStorageLargerThanItsRecordIsRefusedBeforeLibTorchReadsIt) {
   // record without comparing the two; every later read overran the record (a fuzz_checkpoint
   // finding: a storage key changed to a smaller tensor's record, under ASan in weights_digest).
   TempDir dir;
-  const std::string path = save_full_checkpoint(dir);
-  const auto bytes = nmt::testing::read_text(path);
-  const std::string bad = dir.file("storage-past-record.pt");
   int64_t numel = -1;
-  std::ofstream(bad, std::ios::binary) << with_changed_first_storage(bytes, [&](std::string& pickle, size_t at) {
+  const auto [bad, error] = error_of_changed_part(dir, "storage-past-record.pt", "model",
+                                                  change_first_storage([&](std::string& pickle, size_t at) {
     ASSERT_EQ(pickle[at], 'K') << "the first storage's element count is not a BININT1";
     numel = static_cast<unsigned char>(pickle[at + 1]);
     pickle[at + 1] = static_cast<char>(numel + 1);  // one element more than the record holds
-  });
-  const std::string error = load_error(bad);
+  }));
   EXPECT_TRUE(nmt::testing::contains(error, bad + ": invalid nmt checkpoint: part 'model': corrupt data.pkl: a storage of " +
                                                 std::to_string(numel + 1) + " elements of 4 bytes in record data/0 of " +
                                                 std::to_string(4 * numel) + " bytes"))
       << error;
   // A negative count (BININT −1) would be a storage of 2^64 − 4 bytes without data.
-  const std::string negative = dir.file("storage-negative.pt");
-  std::ofstream(negative, std::ios::binary) << with_changed_first_storage(bytes, [&](std::string& pickle, size_t at) {
+  const auto [negative, negative_error] = error_of_changed_part(dir, "storage-negative.pt", "model",
+                                                                change_first_storage([](std::string& pickle, size_t at) {
     pickle.replace(at, 2, std::string("J\xff\xff\xff\xff", 5));
-  });
-  const std::string negative_error = load_error(negative);
+  }));
   EXPECT_TRUE(nmt::testing::contains(negative_error, negative + ": invalid nmt checkpoint: part 'model': corrupt data.pkl: "
                                                               "a storage of -1 elements at byte "))
       << negative_error;
@@ -471,10 +478,8 @@ TEST(Checkpoint, ATensorReachingPastItsStorageIsRefused) {
   // The pickle's storage offset, sizes and strides are taken as they come: an offset of 1 puts
   // the first tensor's last element one past its storage.
   TempDir dir;
-  const std::string path = save_full_checkpoint(dir);
-  const auto bytes = nmt::testing::read_text(path);
-  const std::string bad = dir.file("tensor-past-storage.pt");
-  std::ofstream(bad, std::ios::binary) << with_changed_first_storage(bytes, [&](std::string& pickle, size_t at) {
+  const auto [bad, error] = error_of_changed_part(dir, "tensor-past-storage.pt", "model",
+                                                  change_first_storage([](std::string& pickle, size_t at) {
     // numel (BININT1), TUPLE, BINPERSID, BINPUT, then the storage offset: BININT1 0.
     at += 2;
     ASSERT_EQ(pickle.substr(at, 2), "tQ");
@@ -482,8 +487,7 @@ TEST(Checkpoint, ATensorReachingPastItsStorageIsRefused) {
     if (pickle[at] == 'q') at += 2;
     ASSERT_EQ(pickle.substr(at, 2), std::string("K\0", 2)) << "the first tensor's offset is not 0";
     pickle[at + 1] = 1;
-  });
-  const std::string error = load_error(bad);
+  }));
   EXPECT_TRUE(nmt::testing::contains(error, bad + ": invalid nmt checkpoint: part 'model': tensor '")) << error;
   EXPECT_TRUE(nmt::testing::contains(error, "at offset 1) reaches past the end of its storage of ")) << error;
 }
@@ -492,34 +496,48 @@ TEST(Checkpoint, AMemoIndexAsLargeAsThePickleIsRefusedBeforeLibTorchGrowsItsMemo
   // LibTorch 1.13's Unpickler grows its memo to a BINPUT's index without a bound: an index of
   // 671,107,869 made it allocate 10.7 GB (a fuzz_checkpoint finding).
   TempDir dir;
-  const std::string path = save_full_checkpoint(dir);
-  const auto bytes = nmt::testing::read_text(path);
-  const std::string bad = dir.file("memo-index.pt");
-  std::ofstream(bad, std::ios::binary) << with_changed_part(bytes, "model", [&](const std::string& a) {
-    return with_changed_record(a, "data.pkl", [&](std::string pickle) {
+  const auto [bad, error] = error_of_changed_part(dir, "memo-index.pt", "model", [](const std::string& a) {
+    return with_changed_record(a, "data.pkl", [](std::string pickle) {
       const size_t at = pickle.find(std::string("\nq\0", 3));  // the BINPUT 0 after the first GLOBAL
       EXPECT_NE(at, std::string::npos) << "no BINPUT 0 in data.pkl";
       if (at == std::string::npos) return pickle;
       return pickle.replace(at + 1, 2, std::string("r\x1d\x00\x00\x28", 5));  // LONG_BINPUT 671088669 (0x2800001d)
     });
   });
-  const std::string error = load_error(bad);
   EXPECT_TRUE(nmt::testing::contains(error, bad + ": invalid nmt checkpoint: part 'model': corrupt data.pkl: a memo index "
                                                 "of 671088669 in a pickle of ")) << error;
+}
+
+TEST(Checkpoint, ARecordSizeOfFourGiBIsRefusedBeforeLibTorchAllocatesIt) {
+  // LibTorch's zip reader allocates a record's stated size first: a size field of 0xffffffff
+  // (zip64's marker) without a zip64 size was an allocation of 4 GiB (a fuzz_checkpoint finding).
+  TempDir dir;
+  const auto [bad, error] = error_of_changed_part(dir, "record-size.pt", "state", [](const std::string& a) {
+    std::string zip = a;
+    // The central directory entry of data.pkl: its uncompressed size (offset 24).
+    for (size_t at = zip.find("PK\x01\x02"); at != std::string::npos; at = zip.find("PK\x01\x02", at + 4)) {
+      const size_t name_len = le(zip, at + 28, 2);
+      const std::string name = zip.substr(at + 46, name_len);
+      if (name.size() >= 8 && name.compare(name.size() - 8, 8, "data.pkl") == 0) {
+        zip.replace(at + 24, 4, std::string(4, '\xff'));
+        return zip;
+      }
+    }
+    ADD_FAILURE() << "no central directory entry for data.pkl";
+    return zip;
+  });
+  EXPECT_TRUE(nmt::testing::contains(error, bad + ": invalid nmt checkpoint: part 'state': ")) << error;
+  EXPECT_TRUE(nmt::testing::contains(error, "data.pkl has no zip64 size")) << error;
 }
 
 TEST(Checkpoint, APickleThatPopsAnEmptyStackIsRefused) {
   // LibTorch's Unpickler pops without checking (undefined behaviour on an empty stack).
   TempDir dir;
-  const std::string path = save_full_checkpoint(dir);
-  const auto bytes = nmt::testing::read_text(path);
-  const std::string bad = dir.file("pops-empty-stack.pt");
-  std::ofstream(bad, std::ios::binary) << with_changed_part(bytes, "model", [&](const std::string& a) {
-    return with_changed_record(a, "data.pkl", [&](std::string pickle) {
+  const auto [bad, error] = error_of_changed_part(dir, "pops-empty-stack.pt", "model", [](const std::string& a) {
+    return with_changed_record(a, "data.pkl", [](std::string pickle) {
       return pickle.substr(0, 2) + "\x85" + pickle.substr(2);  // PROTO 2, then TUPLE1 of nothing
     });
   });
-  const std::string error = load_error(bad);
   EXPECT_TRUE(nmt::testing::contains(error, bad + ": invalid nmt checkpoint: part 'model': corrupt data.pkl: an opcode "
                                                 "that pops 1 of 0 values at byte 2")) << error;
 }

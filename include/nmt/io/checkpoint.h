@@ -93,8 +93,10 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck, torch::optim
 /// importing some of it, so it is checked before LibTorch parses the archive), and when a
 /// part's pickle holds an argument that runs past its end (naming the part, record and byte
 /// offset: LibTorch would first allocate its stated length, up to 4 GiB), a storage larger than
-/// its record, a tensor reaching past its storage, or an opcode popping an empty stack (LibTorch
-/// 1.13 would read past the buffer or pop nothing). Every part's checksum is verified first,
+/// its record, a tensor reaching past its storage, an opcode popping an empty stack or a memo
+/// index as large as the pickle, and a zip record stating more bytes than its archive (LibTorch
+/// 1.13 would read past the buffer, pop nothing, or allocate the stated size). Every part's
+/// checksum is verified first,
 /// reading the file once; the optimizer state is checked in 1 MiB pieces and not kept, and each
 /// archive part's bytes are freed as soon as LibTorch has read them.
 Checkpoint load_checkpoint(const std::string& path, c10::Device device);
