@@ -517,7 +517,7 @@ std::map<std::string, uint64_t> zip_record_sizes(const char* data, size_t size) 
     if (at(pos, 4) != 0x02014b50) throw corrupt("entry " + std::to_string(i) + " has no signature");
     uint64_t uncompressed = at(pos + 24, 4);
     const uint64_t name_len = at(pos + 28, 2), extra_len = at(pos + 30, 2), comment_len = at(pos + 32, 2);
-    if (name_len > size - pos - 46) throw corrupt("a name past the end");
+    if (pos + 46 > size || name_len > size - pos - 46) throw corrupt("a name past the end");
     std::string name(data + pos + 46, name_len);
     if (uncompressed == 0xffffffff) {  // the zip64 extra field (id 1) holds it, first
       bool found = false;
