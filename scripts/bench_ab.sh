@@ -2,8 +2,8 @@
 # A/B speed comparison of two nmt executables (e.g. a copy of the binary before a change, and
 # build/nmt after it) in one run on one machine: `nmt bench` with the same arguments, alternating
 # A, B, A, B, ... for ROUNDS rounds, so that a drift in the machine's load hits both. Prints the
-# CPU model, each run's summary figures, and per round the ratio B/A of training target tokens/s
-# and of beam-search output tokens/s.
+# CPU model, each run's summary figures (peak resident memory included), and per round the ratio
+# B/A of training target tokens/s and of beam-search output tokens/s.
 #
 # Usage: scripts/bench_ab.sh NMT_A NMT_B ROUNDS [nmt bench arguments...]
 #   e.g. scripts/bench_ab.sh runs/bin_before/nmt build/nmt 2 -c configs/multi30k_transformer.yaml \
@@ -25,7 +25,7 @@ for ((r = 1; r <= ROUNDS; ++r)); do
     summary=$("$bin" bench "$@" 2>/dev/null | grep '^summary:')
     train[$side]=$(field train_tgt_tok_s "$summary")
     decode[$side]=$(field decode_tgt_tok_s "$summary")
-    echo "round $r $side ($bin): training ${train[$side]} target tokens/s, beam ${decode[$side]} output tokens/s"
+    echo "round $r $side ($bin): training ${train[$side]} target tokens/s, beam ${decode[$side]} output tokens/s, peak $(field peak_rss_mb "$summary") MB"
   done
   awk -v ta="${train[A]}" -v tb="${train[B]}" -v da="${decode[A]}" -v db="${decode[B]}" -v r="$r" \
     'BEGIN { printf "round %d ratio B/A: training %.3f, beam search %.3f\n", r, tb / ta, db / da }'

@@ -13,6 +13,7 @@ PACKAGES=(
   libtorch-dev            # LibTorch 1.13 (C++ API)
   libgloo-dev             # headers of Gloo, LibTorch's CPU back end for data-parallel training (c10d)
   libopenblas0-pthread    # BLAS for LibTorch: without it matrix products are ~20x slower
+  libtcmalloc-minimal4    # malloc of the nmt executable: less memory when decoding (README)
   libsentencepiece-dev    # subword models (loaded in isolation, see README)
   libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
   libicu-dev              # Unicode categories for sacreBLEU's intl tokeniser and chrF

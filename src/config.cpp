@@ -297,6 +297,7 @@ template <class V> void SearchConfig::visit(V& v) {
   v("max_len_a", max_len_a, kNonNegative);
   v("max_len_b", max_len_b, kNonNegative);
   v("batch_tokens", batch_tokens, kPositive);
+  v("batch_sentences", batch_sentences, kNonNegative);
 }
 
 void apply_overrides(Config& config, const std::vector<std::string>& overrides) {

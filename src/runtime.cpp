@@ -21,7 +21,10 @@
 
 namespace nmt {
 
+std::string memory_allocator() { return dlsym(RTLD_DEFAULT, "tc_malloc") != nullptr ? "tcmalloc" : "glibc"; }
+
 void tune_process(char** argv) {
+  // Under tcmalloc these set the idle glibc allocator and change nothing.
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   bound_onednn_primitive_cache();

@@ -149,6 +149,9 @@ struct SearchConfig {
   double max_len_a = 1.5;        ///< maximum output length a·|x| + b (subword tokens)
   int max_len_b = 10;
   int batch_tokens = 3000;       ///< source-token budget per translation batch
+  /// Sentences per translation batch at most (0: no limit). A batch decodes beam_size rows per
+  /// sentence, and each row holds a [V] output distribution and its self-attention caches.
+  int batch_sentences = 100;
   template <class V> void visit(V& v);
 };
 

@@ -11,14 +11,20 @@ namespace nmt {
 
 /// Process tuning that must happen first thing in main(); measured on 2 cores, each step below
 /// doubles training speed or more:
-///  - glibc malloc is told to keep freed memory instead of returning large blocks to the kernel
-///    (otherwise every training step re-faults hundreds of MB of fresh pages);
+///  - glibc malloc, where it is the allocator (builds without tcmalloc, see memory_allocator), is
+///    told to keep freed memory instead of returning large blocks to the kernel (otherwise every
+///    training step re-faults hundreds of MB of fresh pages);
 ///  - ATen's OpenMP workers must wait passively between operators, or they spin and starve
 ///    OpenBLAS's own threads. libgomp reads OMP_WAIT_POLICY only when it is loaded, so when the
 ///    variable is unset this re-executes the program once with OMP_WAIT_POLICY=PASSIVE;
 ///  - oneDNN's primitive cache is bounded (bound_onednn_primitive_cache).
 /// Returns normally when no re-execution was needed (or it failed).
 void tune_process(char** argv);
+
+/// The process's malloc: "tcmalloc" when gperftools' tcmalloc serves it (the `nmt` executable
+/// links it where it is installed: as fast as glibc malloc with its freed memory kept, and
+/// decoding peaks 20% lower, see README "Decoding memory"), else "glibc".
+std::string memory_allocator();
 
 /// Bounds oneDNN's primitive cache (bf16 and int8 products) to 32 shapes unless
 /// ONEDNN_PRIMITIVE_CACHE_CAPACITY is set. oneDNN keeps a primitive, with its memory, for every

@@ -207,7 +207,8 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   for (auto& p : model->parameters()) params += p.numel();
   out << fmt::format("nmt bench: {} ({}, {:.2f}M parameters, vocabulary {}), {} threads\n", o.config_file,
                      model_type, params / 1e6, tgt_vocab.size(), threads);
-  out << fmt::format("CPU: {} (bf16 units: {})\n", cpu_model_name(), feature.empty() ? "none" : feature);
+  out << fmt::format("CPU: {} (bf16 units: {}); memory allocator: {}\n", cpu_model_name(),
+                     feature.empty() ? "none" : feature, memory_allocator());
   out << fmt::format("GEMM ceilings (at::mm, n = {}, {} s each): fp32 {:.1f} GFLOP/s, bf16 {:.1f} GFLOP/s "
                      "({:.2f}x)\n", kCeilingSize, kCeilingSeconds, fp32_ceiling, bf16_ceiling, bf16_ceiling / fp32_ceiling);
   out << fmt::format("precision: {}\n", choice.reason);

@@ -79,10 +79,12 @@ LoadedModel load_ensemble(const std::vector<std::string>& model_dirs, const std:
   return {std::move(first), std::move(translator)};
 }
 
-void override_search(SearchConfig& search, int beam, double length_penalty, int batch_tokens) {
+void override_search(SearchConfig& search, int beam, double length_penalty, int batch_tokens,
+                     int batch_sentences) {
   if (beam > 0) search.beam_size = beam;
   if (length_penalty >= 0) search.length_penalty = length_penalty;
   if (batch_tokens > 0) search.batch_tokens = batch_tokens;
+  if (batch_sentences >= 0) search.batch_sentences = batch_sentences;
 }
 
 std::vector<std::string> translate_file(const std::string& model_dir, const std::string& src_file) {

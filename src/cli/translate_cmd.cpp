@@ -31,6 +31,7 @@ struct TranslateOptions {
   int beam = 0;              ///< 0: the model's search.beam_size
   double length_penalty = -1;
   int batch_tokens = 0;
+  int batch_sentences = -1;  ///< -1: the model's search.batch_sentences
   int threads = 0;
   std::string attention_out;             ///< directory for one alignment heatmap per sentence
   std::string attention_format = "png";  ///< png | svg
@@ -85,7 +86,7 @@ void run_translate(const TranslateOptions& o) {
   auto m = load_ensemble(o.model_dirs, o.weights, o.threads, o.device, o.precision);
   auto& tr = m.translator;
   auto& search = tr.config();
-  override_search(search, o.beam, o.length_penalty, o.batch_tokens);
+  override_search(search, o.beam, o.length_penalty, o.batch_tokens, o.batch_sentences);
   const bool pictures = !o.attention_out.empty();
   if (pictures) require_pictures(o.attention_format);
   tr.set_keep_attention(pictures);
@@ -162,6 +163,9 @@ void setup_translate(CLI::App& app) {
       ->check(positive_integer());
   cmd->add_option("--length-penalty", opts->length_penalty, "GNMT length penalty alpha")->check(non_negative());
   cmd->add_option("--batch-tokens", opts->batch_tokens, "source tokens per batch")->check(positive_integer());
+  cmd->add_option("--batch-sentences", opts->batch_sentences,
+                  "sentences per batch at most, 0: no limit (default: the model's search.batch_sentences)")
+      ->check(non_negative());
   cmd->add_option("--n-best", opts->n_best,
                   "write the N best hypotheses of each sentence in Moses format "
                   "(i ||| hypothesis ||| LogProb= .. Length= .. ||| score); N <= beam size")

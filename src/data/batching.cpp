@@ -195,6 +195,7 @@ std::vector<std::vector<size_t>> make_sentence_batches(
     current.push_back(idx);
   }
   if (!current.empty()) batches.push_back(std::move(current));
+  std::stable_sort(batches.begin(), batches.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
   return batches;
 }
 

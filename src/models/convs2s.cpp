@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -195,7 +196,7 @@ std::pair<at::Tensor, at::Tensor> ConvS2SSeq2SeqImpl::decode(const at::Tensor& t
   auto out = models::dropout(decoder_out_(x), config_.dropout, is_training());  // [B, T, E]
   auto logits = config_.tie_embeddings ? tied_output_(out, tgt_embed_->weight, output_bias_, is_training()) : output_(out);
   state.position += tgt.size(1);
-  return {at::log_softmax(at_least_fp32(logits), -1), attention / static_cast<double>(decoder_layers_.size())};
+  return {log_softmax_of_logits(std::move(logits)), attention / static_cast<double>(decoder_layers_.size())};
 }
 
 ForwardOutput ConvS2SSeq2SeqImpl::forward(const data::Batch& batch) {

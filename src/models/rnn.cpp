@@ -1,5 +1,7 @@
 #include "nmt/models/rnn.h"
 
+#include <utility>
+
 #include <torch/nn/init.h>
 #include <torch/nn/utils/rnn.h>
 
@@ -143,7 +145,7 @@ at::Tensor RnnSeq2SeqImpl::output_log_probs(const at::Tensor& attn_vec) {
   } else {
     logits = output_(attn_vec);
   }
-  return at::log_softmax(at_least_fp32(logits), -1);
+  return log_softmax_of_logits(std::move(logits));
 }
 
 at::Tensor RnnSeq2SeqImpl::position_log_probs(const at::Tensor& hidden, const at::Tensor& memory) {

@@ -1,11 +1,24 @@
 #include "nmt/models/seq2seq.h"
 
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
 #include "nmt/models/convs2s.h"
 #include "nmt/models/int8.h"
 #include "nmt/models/rnn.h"
 #include "nmt/models/transformer.h"
+#include "nmt/precision.h"
 
 namespace nmt::models {
+
+at::Tensor log_softmax_of_logits(at::Tensor logits) {
+  logits = at_least_fp32(logits);
+  // ATen's CPU kernel reads a whole row before it writes it, so the result may overwrite its input.
+  if (at::GradMode::is_enabled() || !logits.device().is_cpu() || logits.scalar_type() != at::kFloat ||
+      !logits.is_contiguous())
+    return at::log_softmax(logits, -1);
+  return at::_log_softmax_out(logits, logits, -1, /*half_to_float=*/false);
+}
 
 void Seq2SeqImpl::set_int8(bool on) { set_int8_linear_layers(*this, on); }
 

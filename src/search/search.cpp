@@ -65,13 +65,24 @@ BeamSearch::Advance BeamSearch::advance(const at::Tensor& log_probs, const at::T
   std::vector<double> base(rows_.size());
   for (size_t r = 0; r < rows_.size(); ++r) base[r] = rows_[r].log_prob;
   // Top 2K candidates per sentence, found on the model's device; only those come to the CPU.
-  auto scores = log_probs.to(at::kFloat) +
-                at::tensor(base, at::kDouble).to(log_probs.device(), at::kFloat).unsqueeze(1);  // [R, V]
-  auto top = scores.view({n_live, K_ * V}).topk(std::min<int64_t>(2 * K_, K_ * V), 1);
+  // A sentence's best 2K are among the best 2K of each of its rows (a row's score is the same
+  // for all its tokens), so the rows are searched first, and no [R, V] tensor of scores is made.
+  const int64_t per_row = std::min<int64_t>(2 * K_, V);
+  auto row_top = log_probs.topk(per_row, 1);                                              // [R, per_row]
+  auto row_scores = std::get<0>(row_top).to(at::kFloat) +
+                    at::tensor(base, at::kDouble).to(log_probs.device(), at::kFloat).unsqueeze(1);
+  auto top = row_scores.view({n_live, K_ * per_row}).topk(std::min<int64_t>(2 * K_, K_ * per_row), 1);
   auto top_scores = std::get<0>(top).to(at::kCPU, at::kDouble).contiguous();
-  auto top_ids = std::get<1>(top).to(at::kCPU).contiguous();
+  // Candidate j of sentence i: row i·K + j / per_row, token row_top's id at that row and place.
+  auto top_ids = std::get<1>(row_top)
+                     .view({n_live, K_ * per_row})
+                     .gather(1, std::get<1>(top))
+                     .to(at::kCPU)
+                     .contiguous();
+  auto top_rows = std::get<1>(top).div(per_row, "floor").to(at::kCPU).contiguous();
   auto s_acc = top_scores.accessor<double, 2>();
   auto i_acc = top_ids.accessor<int64_t, 2>();
+  auto r_acc = top_rows.accessor<int64_t, 2>();
   at::Tensor att_cpu = keep_attention_ && attention.defined() ? attention.to(at::kCPU, at::kFloat) : at::Tensor();
   const int64_t t = ++step_;  // tokens generated after this step, EOS included
 
@@ -85,8 +96,8 @@ BeamSearch::Advance BeamSearch::advance(const at::Tensor& log_probs, const at::T
     for (int64_t j = 0; j < top_ids.size(1); ++j) {
       const double s = s_acc[i][j];
       if (!std::isfinite(s)) break;
-      const int64_t row = i * K_ + i_acc[i][j] / V;
-      const int64_t token = i_acc[i][j] % V;
+      const int64_t row = i * K_ + r_acc[i][j];
+      const int64_t token = i_acc[i][j];
       const at::Tensor att = att_cpu.defined() ? att_cpu[row] : at::Tensor();
       if (token == data::kEos || at_max) {
         // EOS counts only among the K best candidates (as fairseq); at max length the K best

@@ -13,7 +13,7 @@ std::vector<std::vector<Hypothesis>> Translator::translate_ids_n_best(
     const std::vector<std::vector<int64_t>>& sentences, int64_t n) const {
   std::vector<std::vector<Hypothesis>> out(sentences.size(), std::vector<Hypothesis>(1));
   AutocastGuard autocast(precision_, device_);
-  for (const auto& rows : data::make_sentence_batches(sentences, config_.batch_tokens)) {
+  for (const auto& rows : data::make_sentence_batches(sentences, config_.batch_tokens, config_.batch_sentences)) {
     std::vector<size_t> nonempty;
     for (size_t r : rows)
       if (!sentences[r].empty()) nonempty.push_back(r);

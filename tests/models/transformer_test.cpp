@@ -71,7 +71,39 @@ TEST_P(TransformerVariants, StepwiseDecodingWithCacheEqualsTeacherForcedForward)
   const int64_t T = batch_of(examples()).tgt_in.size(1);
   auto& s = dynamic_cast<nmt::models::TransformerDecoderState&>(*state);
   EXPECT_EQ(s.position, T);
-  for (auto& layer : s.layers) EXPECT_EQ(layer.self_k.size(2), T);
+  for (auto& layer : s.layers) {
+    EXPECT_EQ(layer.length, T);
+    EXPECT_EQ(layer.keys().size(2), T);
+  }
+}
+
+TEST_P(TransformerVariants, StepwiseDecodingPastTheCachesFirstCapacityEqualsForward) {
+  // 40 positions: the in-place caches fill their first buffers (16 positions) and grow three times,
+  // copying their prefix; a state reordered between steps keeps the room it had.
+  torch::NoGradGuard no_grad;
+  constexpr int64_t T = 40;
+  std::vector<nmt::data::Example> ex(2);
+  for (int64_t i = 0; i < T - 1; ++i) ex[0].tgt.push_back(4 + (i * 7) % (kTgtVocab - 4));
+  for (int64_t i = 0; i < T / 2; ++i) ex[1].tgt.push_back(4 + (i * 3) % (kTgtVocab - 4));
+  ex[0].src = {5, 6, 7, 8};
+  ex[1].src = {9, 10};
+  ex[1].index = 1;
+  auto batch = batch_of(ex);
+  ASSERT_EQ(batch.tgt_in.size(1), T);
+  auto full = model_->forward(batch);
+  std::unique_ptr<nmt::models::DecoderState> state = model_->start(batch.src);
+  const auto swap = torch::tensor({1, 0}, torch::kLong);
+  for (int64_t t = 0; t < T; ++t) {
+    // Every 5th step the rows trade places and trade back: reorder copies the buffers.
+    if (t % 5 == 4) state = state->reorder(swap)->reorder(swap);
+    auto out = model_->step(batch.tgt_in.select(1, t), *state);
+    EXPECT_TRUE(close(out.log_probs, full.log_probs.select(1, t))) << "step " << t;
+  }
+  auto& s = dynamic_cast<nmt::models::TransformerDecoderState&>(*state);
+  for (auto& layer : s.layers) {
+    EXPECT_EQ(layer.length, T);
+    EXPECT_GT(layer.self_k.size(2), 24) << "the buffers never grew past their second capacity";
+  }
 }
 
 TEST_P(TransformerVariants, FutureTokensCannotChangeEarlierPositions) {

@@ -1,6 +1,8 @@
 #include "nmt/search/search.h"
 
 #include <cmath>
+#include <limits>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -48,6 +50,32 @@ TEST(BeamSearch, FindsTheBetterHypothesisThatGreedyMisses) {
   EXPECT_EQ(best[0].tokens, (std::vector<int64_t>{5}));
   EXPECT_NEAR(best[0].log_prob, std::log(0.36), 1e-5);
   ASSERT_EQ(beam.finished()[0].size(), 2u);
+}
+
+TEST(BeamSearch, KeepsTheKBestOfAllBeamsTimesVocabularyCandidates) {
+  // Random log-probs, EOS impossible (no hypothesis ends): at every step the K continuing
+  // candidates of a sentence must be the K best of all K × V (beam score + log-prob), best
+  // first, whatever the beam and vocabulary sizes (also 2K > V).
+  torch::manual_seed(11);
+  for (int64_t vocab : {7, 40}) {
+    for (int K : {1, 2, 4}) {
+      const int64_t sentences = 3;
+      BeamSearch beam(sentences, options(K), std::vector<int64_t>(sentences, 100));
+      auto base = torch::full({sentences * K}, -std::numeric_limits<float>::infinity());
+      for (int64_t i = 0; i < sentences; ++i) base[i * K] = 0.0f;
+      for (int step = 0; step < 5; ++step) {
+        auto lp = at::log_softmax(torch::randn({sentences * K, vocab}) * 3, -1);
+        lp.select(1, kEos).fill_(-std::numeric_limits<float>::infinity());
+        auto adv = beam.advance(lp, {});
+        auto all = (lp + base.unsqueeze(1)).view({sentences, K * vocab}).topk(K, 1);
+        auto expect_rows = torch::arange(sentences).unsqueeze(1) * K + std::get<1>(all).div(vocab, "floor");
+        auto expect_tokens = std::get<1>(all).remainder(vocab);
+        EXPECT_TRUE(torch::equal(adv.rows, expect_rows.flatten())) << "V " << vocab << " K " << K << " step " << step;
+        EXPECT_TRUE(torch::equal(adv.tokens, expect_tokens.flatten())) << "V " << vocab << " K " << K << " step " << step;
+        base = std::get<0>(all).flatten();
+      }
+    }
+  }
 }
 
 TEST(BeamSearch, LengthPenaltyFavoursLongerHypotheses) {

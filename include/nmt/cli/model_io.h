@@ -35,8 +35,10 @@ LoadedModel load_ensemble(const std::vector<std::string>& model_dirs, const std:
                           int threads = 0, const std::string& device = "", const std::string& precision = "");
 
 /// Command-line overrides of a model's stored search settings (`--beam`, `--length-penalty`,
-/// `--batch-tokens`): a value <= 0 (length penalty: < 0) keeps the stored one.
-void override_search(SearchConfig& search, int beam, double length_penalty, int batch_tokens);
+/// `--batch-tokens`, `--batch-sentences`): a value < 0 keeps the stored one, and so does 0,
+/// except for batch_sentences (0: no limit).
+void override_search(SearchConfig& search, int beam, double length_penalty, int batch_tokens,
+                     int batch_sentences = -1);
 
 /// Translate every line of `src_file` with the model's stored search settings.
 std::vector<std::string> translate_file(const std::string& model_dir, const std::string& src_file);

@@ -49,8 +49,11 @@ std::vector<std::vector<size_t>> make_token_batches(const std::vector<std::pair<
 /// Batches for translation/validation, as lists of positions into `src_sentences`. Sentences are
 /// sorted by source length, longest first (stable: equal lengths keep input order), and cut so
 /// that size × (max src length + 1) ≤ max_tokens and, when max_sentences > 0,
-/// size ≤ max_sentences (a single over-long sentence forms its own batch). Every position appears
-/// exactly once, so results put back with `out[batch[i]] = result[i]` restore the input order.
+/// size ≤ max_sentences (a single over-long sentence forms its own batch). The batches come
+/// with the most sentences first (stable): a batch's largest tensors grow with its sentences
+/// (a [rows, V] output distribution per step), and memory freed by a large batch is reused by
+/// smaller ones, not the other way round. Every position appears exactly once, so results put
+/// back with `out[batch[i]] = result[i]` restore the input order.
 /// max_tokens <= 0 means no token limit; if both limits are off, all sentences form one batch.
 std::vector<std::vector<size_t>> make_sentence_batches(
     const std::vector<std::vector<int64_t>>& src_sentences, int64_t max_tokens,

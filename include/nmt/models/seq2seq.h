@@ -64,6 +64,12 @@ struct ForwardOutput {
   AlignmentDiagnostics diagnostics;  ///< eval mode
 };
 
+/// log_softmax over the last dimension of a model's output logits [..., V], in fp32 at least
+/// (at_least_fp32). While autograd records nothing (decoding), fp32 CPU logits are overwritten
+/// in place instead of a second [..., V] tensor being allocated: the caller must not read
+/// `logits` afterwards. The values are those of at::log_softmax either way.
+at::Tensor log_softmax_of_logits(at::Tensor logits);
+
 /// A sequence-to-sequence model. Subclasses register their parameters as torch modules.
 class Seq2SeqImpl : public torch::nn::Module {
  public:
