@@ -22,7 +22,8 @@ for ((r = 1; r <= ROUNDS; ++r)); do
   for side in A B; do
     bin=$A
     [[ $side == B ]] && bin=$B
-    summary=$("$bin" bench "$@" 2>/dev/null | grep '^summary:')
+    output=$("$bin" bench "$@" 2>&1) || true
+    summary=$(grep '^summary:' <<<"$output") || { echo "bench_ab.sh: $bin bench failed:" >&2; tail -5 <<<"$output" >&2; exit 1; }
     train[$side]=$(field train_tgt_tok_s "$summary")
     decode[$side]=$(field decode_tgt_tok_s "$summary")
     echo "round $r $side ($bin): training ${train[$side]} target tokens/s, beam ${decode[$side]} output tokens/s, peak $(field peak_rss_mb "$summary") MB"

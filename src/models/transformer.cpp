@@ -1,13 +1,11 @@
 #include "nmt/models/transformer.h"
 
-#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
 #include <utility>
 
 #include <ATen/ATen.h>
-#include <ATen/core/grad_mode.h>
 #include <torch/nn/init.h>
 #include <torch/utils.h>
 
@@ -160,8 +158,9 @@ at::Tensor TransformerDecoderLayerImpl::forward(const at::Tensor& x, DecoderLaye
   const bool training = is_training();
   auto h = residual(x, norm1_, pre_norm_, dropout_, training, [&](const at::Tensor& in) {
     auto qkv = self_attn_->project_qkv(in);
-    cache.append(qkv[1], qkv[2]);
-    return self_attn_->attend(qkv[0], cache.keys(), cache.values(), self_bias);
+    cache.self_k = cache.self_k.defined() ? at::cat({cache.self_k, qkv[1]}, 2) : qkv[1];
+    cache.self_v = cache.self_v.defined() ? at::cat({cache.self_v, qkv[2]}, 2) : qkv[2];
+    return self_attn_->attend(qkv[0], cache.self_k, cache.self_v, self_bias);
   });
   h = residual(h, norm2_, pre_norm_, dropout_, training, [&](const at::Tensor& in) {
     return cross_attn_->attend(cross_attn_->project_q(in), cross_k, cross_v, src_bias, cross_weights);
@@ -172,82 +171,23 @@ at::Tensor TransformerDecoderLayerImpl::forward(const at::Tensor& x, DecoderLaye
 // ---- decoder state -------------------------------------------------------------------------
 
 namespace {
-
-/// Room for this many positions at the first decoding step; a full buffer grows by half.
-constexpr int64_t kInitialCapacity = 16;
-
-/// Rows `rows` of the buffer's first `length` positions, in a new buffer of the same capacity.
-at::Tensor buffer_rows(const at::Tensor& buffer, int64_t length, const at::Tensor& rows) {
-  if (!buffer.defined()) return buffer;
-  if (length == buffer.size(2)) return buffer.index_select(0, rows);
-  auto sizes = buffer.sizes().vec();
-  sizes[0] = rows.size(0);
-  auto out = at::empty(sizes, buffer.options());
-  auto prefix = out.narrow(2, 0, length);
-  at::index_select_out(prefix, buffer.narrow(2, 0, length), 0, rows);
-  return out;
-}
-
-/// `buffer` with room for at least `needed` positions: itself, or a copy of its first `length`.
-at::Tensor with_room(const at::Tensor& buffer, const at::Tensor& like, int64_t length, int64_t needed) {
-  const int64_t capacity = buffer.defined() ? buffer.size(2) : 0;
-  if (needed <= capacity) return buffer;
-  auto sizes = like.sizes().vec();
-  sizes[2] = std::max({needed, capacity + capacity / 2, kInitialCapacity});
-  auto grown = at::empty(sizes, like.options().memory_format(at::MemoryFormat::Contiguous));
-  if (length > 0) grown.narrow(2, 0, length).copy_(buffer.narrow(2, 0, length));
-  return grown;
-}
-
+at::Tensor pick_rows(const at::Tensor& t, const at::Tensor& rows) { return t.defined() ? t.index_select(0, rows) : t; }
 }  // namespace
-
-at::Tensor DecoderLayerCache::keys() const { return self_k.defined() ? self_k.narrow(2, 0, length) : self_k; }
-at::Tensor DecoderLayerCache::values() const { return self_v.defined() ? self_v.narrow(2, 0, length) : self_v; }
-
-void DecoderLayerCache::append(const at::Tensor& k, const at::Tensor& v) {
-  const int64_t T = k.size(2);
-  if (at::GradMode::is_enabled() || (length == 0 && T > 1)) {
-    // Autograd needs tensors that are never written again; teacher forcing needs no room.
-    self_k = length == 0 ? k : at::cat({keys(), k}, 2);
-    self_v = length == 0 ? v : at::cat({values(), v}, 2);
-  } else {
-    self_k = with_room(self_k, k, length, length + T);
-    self_v = with_room(self_v, v, length, length + T);
-    self_k.narrow(2, length, T).copy_(k);
-    self_v.narrow(2, length, T).copy_(v);
-  }
-  length += T;
-}
-
-DecoderLayerCache DecoderLayerCache::with_rows(const at::Tensor& rows) const {
-  DecoderLayerCache c;
-  c.self_k = buffer_rows(self_k, length, rows);
-  c.self_v = buffer_rows(self_v, length, rows);
-  c.length = length;
-  c.cross_k = cross_k;
-  c.cross_v = cross_v;
-  return c;
-}
 
 std::unique_ptr<DecoderState> TransformerDecoderState::select(const at::Tensor& rows) const {
   auto s = without_caches(rows);
   // The encoder-side tensors are shared: only the record of which source row each row reads changes.
-  for (const auto& l : layers) s->layers.push_back(l.with_rows(rows));
+  for (const auto& l : layers) s->layers.push_back({pick_rows(l.self_k, rows), pick_rows(l.self_v, rows), l.cross_k, l.cross_v});
   return s;
 }
 
 std::unique_ptr<DecoderState> TransformerDecoderState::reorder(const at::Tensor& rows) {
   auto s = without_caches(rows);
   for (auto& l : layers) {
-    // Each old buffer goes as soon as its reordered copy exists.
-    DecoderLayerCache c;
-    c.length = l.length;
-    c.self_k = buffer_rows(l.self_k, l.length, rows);
+    DecoderLayerCache c{pick_rows(l.self_k, rows), {}, l.cross_k, l.cross_v};
     l.self_k.reset();
-    c.self_v = buffer_rows(l.self_v, l.length, rows);
+    c.self_v = pick_rows(l.self_v, rows);
     l.self_v.reset();
-    c.cross_k = std::move(l.cross_k);
-    c.cross_v = std::move(l.cross_v);
     s->layers.push_back(std::move(c));
   }
   layers.clear();

@@ -110,27 +110,9 @@ TORCH_MODULE(TransformerEncoderLayer);
 
 /// Per-layer decoder caches: keys and values of the target prefix (self-attention; grown by the
 /// new positions at every call) and of the encoder output (cross-attention; fixed).
-///
-/// While autograd records nothing (decoding), the self-attention keys and values live in buffers
-/// with room for more positions, written in place, that grow by half when full (as a vector
-/// does): a step copies nothing, and the buffers keep their size for many steps, so the freed
-/// memory of one step's state fits the next one's. With autograd on, every append makes new
-/// tensors (torch.cat), as autograd needs.
 struct DecoderLayerCache {
-  /// [B, H, capacity, d_k]: positions 0 .. length − 1 hold the prefix's keys / values, the rest
-  /// is uninitialised room (undefined before the first position).
-  at::Tensor self_k, self_v;
-  int64_t length = 0;           ///< target positions cached so far
+  at::Tensor self_k, self_v;    ///< [B, H, t, d_k], t = positions decoded so far (undefined at first)
   at::Tensor cross_k, cross_v;  ///< [N, H, S, d_k], one row per source sentence (see source_rows)
-
-  /// The cached prefix's keys / values [B, H, length, d_k] (views of the buffers).
-  at::Tensor keys() const;
-  at::Tensor values() const;
-  /// Appends the keys and values k, v [B, H, T, d_k] of T new positions.
-  void append(const at::Tensor& k, const at::Tensor& v);
-  /// The self-attention caches' rows `rows` [B'] (new buffers of the same capacity; undefined
-  /// stays undefined) and the same cross-attention tensors (shared, not copied).
-  DecoderLayerCache with_rows(const at::Tensor& rows) const;
 };
 
 /// One decoder layer: causal self-attention, attention over the encoder output, feed-forward.
