@@ -65,8 +65,8 @@ BeamSearch::Advance BeamSearch::advance(const at::Tensor& log_probs, const at::T
   std::vector<double> base(rows_.size());
   for (size_t r = 0; r < rows_.size(); ++r) base[r] = rows_[r].log_prob;
   // Top 2K candidates per sentence, found on the model's device; only those come to the CPU.
-  // A sentence's best 2K are among the best 2K of each of its rows (a row's score is the same
-  // for all its tokens), so the rows are searched first, and no [R, V] tensor of scores is made.
+  // A sentence's best 2K are among the best 2K of each of its rows (a row's beam score is added
+  // to all its tokens alike), so the rows are searched first, and no [R, V] tensor of scores is made.
   const int64_t per_row = std::min<int64_t>(2 * K_, V);
   auto row_top = log_probs.topk(per_row, 1);                                              // [R, per_row]
   auto row_scores = std::get<0>(row_top).to(at::kFloat) +

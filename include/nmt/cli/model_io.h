@@ -35,8 +35,8 @@ LoadedModel load_ensemble(const std::vector<std::string>& model_dirs, const std:
                           int threads = 0, const std::string& device = "", const std::string& precision = "");
 
 /// Command-line overrides of a model's stored search settings (`--beam`, `--length-penalty`,
-/// `--batch-tokens`, `--batch-sentences`): a value < 0 keeps the stored one, and so does 0,
-/// except for batch_sentences (0: no limit).
+/// `--batch-tokens`, `--batch-sentences`): beam and batch_tokens <= 0, length_penalty and
+/// batch_sentences < 0 keep the stored value (batch_sentences 0: no limit).
 void override_search(SearchConfig& search, int beam, double length_penalty, int batch_tokens,
                      int batch_sentences = -1);
 
