@@ -169,7 +169,8 @@ void run_serve(const ServeOptions& o) {
   auto m = load_ensemble(o.model_dirs, o.weights, o.threads, o.device, o.precision);
   auto& tr = m.translator;
   auto& search = tr.config();
-  override_search(search, o.beam, o.length_penalty, o.batch_tokens);
+  // The batcher's budget is the translator's too, so that it never splits a batch again.
+  override_search(search, o.beam, o.length_penalty, o.batch_tokens, o.batch_sentences);
   const int default_beam = search.beam_size;
   if (default_beam > o.limits.max_beam)
     throw std::runtime_error("the default beam " + std::to_string(default_beam) + " is larger than --max-beam " +
