@@ -148,6 +148,13 @@ AutocastGuard::~AutocastGuard() {
   set_autocast_dtype(cuda_, static_cast<at::ScalarType>(previous_dtype_));
 }
 
+at::Tensor autocast_operand(const at::Tensor& t) {
+  if (!t.defined() || t.scalar_type() != at::kFloat) return t;
+  const bool cuda = t.is_cuda();
+  if (!(cuda || t.is_cpu()) || !autocast_enabled(cuda)) return t;
+  return at::autocast::cached_cast(autocast_dtype(cuda), t, cuda ? c10::DeviceType::CUDA : c10::DeviceType::CPU);
+}
+
 AutocastSuspend::AutocastSuspend() : cpu_(autocast_enabled(false)), cuda_(autocast_enabled(true)) {
   if (cpu_) set_autocast(false, false);
   if (cuda_) set_autocast(true, false);

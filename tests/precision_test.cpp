@@ -85,6 +85,29 @@ TEST(Autocast, GuardRunsProductsInBf16AndRestoresFp32) {
   EXPECT_EQ(torch::mm(a, a).scalar_type(), torch::kFloat);
 }
 
+TEST(Autocast, OperandsAreCastOnceAndOnlyInsideTheGuard) {
+  auto weight = torch::randn({6, 4}).requires_grad_(true);  // a leaf, as parameters are
+  auto activation = torch::randn({3, 4}) * 2;                // not a leaf of autograd's graph
+  EXPECT_TRUE(nmt::autocast_operand(weight).is_same(weight));  // autocast off: as it is
+  {
+    nmt::AutocastGuard guard(nmt::Precision::kBf16, torch::kCPU);
+    auto a = nmt::autocast_operand(weight), b = nmt::autocast_operand(weight);
+    EXPECT_EQ(a.scalar_type(), torch::kBFloat16);
+    EXPECT_TRUE(a.is_same(b));  // autocast's cache: one cast per guard
+    EXPECT_TRUE(torch::equal(a, weight.detach().to(torch::kBFloat16)));
+    auto x = nmt::autocast_operand(activation);
+    EXPECT_EQ(x.scalar_type(), torch::kBFloat16);
+    EXPECT_TRUE(nmt::autocast_operand(x).is_same(x));  // already bf16
+    // A product of a cast operand equals autocast's own product.
+    EXPECT_TRUE(torch::equal(at::linear(x, a.narrow(0, 0, 3)), at::linear(activation, weight.narrow(0, 0, 3))));
+    // Differentiable: the gradient reaches the fp32 weight.
+    at::linear(x, a).sum().backward();
+  }
+  ASSERT_TRUE(weight.grad().defined());
+  EXPECT_EQ(weight.grad().scalar_type(), torch::kFloat);
+  EXPECT_EQ(nmt::autocast_operand(weight).scalar_type(), torch::kFloat);
+}
+
 TEST(Autocast, GemmCeilingsAreMeasured) {
   torch::set_num_threads(1);
   auto rates = nmt::measure_gemm(torch::kCPU, 64, 0.01);

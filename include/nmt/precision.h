@@ -78,6 +78,13 @@ bool autocast_enabled(c10::Device device);
 /// undefined) as they are. The models apply it to attention scores and logits before (log-)softmax.
 at::Tensor at_least_fp32(const at::Tensor& t);
 
+/// `t` as autocast would pass it to a matrix product: in the autocast dtype (bf16) when autocast
+/// is on for t's device and t is fp32, else `t` itself. Weights (leaf tensors that require grad)
+/// go through autocast's cache, so a weight used in pieces (narrowed views) is cast once per
+/// autocast region, and an activation several products read (the encoder output that every
+/// decoder layer projects) can be cast once instead of by every product. Differentiable.
+at::Tensor autocast_operand(const at::Tensor& t);
+
 /// While alive, autocast is off on CPU and CUDA (for code that must compute in fp32, such as the
 /// fused latent-alignment loss with its own backward); restores the previous state.
 class AutocastSuspend {

@@ -184,7 +184,7 @@ std::unique_ptr<ConvS2SDecoderState> ConvS2SSeq2SeqImpl::encode(const at::Tensor
   return state;
 }
 
-std::pair<at::Tensor, at::Tensor> ConvS2SSeq2SeqImpl::decode(const at::Tensor& tgt, ConvS2SDecoderState& state) {
+std::pair<at::Tensor, at::Tensor> ConvS2SSeq2SeqImpl::decode_logits(const at::Tensor& tgt, ConvS2SDecoderState& state) {
   auto g = embed(tgt, tgt_embed_, tgt_positions_, state.position);  // [B, T, E]
   auto x = decoder_in_(g);                                           // [B, T, H]
   at::Tensor attention;  // summed over layers, then averaged
@@ -196,13 +196,19 @@ std::pair<at::Tensor, at::Tensor> ConvS2SSeq2SeqImpl::decode(const at::Tensor& t
   auto out = models::dropout(decoder_out_(x), config_.dropout, is_training());  // [B, T, E]
   auto logits = config_.tie_embeddings ? tied_output_(out, tgt_embed_->weight, output_bias_, is_training()) : output_(out);
   state.position += tgt.size(1);
-  return {log_softmax_of_logits(std::move(logits)), attention / static_cast<double>(decoder_layers_.size())};
+  return {std::move(logits), attention / static_cast<double>(decoder_layers_.size())};
+}
+
+std::pair<at::Tensor, at::Tensor> ConvS2SSeq2SeqImpl::decode(const at::Tensor& tgt, ConvS2SDecoderState& state) {
+  auto [logits, attention] = decode_logits(tgt, state);
+  return {log_softmax_of_logits(std::move(logits)), std::move(attention)};
 }
 
 ForwardOutput ConvS2SSeq2SeqImpl::forward(const data::Batch& batch) {
   auto state = encode(batch.src);
   ForwardOutput out;
-  std::tie(out.log_probs, out.attention) = decode(batch.tgt_in, *state);
+  if (logits_wanted()) std::tie(out.logits, out.attention) = decode_logits(batch.tgt_in, *state);
+  else std::tie(out.log_probs, out.attention) = decode(batch.tgt_in, *state);
   return out;
 }
 

@@ -2,27 +2,150 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/DistributionsHelper.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/autograd.h>
+
 namespace nmt::models {
+namespace {
+
+constexpr int64_t kLevels = 65536;  // 16 bits per element
+
+/// 32-bit integer hash (Wellons' "lowbias32", a bijection of the 32-bit integers with low bias).
+inline uint32_t mix32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+
+/// The mask's key: two 32-bit words of one draw of the default CPU generator.
+struct MaskKey {
+  uint32_t k1 = 0, k2 = 0;
+};
+
+/// Element i's 16 random bits: mix32(mix32(i ⊕ k1) + k2), counter-based (as Philox in ATen's
+/// GPU dropout), so any thread computes any element, and the backward pass recomputes the
+/// forward pass's mask instead of storing it. The key enters both rounds, so two masks of
+/// different keys are not shifted copies of one sequence.
+inline uint32_t element_bits(uint32_t i, MaskKey key) { return mix32(mix32(i ^ key.k1) + key.k2) >> 16; }
+
+/// bf16 ↔ fp32 by bit operations (round to nearest even, as c10::BFloat16), which vectorise.
+inline float bf16_bits_to_float(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+inline uint16_t float_to_bf16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  const uint16_t rounded = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  return (u & 0x7fffffffu) > 0x7f800000u ? uint16_t{0x7fc0} : rounded;  // NaN stays NaN
+}
+
+// The loops below are compiled for AVX-512, AVX2 and the baseline, chosen at load time (GCC's
+// target_clones), so that the hash runs 8-16 elements at a time where the CPU can.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define NMT_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("tree-vectorize")))
+#else
+#define NMT_VECTOR_CLONES
+#endif
+
+/// dst[i] = src[i]·scale where element i's bits are ≥ threshold, else src[i]·0, i in [i0, i1).
+NMT_VECTOR_CLONES
+void mask_bf16(const uint16_t* src, uint16_t* dst, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold,
+               float scale) {
+  for (int64_t i = i0; i < i1; ++i) {
+    const float keep = element_bits(static_cast<uint32_t>(i), key) >= threshold ? scale : 0.0f;
+    dst[i] = float_to_bf16_bits(bf16_bits_to_float(src[i]) * keep);
+  }
+}
+
+NMT_VECTOR_CLONES
+void mask_fp32(const float* src, float* dst, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold, float scale) {
+  for (int64_t i = i0; i < i1; ++i) {
+    const float keep = element_bits(static_cast<uint32_t>(i), key) >= threshold ? scale : 0.0f;
+    dst[i] = src[i] * keep;
+  }
+}
+
+/// in with each element times `scale` where its 16 bits are ≥ threshold, else times 0.
+at::Tensor apply_mask(const at::Tensor& in, MaskKey key, int64_t threshold, double scale) {
+  auto x = in.contiguous();
+  auto out = at::empty_like(x, at::MemoryFormat::Contiguous);
+  const int64_t n = x.numel();
+  TORCH_CHECK(n <= (int64_t{1} << 32), "dropout: at most 2^32 elements, got ", n);
+  const auto t = static_cast<uint32_t>(threshold);
+  constexpr int64_t kGrain = 16384;  // elements per task
+  if (x.scalar_type() == at::kBFloat16) {
+    const auto* src = reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>());
+    auto* dst = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+    at::parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) { mask_bf16(src, dst, i0, i1, key, t, float(scale)); });
+  } else if (x.scalar_type() == at::kFloat) {
+    const float* src = x.data_ptr<float>();
+    float* dst = out.data_ptr<float>();
+    at::parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) { mask_fp32(src, dst, i0, i1, key, t, float(scale)); });
+  } else {
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kHalf, x.scalar_type(), "nmt_dropout", [&] {
+      using acc_t = at::opmath_type<scalar_t>;
+      const scalar_t* src = x.data_ptr<scalar_t>();
+      scalar_t* dst = out.data_ptr<scalar_t>();
+      at::parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          const acc_t keep = element_bits(static_cast<uint32_t>(i), key) >= t ? static_cast<acc_t>(scale) : acc_t(0);
+          dst[i] = static_cast<scalar_t>(static_cast<acc_t>(src[i]) * keep);
+        }
+      });
+    });
+  }
+  return out;
+}
+
+MaskKey key_of(uint64_t draw) { return {static_cast<uint32_t>(draw), static_cast<uint32_t>(draw >> 32)}; }
+
+/// Dropout with a recomputed mask: saves only the key, not the [..] mask.
+struct MaskedDropout : torch::autograd::Function<MaskedDropout> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, int64_t threshold) {
+    uint64_t draw = 0;
+    {
+      auto gen = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      draw = at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
+    }
+    const double scale = static_cast<double>(kLevels) / static_cast<double>(kLevels - threshold);
+    ctx->saved_data["key"] = static_cast<int64_t>(draw);
+    ctx->saved_data["threshold"] = threshold;
+    ctx->saved_data["scale"] = scale;
+    return apply_mask(x, key_of(draw), threshold, scale);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto draw = static_cast<uint64_t>(ctx->saved_data["key"].toInt());
+    return {apply_mask(grads[0], key_of(draw), ctx->saved_data["threshold"].toInt(), ctx->saved_data["scale"].toDouble()),
+            at::Tensor()};
+  }
+};
+
+}  // namespace
 
 at::Tensor dropout(const at::Tensor& x, double p, bool training) {
   TORCH_CHECK(p >= 0 && p < 1, "dropout probability must be in [0, 1), got ", p);
   if (!training) return x;
   if (!x.device().is_cpu()) return p > 0 ? at::dropout(x, p, true) : x;
-  constexpr int64_t kLevels = 65536;  // 16 bits per element
   const int64_t threshold = std::llround(p * kLevels);  // drop iff the element's 16 bits < threshold
   if (threshold == 0) return x;
   if (threshold == kLevels) return x * 0.0;  // p > 1 − 2^-17: everything dropped
-  const int64_t n = x.numel();
-  // Every bit of each 64-bit draw (random_ over the whole int64 range), read as four int16 lanes.
-  auto bits = at::empty({(n + 3) / 4}, x.options().dtype(at::kLong))
-                  .random_(std::numeric_limits<int64_t>::lowest(), c10::optional<int64_t>());
-  auto lanes = bits.view(at::kShort).narrow(0, 0, n).view(x.sizes());
-  // A lane v in [−2^15, 2^15) stands for the unsigned draw v + 2^15: kept iff that is ≥ threshold.
-  auto noise = lanes.ge(threshold - kLevels / 2).to(x.scalar_type());
-  noise.mul_(static_cast<double>(kLevels) / static_cast<double>(kLevels - threshold));
-  return x * noise;
+  return MaskedDropout::apply(x, threshold);
 }
 
 }  // namespace nmt::models

@@ -138,6 +138,10 @@ RnnSeq2SeqImpl::DecodeStep RnnSeq2SeqImpl::decode_step(const at::Tensor& emb, Rn
 }
 
 at::Tensor RnnSeq2SeqImpl::output_log_probs(const at::Tensor& attn_vec) {
+  return log_softmax_of_logits(output_logits(attn_vec));
+}
+
+at::Tensor RnnSeq2SeqImpl::output_logits(const at::Tensor& attn_vec) {
   at::Tensor logits;
   if (config_.tie_embeddings) {
     auto x = pre_output_ ? pre_output_(attn_vec) : attn_vec;
@@ -145,7 +149,7 @@ at::Tensor RnnSeq2SeqImpl::output_log_probs(const at::Tensor& attn_vec) {
   } else {
     logits = output_(attn_vec);
   }
-  return log_softmax_of_logits(std::move(logits));
+  return logits;
 }
 
 at::Tensor RnnSeq2SeqImpl::position_log_probs(const at::Tensor& hidden, const at::Tensor& memory) {
@@ -175,6 +179,8 @@ ForwardOutput RnnSeq2SeqImpl::forward(const data::Batch& batch) {
   auto log_alignment = at::stack(log_alignments, 1);
   if (config_.attention.mode == AttentionMode::Variational) {
     variational_forward(batch, *state, at::stack(hidden, 1), log_alignment, out);  // sets aux_loss (KL, REINFORCE)
+  } else if (sampled.empty() && logits_wanted()) {
+    out.logits = output_logits(at::stack(outs, 1));  // [B, T, V]; hard attention's objective needs log_probs
   } else {
     out.log_probs = output_log_probs(at::stack(outs, 1));  // [B, T, V]
   }

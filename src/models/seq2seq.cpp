@@ -20,6 +20,8 @@ at::Tensor log_softmax_of_logits(at::Tensor logits) {
   return at::_log_softmax_out(logits, logits, -1, /*half_to_float=*/false);
 }
 
+bool Seq2SeqImpl::logits_wanted() const { return logits_for_loss_ && is_training() && at::GradMode::is_enabled(); }
+
 void Seq2SeqImpl::set_int8(bool on) { set_int8_linear_layers(*this, on); }
 
 Seq2Seq make_model(const ModelConfig& config, int64_t src_vocab, int64_t tgt_vocab) {

@@ -73,13 +73,15 @@ std::vector<at::Tensor> MultiHeadAttentionImpl::project_qkv(const at::Tensor& x)
 }
 
 at::Tensor MultiHeadAttentionImpl::project_q(const at::Tensor& x) {
-  auto q = at::linear(x, in_proj_->weight.narrow(0, 0, d_model_), in_proj_->bias.narrow(0, 0, d_model_));
+  // Narrowed views of the weights miss autocast's cache: cast the whole weights (cached) first.
+  auto q = at::linear(x, autocast_operand(in_proj_->weight).narrow(0, 0, d_model_),
+                      autocast_operand(in_proj_->bias).narrow(0, 0, d_model_));
   return split_heads(q, 1)[0];
 }
 
 std::vector<at::Tensor> MultiHeadAttentionImpl::project_kv(const at::Tensor& memory) {
-  auto kv = at::linear(memory, in_proj_->weight.narrow(0, d_model_, 2 * d_model_),
-                       in_proj_->bias.narrow(0, d_model_, 2 * d_model_));
+  auto kv = at::linear(memory, autocast_operand(in_proj_->weight).narrow(0, d_model_, 2 * d_model_),
+                       autocast_operand(in_proj_->bias).narrow(0, d_model_, 2 * d_model_));
   return split_heads(kv, 2);
 }
 
@@ -308,11 +310,13 @@ std::unique_ptr<TransformerDecoderState> TransformerSeq2SeqImpl::init_state(cons
   auto state = std::make_unique<TransformerDecoderState>();
   state->src_mask = src_mask;
   state->src_bias = padding_bias(src_mask, memory.scalar_type());
-  for (auto& layer : decoder_layers_) state->layers.push_back(layer->init_cache(memory));
+  const auto operand = autocast_operand(memory);  // cast once for all layers' projections
+  for (auto& layer : decoder_layers_) state->layers.push_back(layer->init_cache(operand));
   return state;
 }
 
-std::pair<at::Tensor, at::Tensor> TransformerSeq2SeqImpl::decode(const at::Tensor& tgt, TransformerDecoderState& state) {
+std::pair<at::Tensor, at::Tensor> TransformerSeq2SeqImpl::decode_logits(const at::Tensor& tgt,
+                                                                      TransformerDecoderState& state) {
   const int64_t T = tgt.size(1);
   auto x = embed(tgt, tgt_embed_, tgt_positions_, state.position);
   // One new position attends to every cached one: no mask needed.
@@ -330,14 +334,20 @@ std::pair<at::Tensor, at::Tensor> TransformerSeq2SeqImpl::decode(const at::Tenso
   if (config_.pre_norm) x = decoder_norm_(x);
   auto logits = config_.tie_embeddings ? tied_output_(x, tgt_embed_->weight, output_bias_, is_training()) : output_(x);
   state.position += T;
-  return {log_softmax_of_logits(std::move(logits)), weights.defined() ? weights.mean(1) : weights};
+  return {std::move(logits), weights.defined() ? weights.mean(1) : weights};
+}
+
+std::pair<at::Tensor, at::Tensor> TransformerSeq2SeqImpl::decode(const at::Tensor& tgt, TransformerDecoderState& state) {
+  auto [logits, attention] = decode_logits(tgt, state);
+  return {log_softmax_of_logits(std::move(logits)), std::move(attention)};
 }
 
 ForwardOutput TransformerSeq2SeqImpl::forward(const data::Batch& batch) {
   auto src_mask = batch.src.ne(data::kPad);  // [B, S]
   auto state = init_state(encode(batch.src, padding_bias(src_mask, tgt_embed_->weight.scalar_type())), src_mask);
   ForwardOutput out;
-  std::tie(out.log_probs, out.attention) = decode(batch.tgt_in, *state);
+  if (logits_wanted()) std::tie(out.logits, out.attention) = decode_logits(batch.tgt_in, *state);
+  else std::tie(out.log_probs, out.attention) = decode(batch.tgt_in, *state);
   return out;
 }
 

@@ -30,8 +30,8 @@ TEST(Dropout, KeepsOneMinusPScaledSoTheExpectationIsUnchanged) {
 }
 
 TEST(Dropout, NeighbouringElementsAreIndependent) {
-  // Four elements share one 64-bit draw: each pair of positions within a draw, and across two
-  // draws, is dropped together with probability p².
+  // Each element's bits are a hash of its position under the call's key: any two positions
+  // within a row of 8, neighbours among them, are dropped together with probability p².
   torch::manual_seed(5);
   const double p = 0.3;
   const int64_t draws = 1 << 18;
@@ -42,6 +42,21 @@ TEST(Dropout, NeighbouringElementsAreIndependent) {
       const double both = ((1 - kept.select(1, i)) * (1 - kept.select(1, j))).mean().item<double>();
       EXPECT_NEAR(both, p * p, sd) << "lanes " << i << ", " << j;
     }
+}
+
+TEST(Dropout, SuccessiveMasksAreIndependent) {
+  // Two calls draw two keys: their masks agree position by position, or shifted by a few
+  // positions, only as often as independent masks would (dropped together with probability p²).
+  torch::manual_seed(6);
+  const double p = 0.3;
+  const int64_t n = 1 << 20;
+  auto a = nmt::models::dropout(torch::ones({n}), p, true).eq(0).to(torch::kDouble);
+  auto b = nmt::models::dropout(torch::ones({n}), p, true).eq(0).to(torch::kDouble);
+  const double sd = 6 * std::sqrt(p * p * (1 - p * p) / (n - 8));
+  for (int64_t shift : {0, 1, 4, 7}) {
+    const double both = (a.narrow(0, shift, n - 8) * b.narrow(0, 0, n - 8)).mean().item<double>();
+    EXPECT_NEAR(both, p * p, sd) << "shift " << shift;
+  }
 }
 
 TEST(Dropout, GradientIsTheMaskTimesTheScale) {
@@ -77,6 +92,42 @@ TEST(Dropout, TheGeneratorStateReproducesTheMask) {
   EXPECT_TRUE(torch::equal(nmt::models::dropout(x, 0.25, true), first));
   generator.set_state(state);
   EXPECT_TRUE(torch::equal(nmt::models::dropout(x, 0.25, true), second));
+}
+
+TEST(Dropout, Bf16AndStridedInputsGetTheMaskOfTheirElementsInOrder) {
+  // The mask depends on the element's position in the (contiguous) tensor and the generator
+  // state only: bf16 and fp32 copies of x, and a transposed view made contiguous, are dropped
+  // alike, and kept bf16 elements are x·scale rounded to bf16.
+  auto x = torch::rand({40, 70}) + 0.5;
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  torch::manual_seed(13);
+  auto state = generator.get_state();
+  auto y32 = nmt::models::dropout(x, 0.3, true);
+  generator.set_state(state);
+  auto y16 = nmt::models::dropout(x.to(torch::kBFloat16), 0.3, true);
+  ASSERT_EQ(y16.scalar_type(), torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(y16.ne(0), y32.ne(0)));
+  EXPECT_TRUE(torch::equal(y16, (x.to(torch::kBFloat16).to(torch::kFloat) * (y32 / x)).to(torch::kBFloat16)));
+  auto t = x.t();  // not contiguous
+  generator.set_state(state);
+  auto yt = nmt::models::dropout(t, 0.3, true);
+  generator.set_state(state);
+  EXPECT_TRUE(torch::equal(yt, nmt::models::dropout(t.contiguous(), 0.3, true)));
+}
+
+TEST(Dropout, TheMaskDoesNotDependOnTheNumberOfThreads) {
+  auto x = torch::rand({300, 257}) + 0.5;  // large enough for several tasks
+  const int threads = at::get_num_threads();
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  torch::manual_seed(17);
+  auto state = generator.get_state();
+  at::set_num_threads(1);
+  auto one = nmt::models::dropout(x, 0.2, true);
+  at::set_num_threads(std::max(2, threads));
+  generator.set_state(state);
+  auto many = nmt::models::dropout(x, 0.2, true);
+  at::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(one, many));
 }
 
 }  // namespace

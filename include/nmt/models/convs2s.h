@@ -150,6 +150,8 @@ class ConvS2SSeq2SeqImpl : public Seq2SeqImpl {
   /// Decoder over the next T target tokens tgt [B, T] (positions state.position ...), advancing
   /// the state. Returns log-probs [B, T, V] and the layer-averaged attention [B, T, S].
   std::pair<at::Tensor, at::Tensor> decode(const at::Tensor& tgt, ConvS2SDecoderState& state);
+  /// decode() with the output layer's logits [B, T, V] (before log-softmax) instead of log-probs.
+  std::pair<at::Tensor, at::Tensor> decode_logits(const at::Tensor& tgt, ConvS2SDecoderState& state);
   /// Token plus learned position embeddings, with dropout: tokens [B, L] at positions
   /// start .. start + L − 1 → [B, L, E].
   at::Tensor embed(const at::Tensor& tokens, torch::nn::Embedding& table, torch::nn::Embedding& positions,

@@ -62,6 +62,8 @@ class RnnSeq2SeqImpl : public Seq2SeqImpl {
   DecodeStep decode_step(const at::Tensor& emb, RnnDecoderState& state);
   /// h̃ [..., H] → log-probs [..., V].
   at::Tensor output_log_probs(const at::Tensor& attn_vec);
+  /// h̃ [..., H] → the output layer's logits [..., V] (before log-softmax).
+  at::Tensor output_logits(const at::Tensor& attn_vec);
   /// Variational attention in decoding: log p(v | z = s) [B, T, S, V] for hidden [B, T, H],
   /// memory [B, S, H], with h̃_ts = tanh(W_c [m_s; h_t]) (T = 1 in step()).
   at::Tensor position_log_probs(const at::Tensor& hidden, const at::Tensor& memory);

@@ -51,6 +51,11 @@ struct ForwardOutput {
   /// alignment model may leave it undefined and give `nll` instead (variational attention), or
   /// return the term its token loss is taken of: log p(v | sampled z_t) (hard attention).
   at::Tensor log_probs;
+  /// [B, T, V] output-layer scores (bf16 under autocast) instead of log_probs, whose log-softmax
+  /// log_probs would be: set only in training mode with autograd recording and
+  /// set_logits_for_loss(true) (Transformer, ConvS2S, soft-attention RNN); log_probs is then
+  /// undefined and the loss is the fused cross-entropy of the logits (train::token_loss).
+  at::Tensor logits;
   /// Scalar Σ over real target tokens of the model's own token loss, in nats, when the model
   /// computes it itself (variational attention: −E_q[log p(y_t | z_t)] in training, −log p(y_t)
   /// exact in eval mode); label smoothing never applies to it. Undefined otherwise: the loss is
@@ -83,6 +88,17 @@ class Seq2SeqImpl : public torch::nn::Module {
   /// layer's) in int8 and uses them in eval mode; false returns to fp32. Training mode always
   /// computes in fp32. Throws std::runtime_error when LibTorch has no int8 engine.
   virtual void set_int8(bool on);
+  /// true: forward() in training mode, while autograd records, gives ForwardOutput::logits
+  /// instead of log_probs where the model supports it, so that the loss needs no [B, T, V]
+  /// log-softmax (the trainer sets it; every other caller sees log_probs).
+  void set_logits_for_loss(bool on) { logits_for_loss_ = on; }
+
+ protected:
+  /// Whether this forward() should give logits instead of log_probs (see set_logits_for_loss).
+  bool logits_wanted() const;
+
+ private:
+  bool logits_for_loss_ = false;
 };
 using Seq2Seq = std::shared_ptr<Seq2SeqImpl>;
 

@@ -186,6 +186,8 @@ class TransformerSeq2SeqImpl : public Seq2SeqImpl {
   /// Decoder over the next T target tokens tgt [B, T] (positions state.position ...), advancing
   /// the state. Returns log-probs [B, T, V] and the head-averaged attention [B, T, S].
   std::pair<at::Tensor, at::Tensor> decode(const at::Tensor& tgt, TransformerDecoderState& state);
+  /// decode() with the output layer's logits [B, T, V] (before log-softmax) instead of log-probs.
+  std::pair<at::Tensor, at::Tensor> decode_logits(const at::Tensor& tgt, TransformerDecoderState& state);
   /// Scaled token embeddings plus positions, with dropout: tokens [B, L] → [B, L, d].
   at::Tensor embed(const at::Tensor& tokens, torch::nn::Embedding& table,
                    torch::nn::Embedding& positions, int64_t start);

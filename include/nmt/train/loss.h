@@ -16,12 +16,21 @@ struct LossOutput {
 /// Smoothed loss per token: (1−ε)·(−log p(y_t)) + ε·mean_v(−log p(v)) (as fairseq).
 LossOutput sequence_loss(const at::Tensor& log_probs, const at::Tensor& targets, double label_smoothing);
 
+/// sequence_loss(log_softmax(logits), targets, ε) computed from the logits [B, T, V] (any float
+/// dtype: bf16 under autocast; the arithmetic is fp32) without a [B, T, V] log-softmax: the
+/// forward pass keeps only the per-position log Σ_v exp(logit_v), and the backward pass writes
+/// the gradient softmax − ((1−ε)·onehot(y) + ε/V) straight into a tensor of the logits' dtype,
+/// rows in chunks that stay in cache. Equal to the unfused loss in value and gradient up to
+/// rounding (LossFromLogits.* tests).
+LossOutput sequence_loss_from_logits(const at::Tensor& logits, const at::Tensor& targets, double label_smoothing);
+
 }  // namespace nmt::train
 
 namespace nmt::train {
 
 /// The token loss of a forward pass: the model's own `nll` when it gives one (label smoothing
-/// never applies to it), else sequence_loss of its log_probs. The aux_loss is not included.
+/// never applies to it), else sequence_loss_from_logits of its logits when it gives those, else
+/// sequence_loss of its log_probs. The aux_loss is not included.
 LossOutput token_loss(const models::ForwardOutput& out, const at::Tensor& targets, double label_smoothing);
 
 }  // namespace nmt::train
