@@ -15,7 +15,7 @@ if (($# < 3)); then sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; fi
 A=$1 B=$2 ROUNDS=$3
 shift 3
 "$ROOT/scripts/get_data.sh" >/dev/null
-echo "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores; nmt bench $*"
+echo "CPU: $("$ROOT/scripts/cpu.sh"), $(nproc) cores; nmt bench $*"
 field() { sed -nE "s/.* $1=([0-9.]+).*/\1/p" <<<"$2"; }
 for ((r = 1; r <= ROUNDS; ++r)); do
   declare -A train decode

@@ -17,7 +17,7 @@ scripts/get_data.sh > /dev/null
 WORK="$ROOT/runs/corpus_scale"
 mkdir -p "$WORK"
 echo "# scripts/bench_corpus_scale.sh $REPEATS, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
-  "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+  "$("$ROOT/scripts/cpu.sh")"
 
 for side in de en; do
   if [[ ! -f "$WORK/train.$REPEATS.$side" ]]; then

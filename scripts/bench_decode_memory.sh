@@ -20,7 +20,7 @@ trap 'rm -rf "$OUT"' EXIT
 head -1 "$SRC" > "$OUT/one.de"
 SETTINGS=("one sentence|$OUT/one.de|" "defaults|$SRC|" "no sentence cap|$SRC|--batch-sentences 0"
           "batch-tokens 1000|$SRC|--batch-tokens 1000" "batch-tokens 500|$SRC|--batch-tokens 500")
-echo "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), ${THREADS:-1} thread(s); model $MODEL"
+echo "CPU: $("$ROOT/scripts/cpu.sh"), ${THREADS:-1} thread(s); model $MODEL"
 for ((r = 1; r <= ROUNDS; ++r)); do
   for bin in "$@"; do
     for setting in "${SETTINGS[@]}"; do

@@ -20,7 +20,7 @@ WORK="$ROOT/runs/bench_distributed"
 rm -rf "$WORK/one" "$WORK/two"
 mkdir -p "$WORK"
 echo "# scripts/bench_distributed.sh $UPDATES, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
-  "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), config $CONFIG"
+  "$("$ROOT/scripts/cpu.sh"), config $CONFIG"
 
 common=(-c "$CONFIG" --set train.max_steps="$UPDATES" --set train.log_every=20 --set train.valid_every=100000
   --set train.stop_metric=perplexity --set train.valid_max_sentences=100 --set train.max_time=0)

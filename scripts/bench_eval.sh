@@ -54,7 +54,7 @@ NAMES+=("nmt --help" "nmt --version")
 CMDS+=("$NMT --help > /dev/null" "$NMT --version > /dev/null")
 
 echo
-echo "== timings ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')) =="
+echo "== timings ($("$ROOT/scripts/cpu.sh")) =="
 if command -v hyperfine > /dev/null; then
   args=()  # hyperfine subtracts the time of the shell it starts each command in
   for i in "${!CMDS[@]}"; do args+=(-n "${NAMES[$i]}" "${CMDS[$i]}"); done

@@ -31,7 +31,7 @@ fi
 
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-echo "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $THREADS thread(s); model $MODEL"
+echo "CPU: $("$ROOT/scripts/cpu.sh"), $THREADS thread(s); model $MODEL"
 echo "source: $SRC ($(wc -l < "$SRC") sentences), beam 5"
 echo "| precision | seconds | sentences/s | output words/s | peak RSS | BLEU |"
 echo "|---|---|---|---|---|---|"

@@ -45,7 +45,7 @@ URL="http://127.0.0.1:$PORT"
 
 echo "# nmt serve load benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "# command: scripts/bench_serve.sh $MODEL $*"
-echo "# CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# CPU: $("$ROOT/scripts/cpu.sh"), $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# server: $(grep -o 'listening on .*' "$LOG")"
 echo "# requests: one sentence each from $SENTENCES; ${DURATION} s per level (after a 3 s warm-up)"
 export BENCH_SENTENCES="$SENTENCES"

@@ -17,7 +17,7 @@ scripts/get_data.sh > /dev/null
 WORK="$ROOT/runs/chaos"
 rm -rf "$WORK"
 mkdir -p "$WORK"
-echo "# scripts/chaos.sh $KILLS, $(date -u '+%Y-%m-%d %H:%M UTC'), $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+echo "# scripts/chaos.sh $KILLS, $(date -u '+%Y-%m-%d %H:%M UTC'), $("$ROOT/scripts/cpu.sh")"
 common=(-c configs/toy_rnn.yaml --set model.dropout=0.3 --set train.lr_schedule=plateau --set train.lr_patience=1
   --set train.target_ppl=0 --set train.max_steps=400 --set train.save_every=7 --set train.valid_every=50
   --set train.threads=1)

@@ -45,7 +45,7 @@ declare -A OVERRIDES=(
 )
 VARIANTS=(${NMT_SPREAD_VARIANTS:-rnn transformer convs2s local_m_with_coverage local_p hard variational_enum variational_sample variational_exact})
 
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+echo "CPU: $("$ROOT/scripts/cpu.sh")"
 printf '%-22s %-21s %-7s %-8s %-10s %s\n' variant path epochs updates valid_ppl train_BLEU
 for v in "${VARIANTS[@]}"; do
   for p in "${ORDER[@]}"; do

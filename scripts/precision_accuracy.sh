@@ -45,7 +45,7 @@ if ((status != 0)); then
   exit 1
 fi
 
-echo "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); $CONFIG, $STEPS updates, one thread per run, runs side by side"
+echo "CPU: $("$ROOT/scripts/cpu.sh"); $CONFIG, $STEPS updates, one thread per run, runs side by side"
 echo "| precision | validation ppl at update $STEPS | test2016 BLEU (beam 5) | chrF2 | training target tokens/s (median) | peak RSS |"
 echo "| --- | --- | --- | --- | --- | --- |"
 for p in "$@"; do

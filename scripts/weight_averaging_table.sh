@@ -46,7 +46,7 @@ case "${1:-}" in
       variants+=("average$N" "average${N}_ema")
     done
     steps=$("$NMT" info -m "$RUN/last.pt" | sed -nE 's/^training: step ([0-9]+),.*/\1/p')
-    echo "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); run $RUN, $steps updates"
+    echo "CPU: $("$ROOT/scripts/cpu.sh"); run $RUN, $steps updates"
     echo "| weights translated | test2016 BLEU (beam 5) | chrF |"
     echo "|---|---|---|"
     for v in "${variants[@]}"; do

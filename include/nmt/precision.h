@@ -7,7 +7,8 @@
 /// Under autocast the linear layers, matrix products (attention) and convolutions of every model
 /// run in bf16; the models upcast attention scores and output logits to fp32 before (log-)softmax,
 /// and the residual stream stays fp32 (a bf16 product added to it gives fp32), so layer norms
-/// see fp32. LibTorch's CPU autocast leaves LSTM/GRU cells in fp32.
+/// see fp32. LSTM/GRU layers and cells run as LibTorch's composite implementations, whose gate
+/// products go through autocast (bf16); their states come out fp32.
 #include <functional>
 #include <string>
 
