@@ -3,12 +3,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
-#include <ATen/core/DistributionsHelper.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/autograd.h>
 
@@ -52,39 +50,49 @@ inline uint16_t float_to_bf16_bits(float f) {
   return (u & 0x7fffffffu) > 0x7f800000u ? uint16_t{0x7fc0} : rounded;  // NaN stays NaN
 }
 
-// The loops below are compiled for AVX-512, AVX2 and the baseline, chosen at load time (GCC's
-// target_clones), so that the hash runs 8-16 elements at a time where the CPU can.
+/// dst[i] = store(load(src[i])·scale) where element i's bits are ≥ threshold, else the same
+/// times 0, for i in [i0, i1); Acc is the type the product is taken in.
+template <class T, class Acc, class Load, class Store>
+inline void mask_range(const T* src, T* dst, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold, Acc scale,
+                       Load load, Store store) {
+  for (int64_t i = i0; i < i1; ++i) {
+    const Acc keep = element_bits(static_cast<uint32_t>(i), key) >= threshold ? scale : Acc(0);
+    dst[i] = store(load(src[i]) * keep);
+  }
+}
+
+// The fp32 and bf16 loops are compiled for AVX-512, AVX2 and the baseline, chosen at load time
+// (GCC's target_clones), so that they vectorise with the widest instructions the CPU has.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define NMT_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("tree-vectorize")))
 #else
 #define NMT_VECTOR_CLONES
 #endif
 
-/// dst[i] = src[i]·scale where element i's bits are ≥ threshold, else src[i]·0, i in [i0, i1).
 NMT_VECTOR_CLONES
 void mask_bf16(const uint16_t* src, uint16_t* dst, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold,
                float scale) {
-  for (int64_t i = i0; i < i1; ++i) {
-    const float keep = element_bits(static_cast<uint32_t>(i), key) >= threshold ? scale : 0.0f;
-    dst[i] = float_to_bf16_bits(bf16_bits_to_float(src[i]) * keep);
-  }
+  mask_range(src, dst, i0, i1, key, threshold, scale, bf16_bits_to_float, float_to_bf16_bits);
 }
 
 NMT_VECTOR_CLONES
 void mask_fp32(const float* src, float* dst, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold, float scale) {
-  for (int64_t i = i0; i < i1; ++i) {
-    const float keep = element_bits(static_cast<uint32_t>(i), key) >= threshold ? scale : 0.0f;
-    dst[i] = src[i] * keep;
-  }
+  mask_range(src, dst, i0, i1, key, threshold, scale, [](float v) { return v; }, [](float v) { return v; });
 }
 
-/// in with each element times `scale` where its 16 bits are ≥ threshold, else times 0.
-at::Tensor apply_mask(const at::Tensor& in, MaskKey key, int64_t threshold, double scale) {
+/// The factor of kept elements, 1/(1 − p′) with p′ = threshold / 2^16.
+double keep_scale(int64_t threshold) {
+  return static_cast<double>(kLevels) / static_cast<double>(kLevels - threshold);
+}
+
+/// `in` with each element times 1/(1 − p′) where its 16 bits are ≥ threshold, else times 0.
+at::Tensor apply_mask(const at::Tensor& in, MaskKey key, int64_t threshold) {
   auto x = in.contiguous();
   auto out = at::empty_like(x, at::MemoryFormat::Contiguous);
   const int64_t n = x.numel();
   TORCH_CHECK(n <= (int64_t{1} << 32), "dropout: at most 2^32 elements, got ", n);
   const auto t = static_cast<uint32_t>(threshold);
+  const double scale = keep_scale(threshold);
   constexpr int64_t kGrain = 16384;  // elements per task
   if (x.scalar_type() == at::kBFloat16) {
     const auto* src = reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>());
@@ -100,10 +108,8 @@ at::Tensor apply_mask(const at::Tensor& in, MaskKey key, int64_t threshold, doub
       const scalar_t* src = x.data_ptr<scalar_t>();
       scalar_t* dst = out.data_ptr<scalar_t>();
       at::parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) {
-          const acc_t keep = element_bits(static_cast<uint32_t>(i), key) >= t ? static_cast<acc_t>(scale) : acc_t(0);
-          dst[i] = static_cast<scalar_t>(static_cast<acc_t>(src[i]) * keep);
-        }
+        mask_range(src, dst, i0, i1, key, t, static_cast<acc_t>(scale), [](scalar_t v) { return static_cast<acc_t>(v); },
+                   [](acc_t v) { return static_cast<scalar_t>(v); });
       });
     });
   }
@@ -121,18 +127,15 @@ struct MaskedDropout : torch::autograd::Function<MaskedDropout> {
       std::lock_guard<std::mutex> lock(gen.mutex());
       draw = at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
     }
-    const double scale = static_cast<double>(kLevels) / static_cast<double>(kLevels - threshold);
     ctx->saved_data["key"] = static_cast<int64_t>(draw);
     ctx->saved_data["threshold"] = threshold;
-    ctx->saved_data["scale"] = scale;
-    return apply_mask(x, key_of(draw), threshold, scale);
+    return apply_mask(x, key_of(draw), threshold);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto draw = static_cast<uint64_t>(ctx->saved_data["key"].toInt());
-    return {apply_mask(grads[0], key_of(draw), ctx->saved_data["threshold"].toInt(), ctx->saved_data["scale"].toDouble()),
-            at::Tensor()};
+    return {apply_mask(grads[0], key_of(draw), ctx->saved_data["threshold"].toInt()), at::Tensor()};
   }
 };
 
