@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "support/test_util.h"
 #include "nmt/cli/eval_cmd.h"
 
 using nmt::cli::EvalOptions;
@@ -12,7 +13,10 @@ using nmt::cli::EvalOptions;
 namespace {
 
 std::string write_temp(const std::string& name, const std::string& content) {
-  const std::string path = ::testing::TempDir() + "nmt_evalcmd_" + name;
+  // ctest runs each test in its own process, several at once: a directory of the process's own
+  // keeps tests from overwriting one another's files.
+  static const nmt::testing::TempDir dir;
+  const std::string path = dir.file(name);
   std::ofstream(path, std::ios::binary) << content;
   return path;
 }

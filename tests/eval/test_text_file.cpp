@@ -4,13 +4,17 @@
 #include <cstdio>
 #include <fstream>
 
+#include "support/test_util.h"
 #include "nmt/eval/text_file.h"
 
 using namespace nmt::eval;
 
 namespace {
 std::string write_temp(const std::string& name, const std::string& content) {
-  const std::string path = ::testing::TempDir() + "nmt_eval_" + name;
+  // ctest runs each test in its own process, several at once: a directory of the process's own
+  // keeps tests from overwriting one another's files.
+  static const nmt::testing::TempDir dir;
+  const std::string path = dir.file(name);
   std::ofstream(path, std::ios::binary) << content;
   return path;
 }
