@@ -3,9 +3,13 @@
 #include "nmt/precision.h"
 
 #include <gtest/gtest.h>
+
+#include <functional>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include "nmt/config.h"
+#include "nmt/models/int8.h"
 #include "nmt/models/seq2seq.h"
 #include "nmt/train/loss.h"
 #include "nmt/train/update.h"
@@ -106,6 +110,37 @@ TEST(Autocast, OperandsAreCastOnceAndOnlyInsideTheGuard) {
   ASSERT_TRUE(weight.grad().defined());
   EXPECT_EQ(weight.grad().scalar_type(), torch::kFloat);
   EXPECT_EQ(nmt::autocast_operand(weight).scalar_type(), torch::kFloat);
+}
+
+TEST(Autocast, ALinearLayerCastsItsWeightOncePerGuardForAnyInputRank) {
+  namespace prof = torch::autograd::profiler;
+  nmt::models::Linear linear(4, 6);
+  torch::NoGradGuard no_grad;  // as in decoding; the weight stays a leaf that requires grad
+  // Casts (aten::_to_copy) of the weight [6, 4] or of its transpose, in the calls of `run`.
+  auto weight_casts = [&](const std::function<void()>& run) {
+    prof::enableProfilerLegacy(prof::ProfilerConfig(prof::ProfilerState::CPU, /*report_input_shapes=*/true));
+    run();
+    int casts = 0;
+    for (auto& events : prof::disableProfilerLegacy())
+      for (auto& e : events) {
+        if (e.kind() != prof::EventKind::PushRange || std::string(e.name()) != "aten::_to_copy") continue;
+        const auto shape = e.shapes().at(0);
+        casts += shape == std::vector<int64_t>{6, 4} || shape == std::vector<int64_t>{4, 6};
+      }
+    return casts;
+  };
+  for (const auto& x : {torch::randn({3, 4}), torch::randn({3, 1, 4}), torch::randn({2, 3, 4})}) {
+    nmt::AutocastGuard guard(nmt::Precision::kBf16, torch::kCPU);
+    EXPECT_EQ(weight_casts([&] {
+                for (int step = 0; step < 3; ++step) EXPECT_EQ(linear(x).scalar_type(), torch::kBFloat16);
+              }),
+              1)
+        << x.sizes();
+    EXPECT_EQ(weight_casts([&] { linear(x); }), 0) << x.sizes();
+    const auto expected = at::linear(x.to(torch::kBFloat16), linear->weight.to(torch::kBFloat16),
+                                     linear->bias.to(torch::kBFloat16));
+    EXPECT_TRUE(torch::equal(linear(x), expected)) << x.sizes();
+  }
 }
 
 TEST(Autocast, GemmCeilingsAreMeasured) {

@@ -134,17 +134,24 @@ Profile summarise(torch::autograd::profiler::thread_event_lists& lists) {
 
 /// Runs `steps` updates under the LibTorch (legacy) profiler. With `flops`, input shapes are
 /// recorded and matrix-product FLOPs counted (slower: use it for the count, not for the times).
-Profile profile_updates(BenchTrainer& trainer, int steps, bool flops, int64_t& tokens, double& seconds) {
+template <class Work>
+Profile profiled(bool flops, Work work) {
   namespace prof = torch::autograd::profiler;
   prof::ProfilerConfig config(prof::ProfilerState::CPU, /*report_input_shapes=*/flops,
                               /*profile_memory=*/false, /*with_stack=*/false, /*with_flops=*/flops);
   prof::enableProfilerLegacy(config);
-  tokens = 0;
-  auto t = Clock::now();
-  for (int i = 0; i < steps; ++i) tokens += trainer.update();
-  seconds = seconds_since(t);
+  work();
   auto lists = prof::disableProfilerLegacy();
   return summarise(lists);
+}
+
+Profile profile_updates(BenchTrainer& trainer, int steps, bool flops, int64_t& tokens, double& seconds) {
+  return profiled(flops, [&] {
+    tokens = 0;
+    auto t = Clock::now();
+    for (int i = 0; i < steps; ++i) tokens += trainer.update();
+    seconds = seconds_since(t);
+  });
 }
 
 struct Translation {
@@ -172,8 +179,8 @@ std::vector<std::string> first_lines(const std::string& path, int n) {
   return lines;
 }
 
-void print_profile(std::ostream& out, const Profile& p, int top, int steps) {
-  out << fmt::format("profile of {} training updates: top {} operators by self CPU time\n", steps, top);
+void print_profile(std::ostream& out, const Profile& p, int top, const std::string& what) {
+  out << fmt::format("profile of {}: top {} operators by self CPU time\n", what, top);
   out << fmt::format("  {:<42} {:>8} {:>11} {:>7} {:>11}\n", "operator", "calls", "self ms", "self %", "total ms");
   for (int i = 0; i < top && i < static_cast<int>(p.ops.size()); ++i) {
     const auto& op = p.ops[i];
@@ -242,12 +249,18 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   auto search_config = c.search;
   search_config.beam_size = o.beam;
   Translation tr;
+  Profile decoding_profile;
+  const std::vector<std::string> profiled_lines(lines.begin(), lines.begin() + std::min<size_t>(lines.size(), o.profile_sentences));
+  auto time_and_profile = [&](const search::Translator& translator) {
+    tr = time_translation(translator, lines);
+    if (!profiled_lines.empty()) decoding_profile = profiled(false, [&] { time_translation(translator, profiled_lines); });
+  };
   std::string which;
   if (!o.model_dir.empty()) {
     auto loaded = load_model(o.model_dir, threads);
     loaded.translator.config() = search_config;
     loaded.translator.set_precision(precision);
-    tr = time_translation(loaded.translator, lines);
+    time_and_profile(loaded.translator);
     which = fmt::format("trained model {} (step {})", o.model_dir, loaded.checkpoint.state.step);
   } else {
     // A freshly initialised model: it almost never emits EOS, so every hypothesis runs to the
@@ -256,7 +269,7 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
     auto untrained = models::make_model(c.model, src_vocab.size(), tgt_vocab.size());
     search::Translator translator(untrained, src_vocab, tgt_vocab, search_config, c10::kCPU);
     translator.set_precision(precision);
-    tr = time_translation(translator, lines);
+    time_and_profile(translator);
     which = fmt::format("untrained model: outputs run to the maximum length {}·|x| + {}", c.search.max_len_a,
                         c.search.max_len_b);
   }
@@ -266,10 +279,13 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
                      tr.sentences / tr.seconds);
   const double rss = peak_rss_mb();
   out << fmt::format("peak resident memory: {:.0f} MB (after training: {:.0f} MB)\n", rss, rss_train);
-  print_profile(out, profile, o.top, o.profile_steps);
+  print_profile(out, profile, o.top, fmt::format("{} training updates", o.profile_steps));
   out << fmt::format("  (profiled updates ran at {:.0f} target tokens/s against {:.0f} unprofiled: the profiler's cost "
                      "per operator call inflates the many small operators)\n",
                      profiled_tokens / profiled_s, train_tps);
+  if (!profiled_lines.empty())
+    print_profile(out, decoding_profile, o.top,
+                  fmt::format("translating the first {} of those sentences again (beam {})", profiled_lines.size(), o.beam));
   out << fmt::format("summary: config={} model={} threads={} train_tgt_tok_s={:.0f} train_mflop_per_tok={:.1f} "
                      "train_gflops={:.1f} precision={} gemm_ceiling_gflops={:.1f} fp32_ceiling_gflops={:.1f} "
                      "bf16_ceiling_gflops={:.1f} ceiling_fraction={:.3f} "
@@ -296,6 +312,8 @@ void setup_bench(CLI::App& app) {
   cmd->add_option("--steps", o->steps, "timed training updates")->capture_default_str()->check(positive_integer());
   cmd->add_option("--profile-steps", o->profile_steps, "profiled training updates")->capture_default_str()->check(positive_integer());
   cmd->add_option("--sentences", o->sentences, "sentences to translate")->capture_default_str()->check(positive_integer());
+  cmd->add_option("--profile-sentences", o->profile_sentences, "sentences translated once more under the profiler (0: none)")
+      ->capture_default_str()->check(non_negative());
   cmd->add_option("-b,--beam", o->beam, "beam size")->capture_default_str()->check(positive_integer());
   cmd->add_option("--threads", o->threads, "CPU threads (default: the config's train.threads)");
   cmd->add_option("--top", o->top, "operators listed in the profile")->capture_default_str()->check(positive_integer());

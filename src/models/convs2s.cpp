@@ -221,8 +221,8 @@ std::unique_ptr<DecoderState> ConvS2SSeq2SeqImpl::start(const at::Tensor& src) {
 
 StepOutput ConvS2SSeq2SeqImpl::step(const at::Tensor& prev, DecoderState& state) {
   auto& s = dynamic_cast<ConvS2SDecoderState&>(state);
-  auto [log_probs, attention] = decode(prev.unsqueeze(1), s);
-  return {log_probs.squeeze(1), attention.squeeze(1)};
+  auto [logits, attention] = decode_logits(prev.unsqueeze(1), s);
+  return {at::Tensor(), attention.squeeze(1), logits.squeeze(1)};
 }
 
 }  // namespace nmt::models

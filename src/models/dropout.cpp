@@ -2,13 +2,14 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/autograd.h>
+
+#include "nmt/simd.h"
 
 namespace nmt::models {
 namespace {
@@ -36,20 +37,6 @@ struct MaskKey {
 /// different keys are not shifted copies of one sequence.
 inline uint32_t element_bits(uint32_t i, MaskKey key) { return mix32(mix32(i ^ key.k1) + key.k2) >> 16; }
 
-/// bf16 ↔ fp32 by bit operations (round to nearest even, as c10::BFloat16), which vectorise.
-inline float bf16_bits_to_float(uint16_t h) {
-  const uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-inline uint16_t float_to_bf16_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  const uint16_t rounded = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-  return (u & 0x7fffffffu) > 0x7f800000u ? uint16_t{0x7fc0} : rounded;  // NaN stays NaN
-}
-
 /// dst[i] = store(load(src[i])·scale) where element i's bits are ≥ threshold, else the same
 /// times 0, for i in [i0, i1); Acc is the type the product is taken in.
 template <class T, class Acc, class Load, class Store>
@@ -61,18 +48,11 @@ inline void mask_range(const T* src, T* dst, int64_t i0, int64_t i1, MaskKey key
   }
 }
 
-// The fp32 and bf16 loops are compiled for AVX-512, AVX2 and the baseline, chosen at load time
-// (GCC's target_clones), so that they vectorise with the widest instructions the CPU has.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define NMT_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("tree-vectorize")))
-#else
-#define NMT_VECTOR_CLONES
-#endif
-
+// The fp32 and bf16 loops are compiled for AVX-512, AVX2 and the baseline (NMT_VECTOR_CLONES).
 NMT_VECTOR_CLONES
 void mask_bf16(const uint16_t* src, uint16_t* dst, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold,
                float scale) {
-  mask_range(src, dst, i0, i1, key, threshold, scale, bf16_bits_to_float, float_to_bf16_bits);
+  mask_range(src, dst, i0, i1, key, threshold, scale, simd::bf16_bits_to_float, simd::float_to_bf16_bits);
 }
 
 NMT_VECTOR_CLONES

@@ -94,10 +94,10 @@ StepOutput EnsembleImpl::step(const at::Tensor& prev, DecoderState& state) {
   std::vector<at::Tensor> log_probs, attention;
   for (size_t i = 0; i < members_.size(); ++i) {
     auto out = members_[i]->step(prev, *s.members[i]);
-    log_probs.push_back(out.log_probs);
+    log_probs.push_back(log_probs_of(out));
     attention.push_back(out.attention);
   }
-  return {combine(log_probs), mean_of_defined(attention)};
+  return {combine(log_probs), mean_of_defined(attention), at::Tensor()};
 }
 
 void EnsembleImpl::set_int8(bool on) {

@@ -100,7 +100,10 @@ at::Tensor int8_linear(const at::Tensor& x, const Int8Weights& weights) {
 
 at::Tensor LinearImpl::forward(const at::Tensor& x) {
   if (int8_ && !is_training()) return int8_linear(x, *int8_);
-  return torch::nn::LinearImpl::forward(x);
+  // at::linear, not torch::nn::LinearImpl::forward: LibTorch 1.13's F::linear multiplies by the
+  // view weight.t() itself, and autocast, which caches only the bf16 casts of whole leaf
+  // tensors, then cast every weight again in every call (each decoding step, each update).
+  return at::linear(x, weight, bias);
 }
 
 void LinearImpl::set_int8(bool on) { int8_ = on ? pack_int8(weight, bias) : nullptr; }

@@ -233,9 +233,9 @@ StepOutput RnnSeq2SeqImpl::step(const at::Tensor& prev, DecoderState& state) {
     // Translation uses the prior only: p(y_t) = Σ_s α_ts p(y_t | z_t = s).
     auto per_position = position_log_probs(out.hidden.unsqueeze(1), s.memory);  // [B, 1, S, V]
     auto lp = marginal_log_probs(out.attention.log_weights.unsqueeze(1), per_position).squeeze(1);
-    return {lp, out.attention.weights};
+    return {lp, out.attention.weights, at::Tensor()};
   }
-  return {output_log_probs(out.attn_vec), out.attention.weights};
+  return {at::Tensor(), out.attention.weights, output_logits(out.attn_vec)};
 }
 
 }  // namespace nmt::models

@@ -20,6 +20,12 @@ at::Tensor log_softmax_of_logits(at::Tensor logits) {
   return at::_log_softmax_out(logits, logits, -1, /*half_to_float=*/false);
 }
 
+at::Tensor log_probs_of(const StepOutput& out) {
+  if (out.log_probs.defined()) return out.log_probs;
+  // Not in place on out.logits, which the caller may read again; a bf16 one is copied anyway.
+  return out.logits.scalar_type() == at::kFloat ? at::log_softmax(out.logits, -1) : log_softmax_of_logits(out.logits);
+}
+
 bool Seq2SeqImpl::logits_wanted() const { return logits_for_loss_ && is_training() && at::GradMode::is_enabled(); }
 
 void Seq2SeqImpl::set_int8(bool on) { set_int8_linear_layers(*this, on); }

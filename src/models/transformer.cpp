@@ -363,8 +363,8 @@ std::unique_ptr<DecoderState> TransformerSeq2SeqImpl::start(const at::Tensor& sr
 
 StepOutput TransformerSeq2SeqImpl::step(const at::Tensor& prev, DecoderState& state) {
   auto& s = dynamic_cast<TransformerDecoderState&>(state);
-  auto [log_probs, attention] = decode(prev.unsqueeze(1), s);
-  return {log_probs.squeeze(1), attention.defined() ? attention.squeeze(1) : attention};
+  auto [logits, attention] = decode_logits(prev.unsqueeze(1), s);
+  return {at::Tensor(), attention.defined() ? attention.squeeze(1) : attention, logits.squeeze(1)};
 }
 
 }  // namespace nmt::models

@@ -6,6 +6,8 @@
 
 #include <torch/torch.h>
 
+#include "nmt/search/top_k.h"
+
 namespace nmt::search {
 
 double length_penalty(int64_t length, double alpha) {
@@ -58,23 +60,36 @@ void BeamSearch::finish(int64_t sentence, const Row& row, int64_t token, double 
 }
 
 BeamSearch::Advance BeamSearch::advance(const at::Tensor& log_probs, const at::Tensor& attention) {
+  return advance(models::StepOutput{log_probs, attention, at::Tensor()});
+}
+
+BeamSearch::Advance BeamSearch::advance(const models::StepOutput& out) {
+  const auto& scores = out.log_probs.defined() ? out.log_probs : out.logits;
+  const auto& attention = out.attention;
   const int64_t n_live = static_cast<int64_t>(live_.size());
-  const int64_t V = log_probs.size(1);
-  TORCH_CHECK(log_probs.size(0) == n_live * K_, "advance: expected ", n_live * K_, " rows, got ",
-              log_probs.size(0));
+  const int64_t V = scores.size(1);
+  TORCH_CHECK(scores.size(0) == n_live * K_, "advance: expected ", n_live * K_, " rows, got ", scores.size(0));
   std::vector<double> base(rows_.size());
   for (size_t r = 0; r < rows_.size(); ++r) base[r] = rows_[r].log_prob;
   // Top 2K candidates per sentence, found on the model's device; only those come to the CPU.
   // A sentence's best 2K are among the best 2K of each of its rows (a row's beam score is added
-  // to all its tokens alike), so the rows are searched first, and no [R, V] tensor of scores is made.
+  // to all its tokens alike), so the rows are searched first, and no [R, V] tensor of scores is
+  // made; from logits, not even the [R, V] log-softmax (top_k_log_softmax).
   const int64_t per_row = std::min<int64_t>(2 * K_, V);
-  auto row_top = log_probs.topk(per_row, 1);                                              // [R, per_row]
-  auto row_scores = std::get<0>(row_top).to(at::kFloat) +
-                    at::tensor(base, at::kDouble).to(log_probs.device(), at::kFloat).unsqueeze(1);
+  at::Tensor row_values, row_ids;  // [R, per_row]
+  if (out.log_probs.defined()) {
+    std::tie(row_values, row_ids) = out.log_probs.topk(per_row, 1);
+  } else {
+    auto top = top_k_log_softmax(out.logits, per_row);
+    row_values = top.values;
+    row_ids = top.indices;
+  }
+  auto row_scores = row_values.to(at::kFloat) +
+                    at::tensor(base, at::kDouble).to(scores.device(), at::kFloat).unsqueeze(1);
   auto top = row_scores.view({n_live, K_ * per_row}).topk(std::min<int64_t>(2 * K_, K_ * per_row), 1);
   auto top_scores = std::get<0>(top).to(at::kCPU, at::kDouble).contiguous();
   // Candidate j of sentence i: row i·K + j / per_row, token row_top's id at that row and place.
-  auto top_ids = std::get<1>(row_top)
+  auto top_ids = row_ids
                      .view({n_live, K_ * per_row})
                      .gather(1, std::get<1>(top))
                      .to(at::kCPU)
@@ -158,8 +173,7 @@ BeamSearch run_beam(models::Seq2SeqImpl& model, const at::Tensor& src, const Sea
   auto state = model.start(src)->reorder(beam.initial_rows().to(device));
   auto tokens = beam.initial_tokens().to(device);
   while (!beam.done()) {
-    auto out = model.step(tokens, *state);
-    auto adv = beam.advance(out.log_probs, out.attention);
+    auto adv = beam.advance(model.step(tokens, *state));
     if (beam.done()) break;
     state = state->reorder(adv.rows.to(device));  // the old state's caches go as the new ones come
     tokens = adv.tokens.to(device);
@@ -186,9 +200,16 @@ std::vector<Hypothesis> greedy_search(models::Seq2SeqImpl& model, const at::Tens
   auto tokens = at::full({B}, data::kBos, src.options().dtype(at::kLong));
   for (int64_t t = 1; t <= max_len; ++t) {
     auto out = model.step(tokens, *state);
-    auto best = out.log_probs.max(1);
-    auto lp_cpu = std::get<0>(best).to(at::kCPU, at::kDouble);
-    auto ids = std::get<1>(best).to(at::kCPU);
+    at::Tensor lp_cpu, ids;
+    if (out.log_probs.defined()) {
+      auto best = out.log_probs.max(1);
+      lp_cpu = std::get<0>(best).to(at::kCPU, at::kDouble);
+      ids = std::get<1>(best).to(at::kCPU);
+    } else {
+      auto best = top_k_log_softmax(out.logits, 1);
+      lp_cpu = best.values.squeeze(1).to(at::kCPU, at::kDouble);
+      ids = best.indices.squeeze(1).to(at::kCPU);
+    }
     auto lp = lp_cpu.accessor<double, 1>();
     auto id = ids.accessor<int64_t, 1>();
     auto att_cpu = keep_attention && out.attention.defined() ? out.attention.to(at::kCPU, at::kFloat) : at::Tensor();

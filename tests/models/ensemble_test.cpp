@@ -61,7 +61,7 @@ TEST(Ensemble, StepCombinesTheMembersAndSelectReordersEveryState) {
   auto sa = a->start(src), sb = b->start(src);
   auto expect_combined = [&](const at::Tensor& prev) {
     auto out = ens.step(prev, *state);
-    auto la = a->step(prev, *sa).log_probs, lb = b->step(prev, *sb).log_probs;
+    auto la = log_probs_of(a->step(prev, *sa)), lb = log_probs_of(b->step(prev, *sb));
     auto expected = torch::log_softmax(0.25 * la + 0.75 * lb, -1);
     EXPECT_TRUE(torch::allclose(out.log_probs, expected, 1e-5, 1e-6));
     EXPECT_TRUE(torch::allclose(out.log_probs.exp().sum(-1), torch::ones({prev.size(0)}), 1e-5, 1e-6));

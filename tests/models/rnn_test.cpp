@@ -116,7 +116,7 @@ TEST_P(RnnVariants, StepwiseDecodingEqualsTeacherForcedForward) {
   auto state = model_->start(batch.src);
   for (int64_t t = 0; t < batch.tgt_in.size(1); ++t) {
     auto out = model_->step(batch.tgt_in.select(1, t), *state);
-    EXPECT_TRUE(torch::allclose(out.log_probs, full.log_probs.select(1, t), 1e-5, 1e-6)) << "step " << t;
+    EXPECT_TRUE(torch::allclose(log_probs_of(out), full.log_probs.select(1, t), 1e-5, 1e-6)) << "step " << t;
     EXPECT_TRUE(torch::allclose(out.attention, full.attention.select(1, t), 1e-5, 1e-6)) << "step " << t;
   }
 }
@@ -169,8 +169,8 @@ TEST_P(RnnVariants, StateSelectReordersRows) {
   auto state = model_->start(batch.src);
   auto prev = torch::full({3}, nmt::data::kBos, torch::kLong);
   auto reordered = state->select(torch::tensor({2, 0, 1, 1}, torch::kLong));
-  auto a = model_->step(prev, *state).log_probs;
-  auto b = model_->step(torch::full({4}, nmt::data::kBos, torch::kLong), *reordered).log_probs;
+  auto a = log_probs_of(model_->step(prev, *state));
+  auto b = log_probs_of(model_->step(torch::full({4}, nmt::data::kBos, torch::kLong), *reordered));
   EXPECT_TRUE(torch::allclose(b, a.index_select(0, torch::tensor({2, 0, 1, 1}, torch::kLong))));
 }
 

@@ -179,7 +179,7 @@ TEST_F(ModelSearch, BeamScoreIsTheModelsLogProbability) {
     for (size_t t = 0; t <= y.size(); ++t) {
       auto out = model_->step(torch::tensor({prev}, torch::kLong), *state);
       const int64_t next = t < y.size() ? y[t] : kEos;
-      lp += out.log_probs[0][next].item<double>();
+      lp += log_probs_of(out)[0][next].item<double>();
       prev = next;
     }
     if (y.size() < static_cast<size_t>(nmt::search::max_lengths(src_.slice(0, i, i + 1), o)[0])) {

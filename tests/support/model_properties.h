@@ -28,7 +28,7 @@ inline std::unique_ptr<models::DecoderState> expect_stepwise_decoding_equals_for
   auto state = model.start(batch.src);
   for (int64_t t = 0; t < batch.tgt_in.size(1); ++t) {
     auto out = model.step(batch.tgt_in.select(1, t), *state);
-    EXPECT_TRUE(close(out.log_probs, full.log_probs.select(1, t))) << "step " << t;
+    EXPECT_TRUE(close(log_probs_of(out), full.log_probs.select(1, t))) << "step " << t;
     EXPECT_TRUE(close(out.attention, full.attention.select(1, t))) << "step " << t;
   }
   return state;
@@ -65,7 +65,7 @@ inline void expect_bf16_agrees_with_fp32(models::Seq2SeqImpl& model, Alignment a
   auto state = model.start(batch.src);
   for (int64_t t = 0; t < batch.tgt_in.size(1); ++t) {
     auto out = model.step(batch.tgt_in.select(1, t), *state);
-    EXPECT_TRUE(close_bf16(out.log_probs, mixed.log_probs.select(1, t))) << "step " << t;
+    EXPECT_TRUE(close_bf16(log_probs_of(out), mixed.log_probs.select(1, t))) << "step " << t;
     EXPECT_TRUE(close_bf16(out.attention.to(torch::kFloat), mixed.attention.select(1, t))) << "step " << t;
   }
 }
@@ -132,16 +132,16 @@ inline void expect_select_reorders_every_cache(models::Seq2SeqImpl& model) {
                            torch::tensor({2, 2, 2, 0, 0, 0}), torch::tensor({1, 1})}) {
     auto reordered = state->select(rows);
     auto b = model.step(next.index_select(0, rows), *reordered);
-    EXPECT_TRUE(close(b.log_probs, a.log_probs.index_select(0, rows))) << rows;
+    EXPECT_TRUE(close(log_probs_of(b), log_probs_of(a).index_select(0, rows))) << rows;
     EXPECT_TRUE(close(b.attention, a.attention.index_select(0, rows))) << rows;
     auto consumed = state->select(torch::arange(3))->reorder(rows);
     auto d = model.step(next.index_select(0, rows), *consumed);
-    EXPECT_TRUE(torch::equal(d.log_probs, b.log_probs)) << "reorder " << rows;
+    EXPECT_TRUE(torch::equal(log_probs_of(d), log_probs_of(b))) << "reorder " << rows;
   }
   const auto first = torch::tensor({0, 0, 1, 1, 2, 2}), second = torch::tensor({4, 4, 0, 0});
   auto twice = state->select(first)->select(second);
   auto c = model.step(next.index_select(0, first).index_select(0, second), *twice);
-  EXPECT_TRUE(close(c.log_probs, a.log_probs.index_select(0, first).index_select(0, second)));
+  EXPECT_TRUE(close(log_probs_of(c), log_probs_of(a).index_select(0, first).index_select(0, second)));
 }
 
 /// Beam search with beam size 1 finds greedy search's outputs and scores, with and without a

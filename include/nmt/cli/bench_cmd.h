@@ -20,6 +20,7 @@
 ///  - peak resident memory of the process (getrusage ru_maxrss);
 ///  - the operators with the most self CPU time in `profile_steps` further updates, profiled
 ///    without shapes (cheaper), and how much the profiler slowed them down;
+///  - the same for the translation of the first `profile_sentences` sentences once more;
 ///  - one `summary:` line with every figure as key=value, for scripts.
 #include <iosfwd>
 #include <string>
@@ -41,6 +42,7 @@ struct BenchOptions {
   int steps = 20;                      ///< timed training updates
   int profile_steps = 3;               ///< profiled updates, twice: FLOP count, then operator table
   int sentences = 300;                 ///< sentences translated
+  int profile_sentences = 100;         ///< the first of them translated again under the profiler (0: none)
   int beam = 5;                        ///< beam size for translation
   int threads = 0;                     ///< 0: the config's train.threads
   int top = 15;                        ///< operators listed in the profile

@@ -27,11 +27,19 @@ class DecoderState {
   virtual std::unique_ptr<DecoderState> reorder(const at::Tensor& rows) { return select(rows); }
 };
 
-/// Output of one decoding step.
+/// Output of one decoding step: the next-token distribution as log-probs, or as the logits of a
+/// softmax (models whose output layer is one: Transformer, ConvS2S, soft-attention RNN), so that
+/// beam search can take the top candidates and log Σ exp of each row without writing its [B, V]
+/// log-softmax (search/top_k.h). Exactly one of the two is defined; log_probs_of() gives log-probs.
 struct StepOutput {
-  at::Tensor log_probs;  ///< [B, V] log p(y_t | y_<t, x)
+  at::Tensor log_probs;  ///< [B, V] log p(y_t | y_<t, x), or undefined when `logits` is set
   at::Tensor attention;  ///< [B, S] alignment over source positions (undefined if none)
+  at::Tensor logits;     ///< [B, V] scores with log_softmax(logits) = log p(y_t | ...) (bf16 under autocast), or undefined
 };
+
+/// [B, V] log-probs of a step: out.log_probs, else the log_softmax of out.logits in fp32 at
+/// least (a new tensor: out.logits is left as it was).
+at::Tensor log_probs_of(const StepOutput& out);
 
 /// Sums over real target tokens of a latent-alignment model's diagnostics (eval mode; Deng et
 /// al. 2018, sections 5-6): how far q is from the prior, how peaked each is, and how often the

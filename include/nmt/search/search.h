@@ -45,8 +45,11 @@ class BeamSearch {
     at::Tensor rows;    ///< [R'] int64: rows of the current state to keep (select with these)
     at::Tensor tokens;  ///< [R'] int64: the next input token of each kept row
   };
-  /// log_probs [R, V] for the current live rows (R = live sentences × K); attention [R, S] or
-  /// undefined. Finishes hypotheses that end in EOS or reach their maximum length.
+  /// The model's step for the current live rows (R = live sentences × K): its log-probs or
+  /// logits [R, V] and its attention [R, S] or undefined. Finishes hypotheses that end in EOS or
+  /// reach their maximum length.
+  Advance advance(const models::StepOutput& out);
+  /// advance() with log-probs [R, V] given as such.
   Advance advance(const at::Tensor& log_probs, const at::Tensor& attention);
 
   bool done() const { return live_.empty(); }

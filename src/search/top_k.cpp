@@ -1,0 +1,182 @@
+#include "nmt/search/top_k.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include "nmt/simd.h"
+
+namespace nmt::search {
+namespace {
+
+// GCC/Clang vector extensions: 16 fp32 lanes, one AVX-512 register (two AVX2 ones, four SSE
+// ones in the other clones of NMT_VECTOR_CLONES).
+using f32x16 = float __attribute__((vector_size(64)));
+using i32x16 = int32_t __attribute__((vector_size(64)));
+using u32x16 = uint32_t __attribute__((vector_size(64)));
+using u16x16 = uint16_t __attribute__((vector_size(32)));
+constexpr int64_t kLanes = 16;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+NMT_INLINE f32x16 splat(float v) { return f32x16{} + v; }
+NMT_INLINE f32x16 lanes_max(f32x16 a, f32x16 b) { return a > b ? a : b; }
+
+NMT_INLINE float to_float(float v) { return v; }
+NMT_INLINE float to_float(uint16_t bf16) { return simd::bf16_bits_to_float(bf16); }
+
+/// Elements p[0..n) as fp32 lanes (n ≤ 16), the missing lanes -inf.
+NMT_INLINE f32x16 load_lanes(const float* p, int64_t n) {
+  f32x16 v;
+  if (n == kLanes) {
+    std::memcpy(&v, p, sizeof v);
+  } else {
+    v = splat(kNegInf);
+    for (int64_t i = 0; i < n; ++i) v[i] = p[i];
+  }
+  return v;
+}
+NMT_INLINE f32x16 load_lanes(const uint16_t* p, int64_t n) {
+  if (n < kLanes) {
+    f32x16 v = splat(kNegInf);
+    for (int64_t i = 0; i < n; ++i) v[i] = to_float(p[i]);
+    return v;
+  }
+  u16x16 h;
+  std::memcpy(&h, p, sizeof h);
+  return reinterpret_cast<f32x16>(__builtin_convertvector(h, u32x16) << 16);  // bf16 is fp32's top half
+}
+
+/// e^x for x ≤ 0, lane by lane: x = n·ln 2 + r with |r| ≤ ln 2 / 2, e^r by Cephes' degree-6
+/// polynomial for expf (about 1 ulp), times 2^n built in the exponent bits. 0 below -87.3
+/// (where e^x leaves the normal floats), which no sum that holds the row maximum's e^0 = 1
+/// notices.
+NMT_INLINE f32x16 exp_nonpositive(f32x16 x) {
+  const f32x16 lo = splat(-87.3f);
+  const i32x16 underflow = x < lo;
+  x = underflow ? lo : x;
+  const f32x16 n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest: 1.5·2^23
+  const f32x16 r = (x - n * 0.693359375f) + n * 2.12194440e-4f;           // Cody-Waite: ln 2 in two parts
+  f32x16 p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const i32x16 bits = (__builtin_convertvector(n, i32x16) + 127) << 23;
+  const f32x16 result = p * reinterpret_cast<f32x16>(bits);
+  return underflow ? splat(0.0f) : result;
+}
+
+/// Whether some lane of a comparison's result is set: OR of halves, 16 → 1 lanes.
+NMT_INLINE bool any_lane(i32x16 m) {
+  using i32x8 = int32_t __attribute__((vector_size(32)));
+  using i32x4 = int32_t __attribute__((vector_size(16)));
+  const i32x8 a = __builtin_shufflevector(m, m, 0, 1, 2, 3, 4, 5, 6, 7) |
+                  __builtin_shufflevector(m, m, 8, 9, 10, 11, 12, 13, 14, 15);
+  const i32x4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) | __builtin_shufflevector(a, a, 4, 5, 6, 7);
+  return (b[0] | b[1] | b[2] | b[3]) != 0;
+}
+
+/// Puts (v, i) into the descending list vals/ids of `filled` ≤ k entries if it belongs there;
+/// of equal values the earlier one stays ahead.
+NMT_INLINE void insert(float v, int64_t i, float* vals, int64_t* ids, int64_t k, int64_t& filled) {
+  if (filled == k && !(v > vals[k - 1])) return;
+  int64_t at = filled < k ? filled++ : k - 1;
+  while (at > 0 && v > vals[at - 1]) {
+    vals[at] = vals[at - 1];
+    ids[at] = ids[at - 1];
+    --at;
+  }
+  vals[at] = v;
+  ids[at] = i;
+}
+
+/// One row x[0..V) in two vectorised passes: (1) per lane its two largest entries, so the
+/// row maximum m and a lower bound t on the k-th largest entry (the k-th largest of those 32
+/// entries; -inf when k > 32); (2) Σ exp(x − m), and the entries ≥ t, the only candidates,
+/// inserted one by one. Writes the k log-probs to vals, their positions to ids.
+template <class T>
+NMT_INLINE void row_top_k(const T* x, int64_t V, int64_t k, float* vals, int64_t* ids) {
+  f32x16 first = splat(kNegInf), second = splat(kNegInf);
+  for (int64_t c = 0; c < V; c += kLanes) {
+    const f32x16 v = load_lanes(x + c, std::min(kLanes, V - c));
+    second = v > second ? (v > first ? first : v) : second;
+    first = lanes_max(first, v);
+  }
+  float top[2 * kLanes];
+  std::memcpy(top, &first, sizeof first);
+  std::memcpy(top + kLanes, &second, sizeof second);
+  std::sort(top, top + 2 * kLanes, std::greater<float>());
+  const float m = top[0];
+  if (m == kNegInf) {  // no finite logit: every log-prob is -inf (log_softmax would give NaN)
+    for (int64_t j = 0; j < k; ++j) {
+      vals[j] = kNegInf;
+      ids[j] = j;
+    }
+    return;
+  }
+  const float bound = k <= 2 * kLanes ? top[k - 1] : kNegInf;
+  int64_t filled = 0;
+  f32x16 sum = {};
+  for (int64_t c = 0; c < V; c += kLanes) {
+    const int64_t n = std::min(kLanes, V - c);
+    const f32x16 v = load_lanes(x + c, n);
+    sum += exp_nonpositive(v - m);
+    const i32x16 candidate = v >= splat(bound);
+    if (any_lane(candidate))
+      for (int64_t l = 0; l < n; ++l)
+        if (candidate[l]) insert(v[l], c + l, vals, ids, k, filled);
+  }
+  double total = 0;
+  for (int64_t l = 0; l < kLanes; ++l) total += sum[l];
+  const float log_sum = static_cast<float>(std::log(total));
+  for (int64_t j = 0; j < k; ++j) vals[j] = vals[j] - m - log_sum;
+}
+
+NMT_VECTOR_CLONES
+void rows_fp32(const float* x, int64_t r0, int64_t r1, int64_t V, int64_t k, float* vals, int64_t* ids) {
+  for (int64_t r = r0; r < r1; ++r)
+    row_top_k(x + r * V, V, k, vals + r * k, ids + r * k);
+}
+
+NMT_VECTOR_CLONES
+void rows_bf16(const uint16_t* x, int64_t r0, int64_t r1, int64_t V, int64_t k, float* vals, int64_t* ids) {
+  for (int64_t r = r0; r < r1; ++r)
+    row_top_k(x + r * V, V, k, vals + r * k, ids + r * k);
+}
+
+}  // namespace
+
+RowTopK top_k_log_softmax(const at::Tensor& logits, int64_t k) {
+  TORCH_CHECK(logits.dim() == 2, "top_k_log_softmax: expected [R, V] logits, got ", logits.sizes());
+  TORCH_CHECK(k >= 1, "top_k_log_softmax: k must be >= 1, got ", k);
+  const int64_t R = logits.size(0), V = logits.size(1);
+  k = std::min(k, V);
+  const auto type = logits.scalar_type();
+  if (!logits.device().is_cpu() || (type != at::kFloat && type != at::kBFloat16) || V == 0) {
+    auto [values, indices] = at::log_softmax(logits.to(at::kFloat), 1).topk(k, 1);
+    return {values, indices};
+  }
+  const auto x = logits.contiguous();
+  auto values = at::empty({R, k}, x.options().dtype(at::kFloat));
+  auto indices = at::empty({R, k}, x.options().dtype(at::kLong));
+  float* vals = values.data_ptr<float>();
+  int64_t* ids = indices.data_ptr<int64_t>();
+  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(V, 1));  // rows per task
+  if (type == at::kFloat) {
+    const float* src = x.data_ptr<float>();
+    at::parallel_for(0, R, grain, [&](int64_t r0, int64_t r1) { rows_fp32(src, r0, r1, V, k, vals, ids); });
+  } else {
+    const auto* src = reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>());
+    at::parallel_for(0, R, grain, [&](int64_t r0, int64_t r1) { rows_bf16(src, r0, r1, V, k, vals, ids); });
+  }
+  return {values, indices};
+}
+
+}  // namespace nmt::search
