@@ -1,8 +1,9 @@
 #pragma once
 /// @file simd.h
 /// Helpers for the few hand-written CPU loops (dropout masks, the log-softmax top-k of beam
-/// search): a function attribute that compiles a loop for AVX-512, AVX2 and the baseline and
-/// picks one at load time, and bf16 ↔ fp32 conversions by bit operations, which vectorise.
+/// search, the loss from logits): a function attribute that compiles a loop for AVX-512, AVX2
+/// and the baseline and picks one at load time, bf16 ↔ fp32 conversions by bit operations,
+/// and 16-lane fp32 vectors (GCC vector extensions) with loads, stores and e^x.
 #include <cstdint>
 #include <cstring>
 
@@ -38,6 +39,97 @@ NMT_INLINE uint16_t float_to_bf16_bits(float f) {
   std::memcpy(&u, &f, sizeof u);
   const uint16_t rounded = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
   return (u & 0x7fffffffu) > 0x7f800000u ? uint16_t{0x7fc0} : rounded;
+}
+
+// GCC/Clang vector extensions: 16 fp32 lanes, one AVX-512 register (two AVX2 ones, four SSE
+// ones in the other clones of NMT_VECTOR_CLONES).
+using f32x16 = float __attribute__((vector_size(64)));
+using i32x16 = int32_t __attribute__((vector_size(64)));
+using u32x16 = uint32_t __attribute__((vector_size(64)));
+using u16x16 = uint16_t __attribute__((vector_size(32)));
+constexpr int64_t kLanes = 16;
+
+NMT_INLINE f32x16 splat(float v) { return f32x16{} + v; }
+
+NMT_INLINE float to_float(float v) { return v; }
+NMT_INLINE float to_float(uint16_t bf16) { return bf16_bits_to_float(bf16); }
+
+/// Elements p[0..n) as fp32 lanes (n ≤ 16), the missing lanes `pad`.
+NMT_INLINE f32x16 load(const float* p, int64_t n, float pad) {
+  f32x16 v;
+  if (n == kLanes) {
+    std::memcpy(&v, p, sizeof v);
+  } else {
+    v = splat(pad);
+    for (int64_t i = 0; i < n; ++i) v[i] = p[i];
+  }
+  return v;
+}
+NMT_INLINE f32x16 load(const uint16_t* p, int64_t n, float pad) {
+  if (n < kLanes) {
+    f32x16 v = splat(pad);
+    for (int64_t i = 0; i < n; ++i) v[i] = to_float(p[i]);
+    return v;
+  }
+  u16x16 h;
+  std::memcpy(&h, p, sizeof h);
+  return reinterpret_cast<f32x16>(__builtin_convertvector(h, u32x16) << 16);  // bf16 is fp32's top half
+}
+
+/// Stores the first n ≤ 16 lanes of v at p (bf16: rounded to nearest even, as float_to_bf16_bits).
+NMT_INLINE void store(float* p, f32x16 v, int64_t n) {
+  if (n == kLanes) {
+    std::memcpy(p, &v, sizeof v);
+  } else {
+    for (int64_t i = 0; i < n; ++i) p[i] = v[i];
+  }
+}
+NMT_INLINE void store(uint16_t* p, f32x16 v, int64_t n) {
+  if (n < kLanes) {
+    for (int64_t i = 0; i < n; ++i) p[i] = float_to_bf16_bits(v[i]);
+    return;
+  }
+  const u32x16 u = reinterpret_cast<u32x16>(v);
+  const u32x16 rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const u32x16 bits = (u & 0x7fffffffu) > 0x7f800000u ? u32x16{} + 0x7fc0u : rounded;  // NaN stays NaN
+  const u16x16 h = __builtin_convertvector(bits, u16x16);
+  std::memcpy(p, &h, sizeof h);
+}
+
+/// e^x for x ≤ 0, lane by lane: x = n·ln 2 + r with |r| ≤ ln 2 / 2, e^r by Cephes' degree-6
+/// polynomial for expf (about 1 ulp), times 2^n built in the exponent bits. 0 below -87.3
+/// (where e^x leaves the normal floats), which no sum that holds a row maximum's e^0 = 1
+/// notices.
+NMT_INLINE f32x16 exp_nonpositive(f32x16 x) {
+  const f32x16 lo = splat(-87.3f);
+  const i32x16 underflow = x < lo;
+  x = underflow ? lo : x;
+  const f32x16 n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest: 1.5·2^23
+  const f32x16 r = (x - n * 0.693359375f) + n * 2.12194440e-4f;           // Cody-Waite: ln 2 in two parts
+  f32x16 p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const i32x16 bits = (__builtin_convertvector(n, i32x16) + 127) << 23;
+  const f32x16 result = p * reinterpret_cast<f32x16>(bits);
+  return underflow ? splat(0.0f) : result;
+}
+
+/// Whether some lane of a comparison's result is set.
+NMT_INLINE bool any_lane(i32x16 m) {
+  int32_t any = 0;
+  for (int64_t l = 0; l < kLanes; ++l) any |= m[l];
+  return any != 0;
+}
+
+/// Σ of the lanes, in double.
+NMT_INLINE double lanes_sum(f32x16 v) {
+  double total = 0;
+  for (int64_t l = 0; l < kLanes; ++l) total += v[l];
+  return total;
 }
 
 }  // namespace nmt::simd

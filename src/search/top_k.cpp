@@ -14,74 +14,16 @@
 namespace nmt::search {
 namespace {
 
-// GCC/Clang vector extensions: 16 fp32 lanes, one AVX-512 register (two AVX2 ones, four SSE
-// ones in the other clones of NMT_VECTOR_CLONES).
-using f32x16 = float __attribute__((vector_size(64)));
-using i32x16 = int32_t __attribute__((vector_size(64)));
-using u32x16 = uint32_t __attribute__((vector_size(64)));
-using u16x16 = uint16_t __attribute__((vector_size(32)));
-constexpr int64_t kLanes = 16;
+using simd::f32x16;
+using simd::i32x16;
+using simd::kLanes;
+using simd::splat;
+using simd::to_float;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-NMT_INLINE f32x16 splat(float v) { return f32x16{} + v; }
 NMT_INLINE f32x16 lanes_max(f32x16 a, f32x16 b) { return a > b ? a : b; }
-
-NMT_INLINE float to_float(float v) { return v; }
-NMT_INLINE float to_float(uint16_t bf16) { return simd::bf16_bits_to_float(bf16); }
-
-/// Elements p[0..n) as fp32 lanes (n ≤ 16), the missing lanes -inf.
-NMT_INLINE f32x16 load_lanes(const float* p, int64_t n) {
-  f32x16 v;
-  if (n == kLanes) {
-    std::memcpy(&v, p, sizeof v);
-  } else {
-    v = splat(kNegInf);
-    for (int64_t i = 0; i < n; ++i) v[i] = p[i];
-  }
-  return v;
-}
-NMT_INLINE f32x16 load_lanes(const uint16_t* p, int64_t n) {
-  if (n < kLanes) {
-    f32x16 v = splat(kNegInf);
-    for (int64_t i = 0; i < n; ++i) v[i] = to_float(p[i]);
-    return v;
-  }
-  u16x16 h;
-  std::memcpy(&h, p, sizeof h);
-  return reinterpret_cast<f32x16>(__builtin_convertvector(h, u32x16) << 16);  // bf16 is fp32's top half
-}
-
-/// e^x for x ≤ 0, lane by lane: x = n·ln 2 + r with |r| ≤ ln 2 / 2, e^r by Cephes' degree-6
-/// polynomial for expf (about 1 ulp), times 2^n built in the exponent bits. 0 below -87.3
-/// (where e^x leaves the normal floats), which no sum that holds the row maximum's e^0 = 1
-/// notices.
-NMT_INLINE f32x16 exp_nonpositive(f32x16 x) {
-  const f32x16 lo = splat(-87.3f);
-  const i32x16 underflow = x < lo;
-  x = underflow ? lo : x;
-  const f32x16 n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest: 1.5·2^23
-  const f32x16 r = (x - n * 0.693359375f) + n * 2.12194440e-4f;           // Cody-Waite: ln 2 in two parts
-  f32x16 p = splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const i32x16 bits = (__builtin_convertvector(n, i32x16) + 127) << 23;
-  const f32x16 result = p * reinterpret_cast<f32x16>(bits);
-  return underflow ? splat(0.0f) : result;
-}
-
-/// Whether some lane of a comparison's result is set: OR of halves, 16 → 1 lanes.
-NMT_INLINE bool any_lane(i32x16 m) {
-  using i32x8 = int32_t __attribute__((vector_size(32)));
-  using i32x4 = int32_t __attribute__((vector_size(16)));
-  const i32x8 a = __builtin_shufflevector(m, m, 0, 1, 2, 3, 4, 5, 6, 7) |
-                  __builtin_shufflevector(m, m, 8, 9, 10, 11, 12, 13, 14, 15);
-  const i32x4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) | __builtin_shufflevector(a, a, 4, 5, 6, 7);
-  return (b[0] | b[1] | b[2] | b[3]) != 0;
-}
+NMT_INLINE f32x16 load_lanes(const float* p, int64_t n) { return simd::load(p, n, kNegInf); }
+NMT_INLINE f32x16 load_lanes(const uint16_t* p, int64_t n) { return simd::load(p, n, kNegInf); }
 
 /// Puts (v, i) into the descending list vals/ids of `filled` ≤ k entries if it belongs there;
 /// of equal values the earlier one stays ahead.
@@ -127,15 +69,13 @@ NMT_INLINE void row_top_k(const T* x, int64_t V, int64_t k, float* vals, int64_t
   for (int64_t c = 0; c < V; c += kLanes) {
     const int64_t n = std::min(kLanes, V - c);
     const f32x16 v = load_lanes(x + c, n);
-    sum += exp_nonpositive(v - m);
+    sum += simd::exp_nonpositive(v - m);
     const i32x16 candidate = v >= splat(bound);
-    if (any_lane(candidate))
+    if (simd::any_lane(candidate))
       for (int64_t l = 0; l < n; ++l)
         if (candidate[l]) insert(v[l], c + l, vals, ids, k, filled);
   }
-  double total = 0;
-  for (int64_t l = 0; l < kLanes; ++l) total += sum[l];
-  const float log_sum = static_cast<float>(std::log(total));
+  const float log_sum = static_cast<float>(std::log(simd::lanes_sum(sum)));
   for (int64_t j = 0; j < k; ++j) vals[j] = vals[j] - m - log_sum;
 }
 

@@ -1,11 +1,15 @@
 #include "nmt/train/loss.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/autograd.h>
 
 #include "nmt/data/batch.h"
+#include "nmt/simd.h"
 
 namespace nmt::train {
 
@@ -18,6 +22,75 @@ LossOutput sequence_loss(const at::Tensor& log_probs, const at::Tensor& targets,
 }
 
 namespace {
+
+/// Per row of fp32 or bf16 logits x [V] (CPU, contiguous), in vectorised passes: the row's
+/// log Σ exp, Σ x and x[target].
+template <class T>
+NMT_INLINE void row_statistics(const T* x, int64_t V, int64_t target, float& lse, float& sum, float& picked) {
+  using simd::f32x16;
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  f32x16 max = simd::splat(kNegInf), total = {};
+  for (int64_t c = 0; c < V; c += simd::kLanes) {
+    const auto n = std::min(simd::kLanes, V - c);
+    const f32x16 v = simd::load(x + c, n, 0.0f);
+    total += v;
+    const f32x16 w = simd::load(x + c, n, kNegInf);
+    max = w > max ? w : max;
+  }
+  float m = kNegInf;
+  for (int64_t l = 0; l < simd::kLanes; ++l) m = max[l] > m ? max[l] : m;
+  f32x16 exps = {};
+  for (int64_t c = 0; c < V; c += simd::kLanes)
+    exps += simd::exp_nonpositive(simd::load(x + c, std::min(simd::kLanes, V - c), kNegInf) - m);
+  lse = m + static_cast<float>(std::log(simd::lanes_sum(exps)));
+  sum = static_cast<float>(simd::lanes_sum(total));
+  picked = simd::to_float(x[target]);
+}
+
+/// One row of the gradient: g = scale·(exp(x − lse) − ε/V − (1 − ε)·onehot(target)).
+template <class T>
+NMT_INLINE void row_gradient(const T* x, T* g, int64_t V, int64_t target, float lse, float uniform, float gold,
+                             float scale) {
+  for (int64_t c = 0; c < V; c += simd::kLanes) {
+    const auto n = std::min(simd::kLanes, V - c);
+    const auto p = simd::exp_nonpositive(simd::load(x + c, n, -INFINITY) - lse);
+    auto d = (p - uniform) * scale;
+    if (target >= c && target < c + n) d[target - c] = (p[target - c] - uniform - gold) * scale;
+    simd::store(g + c, d, n);
+  }
+}
+
+NMT_VECTOR_CLONES
+void statistics_fp32(const float* x, const int64_t* targets, int64_t r0, int64_t r1, int64_t V, float* lse,
+                     float* sum, float* picked) {
+  for (int64_t r = r0; r < r1; ++r) row_statistics(x + r * V, V, targets[r], lse[r], sum[r], picked[r]);
+}
+NMT_VECTOR_CLONES
+void statistics_bf16(const uint16_t* x, const int64_t* targets, int64_t r0, int64_t r1, int64_t V, float* lse,
+                     float* sum, float* picked) {
+  for (int64_t r = r0; r < r1; ++r) row_statistics(x + r * V, V, targets[r], lse[r], sum[r], picked[r]);
+}
+NMT_VECTOR_CLONES
+void gradient_fp32(const float* x, float* g, const int64_t* targets, const float* lse, const float* scale,
+                   int64_t r0, int64_t r1, int64_t V, float uniform, float gold) {
+  for (int64_t r = r0; r < r1; ++r)
+    row_gradient(x + r * V, g + r * V, V, targets[r], lse[r], uniform, gold, scale[r]);
+}
+NMT_VECTOR_CLONES
+void gradient_bf16(const uint16_t* x, uint16_t* g, const int64_t* targets, const float* lse, const float* scale,
+                   int64_t r0, int64_t r1, int64_t V, float uniform, float gold) {
+  for (int64_t r = r0; r < r1; ++r)
+    row_gradient(x + r * V, g + r * V, V, targets[r], lse[r], uniform, gold, scale[r]);
+}
+
+/// Whether the vectorised row loops take `logits` (else the chunked ATen expressions below).
+bool row_kernels_apply(const at::Tensor& logits) {
+  const auto type = logits.scalar_type();
+  return logits.device().is_cpu() && logits.is_contiguous() && (type == at::kFloat || type == at::kBFloat16);
+}
+
+/// Rows per task of at::parallel_for.
+int64_t row_grain(int64_t vocab) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(1, vocab)); }
 
 /// Rows of [N, V] per chunk: 32 rows of 8,000 fp32 logits are 1 MB, which stays in cache
 /// between the chunk's operations.
@@ -32,7 +105,17 @@ struct FusedCrossEntropy : torch::autograd::Function<FusedCrossEntropy> {
     const int64_t N = logits.size(0), V = logits.size(1), step = chunk_rows(V);
     auto f32 = logits.options().dtype(at::kFloat);
     auto lse = at::empty({N}, f32), sum = at::empty({N}, f32), picked = at::empty({N}, f32);
-    for (int64_t r = 0; r < N; r += step) {
+    if (row_kernels_apply(logits)) {
+      const int64_t* y = targets.data_ptr<int64_t>();
+      float *l = lse.data_ptr<float>(), *s = sum.data_ptr<float>(), *p = picked.data_ptr<float>();
+      at::parallel_for(0, N, row_grain(V), [&](int64_t r0, int64_t r1) {
+        if (logits.scalar_type() == at::kFloat)
+          statistics_fp32(logits.data_ptr<float>(), y, r0, r1, V, l, s, p);
+        else
+          statistics_bf16(reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>()), y, r0, r1, V, l, s, p);
+      });
+    }
+    for (int64_t r = 0; r < N && !row_kernels_apply(logits); r += step) {
       const int64_t n = std::min(step, N - r);
       auto x = logits.narrow(0, r, n).to(at::kFloat);  // [n, V]
       lse.narrow(0, r, n).copy_(at::logsumexp(x, 1));
@@ -59,6 +142,20 @@ struct FusedCrossEntropy : torch::autograd::Function<FusedCrossEntropy> {
     const int64_t N = logits.size(0), V = logits.size(1), step = chunk_rows(V);
     auto scale = (mask * grads[0].to(at::kFloat)).unsqueeze(1);  // [N, 1]: dL/dloss on real positions, 0 on padding
     auto grad = at::empty_like(logits, at::MemoryFormat::Contiguous);
+    if (row_kernels_apply(logits)) {
+      const auto row_scale = scale.squeeze(1).contiguous();
+      const int64_t* y = targets.data_ptr<int64_t>();
+      const float *l = lse.data_ptr<float>(), *sc = row_scale.data_ptr<float>();
+      const auto uniform = static_cast<float>(eps / static_cast<double>(V)), gold = static_cast<float>(1.0 - eps);
+      at::parallel_for(0, N, row_grain(V), [&](int64_t r0, int64_t r1) {
+        if (logits.scalar_type() == at::kFloat)
+          gradient_fp32(logits.data_ptr<float>(), grad.data_ptr<float>(), y, l, sc, r0, r1, V, uniform, gold);
+        else
+          gradient_bf16(reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>()),
+                        reinterpret_cast<uint16_t*>(grad.data_ptr<at::BFloat16>()), y, l, sc, r0, r1, V, uniform, gold);
+      });
+      return {grad, at::Tensor(), at::Tensor()};
+    }
     for (int64_t r = 0; r < N; r += step) {
       const int64_t n = std::min(step, N - r);
       // softmax − (1−ε)·onehot(y) − ε/V, times the row's scale.
