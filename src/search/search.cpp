@@ -76,15 +76,8 @@ BeamSearch::Advance BeamSearch::advance(const models::StepOutput& out) {
   // to all its tokens alike), so the rows are searched first, and no [R, V] tensor of scores is
   // made; from logits, not even the [R, V] log-softmax (top_k_log_softmax).
   const int64_t per_row = std::min<int64_t>(2 * K_, V);
-  at::Tensor row_values, row_ids;  // [R, per_row]
-  if (out.log_probs.defined()) {
-    std::tie(row_values, row_ids) = out.log_probs.topk(per_row, 1);
-  } else {
-    auto top = top_k_log_softmax(out.logits, per_row);
-    row_values = top.values;
-    row_ids = top.indices;
-  }
-  auto row_scores = row_values.to(at::kFloat) +
+  const auto [row_values, row_ids] = step_top_k(out, per_row);  // [R, per_row]
+  auto row_scores = row_values +
                     at::tensor(base, at::kDouble).to(scores.device(), at::kFloat).unsqueeze(1);
   auto top = row_scores.view({n_live, K_ * per_row}).topk(std::min<int64_t>(2 * K_, K_ * per_row), 1);
   auto top_scores = std::get<0>(top).to(at::kCPU, at::kDouble).contiguous();
@@ -200,16 +193,9 @@ std::vector<Hypothesis> greedy_search(models::Seq2SeqImpl& model, const at::Tens
   auto tokens = at::full({B}, data::kBos, src.options().dtype(at::kLong));
   for (int64_t t = 1; t <= max_len; ++t) {
     auto out = model.step(tokens, *state);
-    at::Tensor lp_cpu, ids;
-    if (out.log_probs.defined()) {
-      auto best = out.log_probs.max(1);
-      lp_cpu = std::get<0>(best).to(at::kCPU, at::kDouble);
-      ids = std::get<1>(best).to(at::kCPU);
-    } else {
-      auto best = top_k_log_softmax(out.logits, 1);
-      lp_cpu = best.values.squeeze(1).to(at::kCPU, at::kDouble);
-      ids = best.indices.squeeze(1).to(at::kCPU);
-    }
+    const auto best = step_top_k(out, 1);
+    const auto lp_cpu = best.values.squeeze(1).to(at::kCPU, at::kDouble);
+    const auto ids = best.indices.squeeze(1).to(at::kCPU);
     auto lp = lp_cpu.accessor<double, 1>();
     auto id = ids.accessor<int64_t, 1>();
     auto att_cpu = keep_attention && out.attention.defined() ? out.attention.to(at::kCPU, at::kFloat) : at::Tensor();

@@ -119,4 +119,10 @@ RowTopK top_k_log_softmax(const at::Tensor& logits, int64_t k) {
   return {values, indices};
 }
 
+RowTopK step_top_k(const models::StepOutput& out, int64_t k) {
+  if (!out.log_probs.defined()) return top_k_log_softmax(out.logits, k);
+  auto [values, indices] = out.log_probs.topk(std::min(k, out.log_probs.size(1)), 1);
+  return {values.to(at::kFloat), indices};
+}
+
 }  // namespace nmt::search

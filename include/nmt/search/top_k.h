@@ -6,6 +6,8 @@
 
 #include <ATen/Tensor.h>
 
+#include "nmt/models/seq2seq.h"
+
 namespace nmt::search {
 
 /// The k largest entries of each row, largest first.
@@ -23,5 +25,9 @@ struct RowTopK {
 /// expression above. -inf logits are allowed (a row must have a finite one).
 /// Throws c10::Error unless logits is 2-D and k ≥ 1.
 RowTopK top_k_log_softmax(const at::Tensor& logits, int64_t k);
+
+/// The k most probable next tokens of each row of a model's step, largest log-prob first:
+/// top_k_log_softmax of its logits, or topk of its log-probs (values fp32). k is clipped to V.
+RowTopK step_top_k(const models::StepOutput& out, int64_t k);
 
 }  // namespace nmt::search
