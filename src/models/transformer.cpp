@@ -9,7 +9,6 @@
 #include <torch/nn/init.h>
 #include <torch/utils.h>
 
-#include "nmt/models/attention_softmax.h"
 #include "nmt/models/batched_matmul.h"
 #include "nmt/models/dropout.h"
 #include "nmt/precision.h"
@@ -94,13 +93,12 @@ at::Tensor MultiHeadAttentionImpl::attend(const at::Tensor& q, const at::Tensor&
   const double scale = 1.0 / std::sqrt(static_cast<double>(dk));
   // The g query rows of a group as one block of g·T queries: [N, H, g·T, d_k].
   auto grouped = g == 1 ? q : q.reshape({N, g, H, T, dk}).transpose(1, 2).reshape({N, H, g * T, dk});
-  // Under bf16 autocast the scores and probabilities stay bf16, the softmax's arithmetic fp32.
-  auto scores = models::batched_matmul(grouped, k.transpose(-2, -1));  // [N, H, g·T, S]
-  auto probs = attention_softmax(scores, scale, bias);
-  if (weights) {
-    auto w = at_least_fp32(probs);
-    *weights = g == 1 ? w : w.view({N, H, g, T, S}).transpose(1, 2).reshape({B, H, T, S});
-  }
+  // In place: the product's backward needs q and k only, not its output.
+  // fp32 scores and softmax under bf16 autocast.
+  auto scores = at_least_fp32(models::batched_matmul(grouped, k.transpose(-2, -1))).mul_(scale);  // [N, H, g·T, S]
+  if (bias.defined()) scores.add_(bias);
+  auto probs = at::softmax(scores, -1);
+  if (weights) *weights = g == 1 ? probs : probs.view({N, H, g, T, S}).transpose(1, 2).reshape({B, H, T, S});
   auto context = models::batched_matmul(models::dropout(probs, attention_dropout_, is_training()), v);  // [N, H, g·T, d_k]
   // → [N, g, T, H, d_k] → [B, T, d]
   return out_proj_(context.view({N, H, g, T, dk}).permute({0, 2, 3, 1, 4}).reshape({B, T, d_model_}));
