@@ -53,7 +53,7 @@ NMT_INLINE void row_gradient(const T* x, T* g, int64_t V, int64_t target, float 
                              float scale) {
   for (int64_t c = 0; c < V; c += simd::kLanes) {
     const auto n = std::min(simd::kLanes, V - c);
-    const auto p = simd::exp_nonpositive(simd::load(x + c, n, -INFINITY) - lse);
+    const auto p = simd::exp_nonpositive(simd::load(x + c, n, -std::numeric_limits<float>::infinity()) - lse);
     auto d = (p - uniform) * scale;
     if (target >= c && target < c + n) d[target - c] = (p[target - c] - uniform - gold) * scale;
     simd::store(g + c, d, n);
@@ -106,6 +106,9 @@ struct FusedCrossEntropy : torch::autograd::Function<FusedCrossEntropy> {
     auto f32 = logits.options().dtype(at::kFloat);
     auto lse = at::empty({N}, f32), sum = at::empty({N}, f32), picked = at::empty({N}, f32);
     if (row_kernels_apply(logits)) {
+      // The row loops read x[target] unchecked (the ATen path's gather checks it).
+      TORCH_CHECK(N == 0 || (targets.min().item<int64_t>() >= 0 && targets.max().item<int64_t>() < V),
+                  "sequence_loss_from_logits: a target id lies outside the vocabulary of ", V);
       const int64_t* y = targets.data_ptr<int64_t>();
       float *l = lse.data_ptr<float>(), *s = sum.data_ptr<float>(), *p = picked.data_ptr<float>();
       at::parallel_for(0, N, row_grain(V), [&](int64_t r0, int64_t r1) {
@@ -114,13 +117,14 @@ struct FusedCrossEntropy : torch::autograd::Function<FusedCrossEntropy> {
         else
           statistics_bf16(reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>()), y, r0, r1, V, l, s, p);
       });
-    }
-    for (int64_t r = 0; r < N && !row_kernels_apply(logits); r += step) {
-      const int64_t n = std::min(step, N - r);
-      auto x = logits.narrow(0, r, n).to(at::kFloat);  // [n, V]
-      lse.narrow(0, r, n).copy_(at::logsumexp(x, 1));
-      if (eps > 0) sum.narrow(0, r, n).copy_(x.sum(1));
-      picked.narrow(0, r, n).copy_(x.gather(1, targets.narrow(0, r, n).unsqueeze(1)).squeeze(1));
+    } else {
+      for (int64_t r = 0; r < N; r += step) {
+        const int64_t n = std::min(step, N - r);
+        auto x = logits.narrow(0, r, n).to(at::kFloat);  // [n, V]
+        lse.narrow(0, r, n).copy_(at::logsumexp(x, 1));
+        if (eps > 0) sum.narrow(0, r, n).copy_(x.sum(1));
+        picked.narrow(0, r, n).copy_(x.gather(1, targets.narrow(0, r, n).unsqueeze(1)).squeeze(1));
+      }
     }
     auto mask = targets.ne(data::kPad).to(at::kFloat);  // [N]
     auto nll = lse - picked;                             // −log p(y)

@@ -71,6 +71,26 @@ TEST(LossFromLogits, Bf16LogitsGiveTheLossOfTheirFp32ValuesAndABf16Gradient) {
   EXPECT_TRUE(torch::allclose(logits.grad().to(torch::kFloat), up.grad(), 1e-2, 1e-4));
 }
 
+TEST(LossFromLogits, TheRowLoopsAgreeWithTheAtenChunksAndCheckTheTargets) {
+  torch::manual_seed(3);
+  const int64_t B = 4, T = 7, V = 1003;  // V not a multiple of the 16 lanes
+  const auto base = torch::randn({B, T, V}, torch::kDouble) * 3;
+  const auto targets = targets_with_padding(B, T, V);
+  // fp32 CPU logits take the vectorised row loops, fp64 ones the chunked ATen expressions.
+  auto x32 = base.to(torch::kFloat).requires_grad_(true);
+  auto x64 = base.clone().requires_grad_(true);
+  auto a = nmt::train::sequence_loss_from_logits(x32, targets, 0.1);
+  auto b = nmt::train::sequence_loss_from_logits(x64, targets, 0.1);
+  EXPECT_NEAR(a.loss.item<double>(), b.loss.item<double>(), 1e-5 * b.loss.item<double>());
+  EXPECT_NEAR(a.nll.item<double>(), b.nll.item<double>(), 1e-5 * b.nll.item<double>());
+  a.loss.backward();
+  b.loss.backward();
+  EXPECT_TRUE(torch::allclose(x32.grad().to(torch::kDouble), x64.grad(), 1e-5, 1e-7));
+  auto bad = targets.clone();
+  bad[1][2] = V;
+  EXPECT_THROW(nmt::train::sequence_loss_from_logits(x32, bad, 0.1), c10::Error);
+}
+
 TEST(LossFromLogits, ModelsGiveLogitsInTrainingOnlyWhenAsked) {
   torch::manual_seed(3);
   for (auto type : {nmt::ModelType::Rnn, nmt::ModelType::Transformer, nmt::ModelType::ConvS2S}) {
