@@ -4,6 +4,7 @@
 /// search, the loss from logits): a function attribute that compiles a loop for AVX-512, AVX2
 /// and the baseline and picks one at load time, bf16 ↔ fp32 conversions by bit operations,
 /// and 16-lane fp32 vectors (GCC vector extensions) with loads, stores and e^x.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -50,6 +51,14 @@ using u16x16 = uint16_t __attribute__((vector_size(32)));
 constexpr int64_t kLanes = 16;
 
 NMT_INLINE f32x16 splat(float v) { return f32x16{} + v; }
+/// Lane-wise maximum.
+NMT_INLINE f32x16 maximum(f32x16 a, f32x16 b) { return a > b ? a : b; }
+
+/// Rows of `row_length` elements per task of at::parallel_for in the row loops (about 64k
+/// elements, at least one row).
+inline int64_t rows_per_task(int64_t row_length) {
+  return std::max<int64_t>(1, 65536 / std::max<int64_t>(1, row_length));
+}
 
 NMT_INLINE float to_float(float v) { return v; }
 NMT_INLINE float to_float(uint16_t bf16) { return bf16_bits_to_float(bf16); }

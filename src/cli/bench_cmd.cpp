@@ -132,8 +132,8 @@ Profile summarise(torch::autograd::profiler::thread_event_lists& lists) {
   return p;
 }
 
-/// Runs `steps` updates under the LibTorch (legacy) profiler. With `flops`, input shapes are
-/// recorded and matrix-product FLOPs counted (slower: use it for the count, not for the times).
+/// Runs `work` under the LibTorch (legacy) profiler. With `flops`, input shapes are recorded
+/// and matrix-product FLOPs counted (slower: use it for the count, not for the times).
 template <class Work>
 Profile profiled(bool flops, Work work) {
   namespace prof = torch::autograd::profiler;
@@ -145,6 +145,7 @@ Profile profiled(bool flops, Work work) {
   return summarise(lists);
 }
 
+/// `steps` updates, profiled; their target tokens and seconds in `tokens` and `seconds`.
 Profile profile_updates(BenchTrainer& trainer, int steps, bool flops, int64_t& tokens, double& seconds) {
   return profiled(flops, [&] {
     tokens = 0;

@@ -18,10 +18,8 @@ using simd::f32x16;
 using simd::i32x16;
 using simd::kLanes;
 using simd::splat;
-using simd::to_float;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-NMT_INLINE f32x16 lanes_max(f32x16 a, f32x16 b) { return a > b ? a : b; }
 NMT_INLINE f32x16 load_lanes(const float* p, int64_t n) { return simd::load(p, n, kNegInf); }
 NMT_INLINE f32x16 load_lanes(const uint16_t* p, int64_t n) { return simd::load(p, n, kNegInf); }
 
@@ -49,7 +47,7 @@ NMT_INLINE void row_top_k(const T* x, int64_t V, int64_t k, float* vals, int64_t
   for (int64_t c = 0; c < V; c += kLanes) {
     const f32x16 v = load_lanes(x + c, std::min(kLanes, V - c));
     second = v > second ? (v > first ? first : v) : second;
-    first = lanes_max(first, v);
+    first = simd::maximum(first, v);
   }
   float top[2 * kLanes];
   std::memcpy(top, &first, sizeof first);
@@ -108,7 +106,7 @@ RowTopK top_k_log_softmax(const at::Tensor& logits, int64_t k) {
   auto indices = at::empty({R, k}, x.options().dtype(at::kLong));
   float* vals = values.data_ptr<float>();
   int64_t* ids = indices.data_ptr<int64_t>();
-  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(V, 1));  // rows per task
+  const int64_t grain = simd::rows_per_task(V);
   if (type == at::kFloat) {
     const float* src = x.data_ptr<float>();
     at::parallel_for(0, R, grain, [&](int64_t r0, int64_t r1) { rows_fp32(src, r0, r1, V, k, vals, ids); });

@@ -32,10 +32,9 @@ NMT_INLINE void row_statistics(const T* x, int64_t V, int64_t target, float& lse
   f32x16 max = simd::splat(kNegInf), total = {};
   for (int64_t c = 0; c < V; c += simd::kLanes) {
     const auto n = std::min(simd::kLanes, V - c);
-    const f32x16 v = simd::load(x + c, n, 0.0f);
-    total += v;
-    const f32x16 w = simd::load(x + c, n, kNegInf);
-    max = w > max ? w : max;
+    const f32x16 v = simd::load(x + c, n, kNegInf);
+    max = simd::maximum(max, v);
+    total += n == simd::kLanes ? v : simd::load(x + c, n, 0.0f);  // the tail's missing lanes add 0
   }
   float m = kNegInf;
   for (int64_t l = 0; l < simd::kLanes; ++l) m = max[l] > m ? max[l] : m;
@@ -89,9 +88,6 @@ bool row_kernels_apply(const at::Tensor& logits) {
   return logits.device().is_cpu() && logits.is_contiguous() && (type == at::kFloat || type == at::kBFloat16);
 }
 
-/// Rows per task of at::parallel_for.
-int64_t row_grain(int64_t vocab) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(1, vocab)); }
-
 /// Rows of [N, V] per chunk: 32 rows of 8,000 fp32 logits are 1 MB, which stays in cache
 /// between the chunk's operations.
 int64_t chunk_rows(int64_t vocab) { return std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, vocab)); }
@@ -111,7 +107,7 @@ struct FusedCrossEntropy : torch::autograd::Function<FusedCrossEntropy> {
                   "sequence_loss_from_logits: a target id lies outside the vocabulary of ", V);
       const int64_t* y = targets.data_ptr<int64_t>();
       float *l = lse.data_ptr<float>(), *s = sum.data_ptr<float>(), *p = picked.data_ptr<float>();
-      at::parallel_for(0, N, row_grain(V), [&](int64_t r0, int64_t r1) {
+      at::parallel_for(0, N, simd::rows_per_task(V), [&](int64_t r0, int64_t r1) {
         if (logits.scalar_type() == at::kFloat)
           statistics_fp32(logits.data_ptr<float>(), y, r0, r1, V, l, s, p);
         else
@@ -151,7 +147,7 @@ struct FusedCrossEntropy : torch::autograd::Function<FusedCrossEntropy> {
       const int64_t* y = targets.data_ptr<int64_t>();
       const float *l = lse.data_ptr<float>(), *sc = row_scale.data_ptr<float>();
       const auto uniform = static_cast<float>(eps / static_cast<double>(V)), gold = static_cast<float>(1.0 - eps);
-      at::parallel_for(0, N, row_grain(V), [&](int64_t r0, int64_t r1) {
+      at::parallel_for(0, N, simd::rows_per_task(V), [&](int64_t r0, int64_t r1) {
         if (logits.scalar_type() == at::kFloat)
           gradient_fp32(logits.data_ptr<float>(), grad.data_ptr<float>(), y, l, sc, r0, r1, V, uniform, gold);
         else
