@@ -108,6 +108,11 @@ TEST(Dropout, Bf16AndStridedInputsGetTheMaskOfTheirElementsInOrder) {
   ASSERT_EQ(y16.scalar_type(), torch::kBFloat16);
   EXPECT_TRUE(torch::equal(y16.ne(0), y32.ne(0)));
   EXPECT_TRUE(torch::equal(y16, (x.to(torch::kBFloat16).to(torch::kFloat) * (y32 / x)).to(torch::kBFloat16)));
+  // fp64 and fp16 take the element-by-element loop, fp32 and bf16 the vector loop: one mask.
+  for (auto dtype : {torch::kDouble, torch::kHalf}) {
+    generator.set_state(state);
+    EXPECT_TRUE(torch::equal(nmt::models::dropout(x.to(dtype), 0.3, true).ne(0), y32.ne(0))) << dtype;
+  }
   auto t = x.t();  // not contiguous
   generator.set_state(state);
   auto yt = nmt::models::dropout(t, 0.3, true);
@@ -116,7 +121,9 @@ TEST(Dropout, Bf16AndStridedInputsGetTheMaskOfTheirElementsInOrder) {
 }
 
 TEST(Dropout, TheMaskDoesNotDependOnTheNumberOfThreads) {
-  auto x = torch::rand({300, 257}) + 0.5;  // large enough for several tasks
+  // Large enough for several tasks; an odd element count, so a task can start at an odd element
+  // (the second half of a pair hash).
+  auto x = torch::rand({301, 257}) + 0.5;
   const int threads = at::get_num_threads();
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   torch::manual_seed(17);

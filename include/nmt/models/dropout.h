@@ -17,7 +17,7 @@ namespace nmt::models {
 /// p > 1 − 2^-17). Any shape ([B, T, H], [B, H, T, S], ...).
 /// The mask depends only on the key drawn from the default CPU generator (at::manual_seed and the
 /// generator state in a checkpoint reproduce it) and each element's position in row-major order:
-/// not on the dtype (fp32, bf16, fp16, fp64), the strides or the thread count. At most 2^32
+/// not on the dtype (fp32, bf16, fp16, fp64), the strides or the thread count. At most 2^33
 /// elements. On other devices this is at::dropout (fused kernels there).
 /// Throws c10::Error unless 0 ≤ p < 1.
 at::Tensor dropout(const at::Tensor& x, double p, bool training);
