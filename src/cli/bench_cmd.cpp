@@ -77,7 +77,7 @@ class BenchTrainer {
   size_t next_ = 0;
   int64_t step_ = 0;
   train::LrSchedule schedule_;
-  std::unique_ptr<torch::optim::Adam> optimizer_;
+  std::unique_ptr<train::FusedAdam> optimizer_;
 };
 
 /// Self and total CPU time of one operator name in a profile.

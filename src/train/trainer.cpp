@@ -205,7 +205,7 @@ class Trainer {
   Precision precision_ = Precision::kFp32;  ///< resolved train.precision, the same on every rank
   search::Translator translator_;  ///< validation's: the model being trained (or its moving average), search settings of the config
   LrSchedule schedule_;
-  std::unique_ptr<torch::optim::Adam> optimizer_;
+  std::unique_ptr<FusedAdam> optimizer_;
   std::unique_ptr<ProcessGroup> group_;  ///< null in single-process training
   std::unique_ptr<GradientReducer> reducer_;
   double comm_seconds_ = 0;              ///< exposed all-reduce time since the last log line

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <filesystem>
 
-#include <torch/nn/utils/clip_grad.h>
 #include <spdlog/spdlog.h>
 #include <fmt/format.h>
 
@@ -54,13 +53,13 @@ std::pair<data::Vocab, data::Vocab> prepare_vocabs(const Config& c, const std::s
   return {train_spm({c.data.train_src}, name + "_src"), train_spm({c.data.train_tgt}, name + "_tgt")};
 }
 
-std::unique_ptr<torch::optim::Adam> make_optimizer(models::Seq2SeqImpl& model, const TrainConfig& c) {
+std::unique_ptr<FusedAdam> make_optimizer(models::Seq2SeqImpl& model, const TrainConfig& c) {
   torch::optim::AdamOptions opts(c.lr);
   opts.betas({c.beta1, c.beta2}).weight_decay(c.weight_decay);
-  return std::make_unique<torch::optim::Adam>(model.parameters(), opts);
+  return std::make_unique<FusedAdam>(model.parameters(), opts);
 }
 
-UpdateStats train_update(models::Seq2SeqImpl& model, torch::optim::Adam& optimizer,
+UpdateStats train_update(models::Seq2SeqImpl& model, FusedAdam& optimizer,
                          const std::vector<data::Batch>& batches, const TrainConfig& c, double lr,
                          DataParallel* parallel, Precision precision) {
   UpdateStats stats;
@@ -93,9 +92,9 @@ UpdateStats train_update(models::Seq2SeqImpl& model, torch::optim::Adam& optimiz
     if (batches.empty()) parallel->reducer.prepare();
     parallel->reducer.finish();
   }
-  if (c.clip_norm > 0) torch::nn::utils::clip_grad_norm_(model.parameters(), c.clip_norm);
+  const double grad_scale = c.clip_norm > 0 ? clip_factor(gradient_norm(model.parameters()), c.clip_norm) : 1.0;
   for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-  optimizer.step();
+  optimizer.step_scaled(grad_scale);
   return stats;
 }
 

@@ -8,13 +8,12 @@
 #include <utility>
 #include <vector>
 
-#include <torch/optim/adam.h>
-
 #include "nmt/config.h"
 #include "nmt/data/batch.h"
 #include "nmt/data/vocab.h"
 #include "nmt/models/seq2seq.h"
 #include "nmt/precision.h"
+#include "nmt/train/adam.h"
 #include "nmt/train/distributed.h"
 
 namespace nmt::train {
@@ -27,8 +26,9 @@ namespace nmt::train {
 std::pair<data::Vocab, data::Vocab> prepare_vocabs(const Config& config, const std::string& dir,
                                                    const std::string& name, bool reuse);
 
-/// Adam (Kingma & Ba 2015) over the model's parameters with train.lr, beta1/beta2, weight_decay.
-std::unique_ptr<torch::optim::Adam> make_optimizer(models::Seq2SeqImpl& model, const TrainConfig& config);
+/// Adam (Kingma & Ba 2015) over the model's parameters with train.lr, beta1/beta2, weight_decay
+/// (the fused step of adam.h).
+std::unique_ptr<FusedAdam> make_optimizer(models::Seq2SeqImpl& model, const TrainConfig& config);
 
 /// Sums over this process's batches of one update.
 struct UpdateStats {
@@ -48,13 +48,14 @@ struct DataParallel {
 /// One optimiser update over `batches` (train.accum_steps of them, or fewer at an epoch's end):
 /// the summed loss (label-smoothed cross-entropy + the model's aux_loss) of every batch divided
 /// by the update's target-token count is back-propagated, the gradient L2 norm is clipped to
-/// train.clip_norm (0 = off), and Adam steps with learning rate `lr`. With `parallel`, the token
+/// train.clip_norm (0 = off; the clipping factor enters Adam's step instead of a pass that
+/// rescales the gradients), and Adam steps with learning rate `lr`. With `parallel`, the token
 /// count and the gradients are summed over the ranks (each with its own `batches`, possibly
 /// none), so N ranks make exactly the update of one process accumulating their N shares.
 /// With `precision` bf16 the forward pass and loss run under autocast (precision.h); the backward
 /// pass, the fp32 master weights and Adam's moments are untouched by it.
 /// Throws DistributedError when a rank is lost.
-UpdateStats train_update(models::Seq2SeqImpl& model, torch::optim::Adam& optimizer,
+UpdateStats train_update(models::Seq2SeqImpl& model, FusedAdam& optimizer,
                          const std::vector<data::Batch>& batches, const TrainConfig& config, double lr,
                          DataParallel* parallel = nullptr, Precision precision = Precision::kFp32);
 
