@@ -10,6 +10,7 @@
 #include <torch/utils.h>
 
 #include "nmt/models/batched_matmul.h"
+#include "nmt/models/layer_norm.h"
 #include "nmt/models/dropout.h"
 #include "nmt/precision.h"
 
@@ -19,10 +20,11 @@ namespace {
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 /// Residual connection around `sublayer`: pre-norm x + dropout(f(LN(x))), post-norm LN(x + dropout(f(x))).
+/// In pre-norm, LN(x) only feeds f's first product: under bf16 autocast it is written in bf16.
 template <class F>
 at::Tensor residual(const at::Tensor& x, torch::nn::LayerNorm& norm, bool pre_norm, double p,
                     bool training, F&& sublayer) {
-  if (pre_norm) return x + models::dropout(sublayer(norm(x)), p, training);
+  if (pre_norm) return x + models::dropout(sublayer(layer_norm_for_product(norm, x)), p, training);
   return norm(x + models::dropout(sublayer(x), p, training));
 }
 
@@ -331,7 +333,7 @@ std::pair<at::Tensor, at::Tensor> TransformerSeq2SeqImpl::decode_logits(const at
     x = decoder_layers_[i]->forward(x, cache, self_bias, src_bias, shared(cache.cross_k), shared(cache.cross_v),
                                     last ? &weights : nullptr);
   }
-  if (config_.pre_norm) x = decoder_norm_(x);
+  if (config_.pre_norm) x = layer_norm_for_product(decoder_norm_, x);  // feeds the output layer only
   auto logits = config_.tie_embeddings ? tied_output_(x, tgt_embed_->weight, output_bias_, is_training()) : output_(x);
   state.position += T;
   return {std::move(logits), weights.defined() ? weights.mean(1) : weights};
