@@ -16,6 +16,7 @@ namespace nmt::models {
 namespace {
 
 constexpr int64_t kLevels = 65536;  // 16 bits per element
+constexpr int64_t kGrain = 16384;   // elements per task
 
 /// 32-bit integer hash (Wellons' "lowbias32", a bijection of the 32-bit integers with low bias),
 /// on one value or lane by lane (U: uint32_t or simd::u32x16).
@@ -45,17 +46,15 @@ NMT_INLINE uint32_t element_bits(uint64_t i, MaskKey key) {
   return (pair_hash(static_cast<uint32_t>(i >> 1), key) >> (16 * (i & 1))) & 0xffffu;
 }
 
-/// dst[i] = src[i]·scale where element i's bits are ≥ threshold, else src[i]·0, for i in
-/// [i0, i1): 32 elements (16 pair hashes) at a time, the product in fp32 (bf16 rounded to
-/// nearest even); odd ends one element at a time.
-template <class T>
-NMT_INLINE void mask_lanes(const T* src, T* dst, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold,
-                           float scale) {
+/// Calls op(i, n, keep) over [i0, i1) in chunks of n ≤ 16 elements, keep lane l holding element
+/// i + l's factor: scale where its bits are ≥ threshold, else 0. 32 elements (16 pair hashes)
+/// at a time; odd ends one element at a time.
+template <class Op>
+NMT_INLINE void for_each_mask_chunk(int64_t i0, int64_t i1, MaskKey key, uint32_t threshold, float scale, Op op) {
   using simd::f32x16;
   using simd::u32x16;
   auto one = [&](int64_t i) {
-    const float keep = element_bits(static_cast<uint64_t>(i), key) >= threshold ? scale : 0.0f;
-    simd::store(dst + i, simd::load(src + i, 1, 0.0f) * keep, 1);
+    op(i, 1, simd::splat(element_bits(static_cast<uint64_t>(i), key) >= threshold ? scale : 0.0f));
   };
   int64_t i = i0;
   if (i < i1 && (i & 1)) one(i++);
@@ -65,12 +64,39 @@ NMT_INLINE void mask_lanes(const T* src, T* dst, int64_t i0, int64_t i1, MaskKey
     const u32x16 h = mix32(mix32((lane + static_cast<uint32_t>(i >> 1)) ^ key.k1) + key.k2);
     const f32x16 even = (h & 0xffffu) >= threshold ? kept : dropped;  // elements i, i+2, ..., i+30
     const f32x16 odd = (h >> 16) >= threshold ? kept : dropped;       // elements i+1, i+3, ..., i+31
-    const f32x16 first = __builtin_shufflevector(even, odd, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const f32x16 second = __builtin_shufflevector(even, odd, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    simd::store(dst + i, simd::load(src + i, simd::kLanes, 0.0f) * first, simd::kLanes);
-    simd::store(dst + i + simd::kLanes, simd::load(src + i + simd::kLanes, simd::kLanes, 0.0f) * second, simd::kLanes);
+    op(i, simd::kLanes, __builtin_shufflevector(even, odd, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
+    op(i + simd::kLanes, simd::kLanes,
+       __builtin_shufflevector(even, odd, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31));
   }
   for (; i < i1; ++i) one(i);
+}
+
+/// dst[i] = src[i]·factor for i in [i0, i1), the product in fp32 and rounded to Dst (bf16 to
+/// nearest even).
+template <class Src, class Dst>
+NMT_INLINE void mask_lanes(const Src* src, Dst* dst, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold,
+                           float scale) {
+  for_each_mask_chunk(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32x16 keep) {
+    simd::store(dst + i, simd::load(src + i, n, 0.0f) * keep, n);
+  });
+}
+
+/// v rounded to T and back: bf16 to nearest even (as simd::store), fp32 as it is.
+NMT_INLINE simd::f32x16 round_to(simd::f32x16 v, const float*) { return v; }
+NMT_INLINE simd::f32x16 round_to(simd::f32x16 v, const uint16_t*) {
+  const auto u = reinterpret_cast<simd::u32x16>(v);
+  const simd::u32x16 rounded = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  return reinterpret_cast<simd::f32x16>((u & 0x7fffffffu) > 0x7f800000u ? u : rounded);  // NaN stays NaN
+}
+
+/// out[i] = x[i] + round_T(y[i]·factor) for i in [i0, i1): the residual connection's sum with
+/// the dropped-out branch, rounded as dropout() would round it in y's dtype.
+template <class T>
+NMT_INLINE void add_mask_lanes(const float* x, const T* y, float* out, int64_t i0, int64_t i1, MaskKey key,
+                               uint32_t threshold, float scale) {
+  for_each_mask_chunk(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32x16 keep) {
+    simd::store(out + i, simd::load(x + i, n, 0.0f) + round_to(simd::load(y + i, n, 0.0f) * keep, y), n);
+  });
 }
 
 /// The same for other dtypes, one element at a time in Acc.
@@ -83,6 +109,13 @@ void mask_range(const T* src, T* dst, int64_t i0, int64_t i1, MaskKey key, uint3
 }
 
 // The fp32 and bf16 loops are compiled for AVX-512, AVX2 and the baseline (NMT_VECTOR_CLONES).
+// The residual sums must not fuse y·factor + x into one multiply-add: rounded twice, as the two
+// separate operations round, the fused pass equals x + dropout(y) bit for bit.
+#if defined(__GNUC__) && !defined(__clang__)
+#define NMT_NO_FP_CONTRACT __attribute__((optimize("fp-contract=off")))
+#else
+#define NMT_NO_FP_CONTRACT
+#endif
 NMT_VECTOR_CLONES
 void mask_bf16(const uint16_t* src, uint16_t* dst, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold,
                float scale) {
@@ -92,6 +125,24 @@ void mask_bf16(const uint16_t* src, uint16_t* dst, int64_t i0, int64_t i1, MaskK
 NMT_VECTOR_CLONES
 void mask_fp32(const float* src, float* dst, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold, float scale) {
   mask_lanes(src, dst, i0, i1, key, threshold, scale);
+}
+
+NMT_VECTOR_CLONES
+void mask_fp32_to_bf16(const float* src, uint16_t* dst, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold,
+                       float scale) {
+  mask_lanes(src, dst, i0, i1, key, threshold, scale);
+}
+
+NMT_VECTOR_CLONES NMT_NO_FP_CONTRACT
+void add_mask_fp32(const float* x, const float* y, float* out, int64_t i0, int64_t i1, MaskKey key,
+                   uint32_t threshold, float scale) {
+  add_mask_lanes(x, y, out, i0, i1, key, threshold, scale);
+}
+
+NMT_VECTOR_CLONES NMT_NO_FP_CONTRACT
+void add_mask_bf16(const float* x, const uint16_t* y, float* out, int64_t i0, int64_t i1, MaskKey key,
+                   uint32_t threshold, float scale) {
+  add_mask_lanes(x, y, out, i0, i1, key, threshold, scale);
 }
 
 /// The factor of kept elements, 1/(1 − p′) with p′ = threshold / 2^16.
@@ -107,7 +158,6 @@ at::Tensor apply_mask(const at::Tensor& in, MaskKey key, int64_t threshold) {
   TORCH_CHECK(n <= (int64_t{1} << 33), "dropout: at most 2^33 elements, got ", n);
   const auto t = static_cast<uint32_t>(threshold);
   const double scale = keep_scale(threshold);
-  constexpr int64_t kGrain = 16384;  // elements per task
   if (x.scalar_type() == at::kBFloat16) {
     const auto* src = reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>());
     auto* dst = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
@@ -131,15 +181,17 @@ at::Tensor apply_mask(const at::Tensor& in, MaskKey key, int64_t threshold) {
 
 MaskKey key_of(uint64_t draw) { return {static_cast<uint32_t>(draw), static_cast<uint32_t>(draw >> 32)}; }
 
+/// One 64-bit draw of the default CPU generator: the key of one mask.
+uint64_t draw_key() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
+}
+
 /// Dropout with a recomputed mask: saves only the key, not the [..] mask.
 struct MaskedDropout : torch::autograd::Function<MaskedDropout> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, int64_t threshold) {
-    uint64_t draw = 0;
-    {
-      auto gen = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      draw = at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
-    }
+    const uint64_t draw = draw_key();
     ctx->saved_data["key"] = static_cast<int64_t>(draw);
     ctx->saved_data["threshold"] = threshold;
     return apply_mask(x, key_of(draw), threshold);
@@ -152,16 +204,75 @@ struct MaskedDropout : torch::autograd::Function<MaskedDropout> {
   }
 };
 
+/// x + dropout(y) in one pass (x fp32, y fp32 or bf16, both contiguous, one shape); the
+/// backward pass gives x the gradient itself and y the masked gradient in y's dtype, also in
+/// one pass.
+struct DropoutAdd : torch::autograd::Function<DropoutAdd> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& y,
+                            int64_t threshold) {
+    const uint64_t draw = draw_key();
+    ctx->saved_data["key"] = static_cast<int64_t>(draw);
+    ctx->saved_data["threshold"] = threshold;
+    ctx->saved_data["bf16"] = y.scalar_type() == at::kBFloat16;
+    const MaskKey key = key_of(draw);
+    const auto t = static_cast<uint32_t>(threshold);
+    const auto scale = static_cast<float>(keep_scale(threshold));
+    auto out = at::empty_like(x, at::MemoryFormat::Contiguous);
+    const float* xp = x.data_ptr<float>();
+    float* op = out.data_ptr<float>();
+    if (y.scalar_type() == at::kBFloat16) {
+      const auto* yp = reinterpret_cast<const uint16_t*>(y.data_ptr<at::BFloat16>());
+      at::parallel_for(0, x.numel(), kGrain, [&](int64_t i0, int64_t i1) { add_mask_bf16(xp, yp, op, i0, i1, key, t, scale); });
+    } else {
+      const float* yp = y.data_ptr<float>();
+      at::parallel_for(0, x.numel(), kGrain, [&](int64_t i0, int64_t i1) { add_mask_fp32(xp, yp, op, i0, i1, key, t, scale); });
+    }
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto draw = static_cast<uint64_t>(ctx->saved_data["key"].toInt());
+    const int64_t threshold = ctx->saved_data["threshold"].toInt();
+    const auto& dy = grads[0];
+    if (!ctx->saved_data["bf16"].toBool() || dy.scalar_type() != at::kFloat)
+      return {dy, apply_mask(dy, key_of(draw), threshold), at::Tensor()};  // autograd casts it if needed
+    const auto g = dy.contiguous();
+    auto dbranch = at::empty(g.sizes(), g.options().dtype(at::kBFloat16));
+    const float* src = g.data_ptr<float>();
+    auto* dst = reinterpret_cast<uint16_t*>(dbranch.data_ptr<at::BFloat16>());
+    const MaskKey key = key_of(draw);
+    const auto t = static_cast<uint32_t>(threshold);
+    const auto scale = static_cast<float>(keep_scale(threshold));
+    at::parallel_for(0, g.numel(), kGrain, [&](int64_t i0, int64_t i1) { mask_fp32_to_bf16(src, dst, i0, i1, key, t, scale); });
+    return {dy, dbranch, at::Tensor()};
+  }
+};
+
+/// The threshold of p: element bits below it are dropped (p·2^16 rounded).
+int64_t threshold_of(double p) {
+  TORCH_CHECK(p >= 0 && p < 1, "dropout probability must be in [0, 1), got ", p);
+  return std::llround(p * kLevels);
+}
+
 }  // namespace
 
 at::Tensor dropout(const at::Tensor& x, double p, bool training) {
-  TORCH_CHECK(p >= 0 && p < 1, "dropout probability must be in [0, 1), got ", p);
+  const int64_t threshold = threshold_of(p);  // drop iff the element's 16 bits < threshold
   if (!training) return x;
   if (!x.device().is_cpu()) return p > 0 ? at::dropout(x, p, true) : x;
-  const int64_t threshold = std::llround(p * kLevels);  // drop iff the element's 16 bits < threshold
   if (threshold == 0) return x;
   if (threshold == kLevels) return x * 0.0;  // p > 1 − 2^-17: everything dropped
   return MaskedDropout::apply(x, threshold);
+}
+
+at::Tensor dropout_add(const at::Tensor& x, const at::Tensor& y, double p, bool training) {
+  const int64_t threshold = threshold_of(p);
+  const bool fused = training && threshold > 0 && threshold < kLevels && x.device().is_cpu() && y.device().is_cpu() &&
+                     x.scalar_type() == at::kFloat && (y.scalar_type() == at::kFloat || y.scalar_type() == at::kBFloat16) &&
+                     x.sizes() == y.sizes() && x.is_contiguous() && y.is_contiguous() && x.numel() <= (int64_t{1} << 33);
+  if (!fused) return x + models::dropout(y, p, training);
+  return DropoutAdd::apply(x, y, threshold);
 }
 
 }  // namespace nmt::models

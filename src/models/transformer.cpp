@@ -24,8 +24,8 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 template <class F>
 at::Tensor residual(const at::Tensor& x, torch::nn::LayerNorm& norm, bool pre_norm, double p,
                     bool training, F&& sublayer) {
-  if (pre_norm) return x + models::dropout(sublayer(layer_norm_for_product(norm, x)), p, training);
-  return norm(x + models::dropout(sublayer(x), p, training));
+  if (pre_norm) return models::dropout_add(x, sublayer(layer_norm_for_product(norm, x)), p, training);
+  return norm(models::dropout_add(x, sublayer(x), p, training));
 }
 
 torch::nn::LayerNorm layer_norm(int64_t d) {

@@ -137,4 +137,52 @@ TEST(Dropout, TheMaskDoesNotDependOnTheNumberOfThreads) {
   EXPECT_TRUE(torch::equal(one, many));
 }
 
+TEST(DropoutAdd, EqualsTheResidualPlusDropoutBitwiseForwardAndBackward) {
+  // An odd element count on two threads (a task starts in the middle of a pair hash); fp32 and
+  // bf16 sublayer outputs.
+  const int threads = at::get_num_threads();
+  at::set_num_threads(std::max(2, threads));
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+    torch::manual_seed(21);
+    auto x = torch::randn({301, 257});
+    auto y = torch::randn({301, 257}).to(dtype);
+    auto state = generator.get_state();
+    auto xa = x.clone().requires_grad_(), ya = y.clone().requires_grad_();
+    auto fused = nmt::models::dropout_add(xa, ya, 0.3, true);
+    const auto after = generator.get_state();
+    generator.set_state(state);
+    auto xb = x.clone().requires_grad_(), yb = y.clone().requires_grad_();
+    auto reference = xb + nmt::models::dropout(yb, 0.3, true);
+    EXPECT_TRUE(torch::equal(generator.get_state(), after)) << "the same draws from the generator";
+    ASSERT_EQ(fused.scalar_type(), torch::kFloat);
+    EXPECT_TRUE(torch::equal(fused, reference)) << dtype;
+    auto g = torch::randn({301, 257});
+    fused.backward(g);
+    reference.backward(g);
+    EXPECT_TRUE(torch::equal(xa.grad(), g));
+    ASSERT_EQ(ya.grad().scalar_type(), dtype);
+    // y's gradient: g times the mask's factor in fp32, rounded once to y's dtype.
+    generator.set_state(state);
+    auto factor = nmt::models::dropout(torch::ones({301, 257}), 0.3, true);
+    EXPECT_TRUE(torch::equal(ya.grad(), (g * factor).to(dtype))) << dtype;
+    EXPECT_TRUE(torch::allclose(ya.grad().to(torch::kFloat), yb.grad().to(torch::kFloat), 1.0 / 128, 0)) << dtype;
+  }
+  at::set_num_threads(threads);
+}
+
+TEST(DropoutAdd, OtherCasesAreTheTwoOperations) {
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  torch::manual_seed(22);
+  auto x = torch::randn({6, 10}), y = torch::randn({10, 6});
+  EXPECT_TRUE(torch::equal(nmt::models::dropout_add(x, y.t(), 0.3, false), x + y.t()));  // not training
+  auto state = generator.get_state();
+  auto strided = nmt::models::dropout_add(x, y.t(), 0.3, true);  // not contiguous
+  generator.set_state(state);
+  EXPECT_TRUE(torch::equal(strided, x + nmt::models::dropout(y.t(), 0.3, true)));
+  auto broadcast = nmt::models::dropout_add(x, torch::ones({10}), 0.0, true);  // p = 0, broadcast
+  EXPECT_TRUE(torch::equal(broadcast, x + 1));
+  EXPECT_THROW(nmt::models::dropout_add(x, x, 1.0, true), c10::Error);
+}
+
 }  // namespace

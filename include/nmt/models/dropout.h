@@ -22,4 +22,12 @@ namespace nmt::models {
 /// Throws c10::Error unless 0 ≤ p < 1.
 at::Tensor dropout(const at::Tensor& x, double p, bool training);
 
+/// x + dropout(y, p, training), the residual connection around a dropped-out sublayer: the same
+/// mask and the same result bit for bit (the dropped-out y rounded to y's dtype, then added in
+/// fp32) from the same generator state. For fp32 CPU x and an fp32 or bf16 y of x's shape, both
+/// contiguous, it is one pass, and so is its backward pass (x's gradient passed on, y's masked and
+/// written in y's dtype: no separate cast of the gradient to bf16); otherwise the two operations.
+/// Throws c10::Error unless 0 ≤ p < 1, or when the shapes do not add.
+at::Tensor dropout_add(const at::Tensor& x, const at::Tensor& y, double p, bool training);
+
 }  // namespace nmt::models
