@@ -144,6 +144,11 @@ void FusedAdam::step_scaled(double grad_scale) {
   }
 }
 
+void FusedAdam::clear_gradients() {
+  for (auto& group : param_groups_)
+    for (auto& p : group.params()) p.mutable_grad() = at::Tensor();
+}
+
 double gradient_norm(const std::vector<at::Tensor>& params) {
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> norms;

@@ -64,7 +64,7 @@ UpdateStats train_update(models::Seq2SeqImpl& model, FusedAdam& optimizer,
                          DataParallel* parallel, Precision precision) {
   UpdateStats stats;
   model.set_logits_for_loss(true);  // the loss from logits: no [B, T, V] log-softmax
-  optimizer.zero_grad();
+  optimizer.clear_gradients();
   for (const auto& batch : batches) stats.tgt_tokens += batch.num_tgt_tokens;
   stats.update_tgt_tokens = stats.tgt_tokens;
   if (parallel) {

@@ -196,6 +196,29 @@ TEST(FusedAdam, TakesLibTorchsStepWhereTheFusedLoopDoesNotApply) {
   expect_same(pa, fused, pb, reference, true);
 }
 
+TEST(FusedAdam, ClearedGradientsAreTakenOverByTheNextBackwardPassAndUnusedParametersLeftAlone) {
+  auto params = make_params();
+  FusedAdam adam(params, AdamOptions(0.01));
+  for (auto& p : params) p.mutable_grad() = torch::ones_like(p);  // every parameter updated once
+  adam.step();
+  adam.clear_gradients();
+  for (const auto& p : params) EXPECT_FALSE(p.grad().defined());
+  // The next gradient is the backward pass's own, not one added to zeros; the parameter that gets
+  // none keeps none, and its weight and moments stay as they are (zero_grad would have decayed them).
+  const auto unused = params.back().detach().clone();
+  const auto unused_m = state_of(adam, params.back()).exp_avg().clone();
+  (params[0].square().sum() + params[1].sum()).backward();
+  const auto expected = 2 * params[0].detach();
+  EXPECT_TRUE(torch::equal(params[0].grad(), expected));
+  EXPECT_TRUE(torch::equal(params[1].grad(), torch::ones_like(params[1])));
+  EXPECT_FALSE(params.back().grad().defined());
+  adam.step();
+  EXPECT_TRUE(torch::equal(params.back().detach(), unused));
+  EXPECT_TRUE(torch::equal(state_of(adam, params.back()).exp_avg(), unused_m));
+  EXPECT_EQ(state_of(adam, params.back()).step(), 1);
+  EXPECT_EQ(state_of(adam, params[0]).step(), 2);
+}
+
 TEST(GradientClipping, NormAndFactorAreThoseOfClipGradNorm) {
   auto pa = make_params(), pb = clones(pa);
   set_gradients(pa, 1);

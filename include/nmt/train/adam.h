@@ -29,6 +29,12 @@ class FusedAdam : public torch::optim::Adam {
   /// are on the fused path, scaled in place on LibTorch's.
   void step_scaled(double grad_scale);
 
+  /// Drops every parameter's gradient, as PyTorch's zero_grad(set_to_none=True) (LibTorch 1.13's
+  /// zero_grad only zeroes them): the next backward pass hands its gradient tensors to the
+  /// parameters instead of adding them to zeros, a fill and an addition per parameter saved.
+  /// A parameter that then gets no gradient keeps none, and `step` leaves it alone.
+  void clear_gradients();
+
  private:
   /// Whether every parameter with a gradient can take the fused loop.
   bool fusable() const;
