@@ -145,6 +145,72 @@ void add_mask_bf16(const float* x, const uint16_t* y, float* out, int64_t i0, in
   add_mask_lanes(x, y, out, i0, i1, key, threshold, scale);
 }
 
+/// out[i] = round_T(max(y[i] + bias[i mod F], 0)·factor) for i in [i0, i1).
+template <class T>
+NMT_INLINE void bias_relu_mask_lanes(const T* y, const float* bias, T* out, int64_t F, int64_t i0, int64_t i1,
+                                     MaskKey key, uint32_t threshold, float scale) {
+  const simd::f32x16 zero = simd::splat(0.0f);
+  int64_t column = i0 % F;  // of element i in the calls below, which cover [i0, i1) in order
+  for_each_mask_chunk(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32x16 keep) {
+    simd::f32x16 b;
+    if (column + n <= F) {
+      b = simd::load(bias + column, n, 0.0f);
+      column += n;
+    } else {  // the chunk crosses the end of a row
+      b = zero;
+      for (int64_t l = 0; l < n; ++l, ++column) b[l] = bias[column < F ? column : (column -= F)];
+    }
+    if (column == F) column = 0;
+    simd::store(out + i, simd::maximum(simd::load(y + i, n, 0.0f) + b, zero) * keep, n);
+  });
+}
+
+/// Rows [r0, r1) of the backward pass: dy = dout·factor where out > 0, else 0 (written in T),
+/// and the fp32 dy added to dbias[F] (this block's sums).
+template <class T>
+NMT_INLINE void bias_relu_mask_backward_rows(const T* dout, const T* out, T* dy, float* dbias, int64_t F, int64_t r0,
+                                             int64_t r1, float scale) {
+  const simd::f32x16 factor = simd::splat(scale);
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t j = 0; j < F; j += simd::kLanes) {
+      const int64_t n = std::min(simd::kLanes, F - j), i = r * F + j;
+      // out > 0 (positive, not NaN) from the bits without a comparison, which GCC 12 either
+      // fails on here or leaves scalar: u − 1 and 0x7f800000 − u both have the top bit clear
+      // exactly when 0 < u ≤ +∞.
+      const auto u = reinterpret_cast<simd::u32x16>(simd::load(out + i, n, 0.0f));
+      const auto negative = reinterpret_cast<simd::i32x16>((u - 1u) | (0x7f800000u - u)) >> 31;  // all ones or 0
+      const auto g = reinterpret_cast<simd::u32x16>(simd::load(dout + i, n, 0.0f) * factor);
+      const auto d = reinterpret_cast<simd::f32x16>(g & ~reinterpret_cast<simd::u32x16>(negative));
+      simd::store(dy + i, d, n);
+      simd::store(dbias + j, simd::load(dbias + j, n, 0.0f) + d, n);
+    }
+  }
+}
+
+NMT_VECTOR_CLONES
+void bias_relu_mask_fp32(const float* y, const float* bias, float* out, int64_t F, int64_t i0, int64_t i1, MaskKey key,
+                         uint32_t threshold, float scale) {
+  bias_relu_mask_lanes(y, bias, out, F, i0, i1, key, threshold, scale);
+}
+
+NMT_VECTOR_CLONES
+void bias_relu_mask_bf16(const uint16_t* y, const float* bias, uint16_t* out, int64_t F, int64_t i0, int64_t i1,
+                         MaskKey key, uint32_t threshold, float scale) {
+  bias_relu_mask_lanes(y, bias, out, F, i0, i1, key, threshold, scale);
+}
+
+NMT_VECTOR_CLONES
+void bias_relu_mask_backward_fp32(const float* dout, const float* out, float* dy, float* dbias, int64_t F, int64_t r0,
+                                  int64_t r1, float scale) {
+  bias_relu_mask_backward_rows(dout, out, dy, dbias, F, r0, r1, scale);
+}
+
+NMT_VECTOR_CLONES
+void bias_relu_mask_backward_bf16(const uint16_t* dout, const uint16_t* out, uint16_t* dy, float* dbias, int64_t F,
+                                  int64_t r0, int64_t r1, float scale) {
+  bias_relu_mask_backward_rows(dout, out, dy, dbias, F, r0, r1, scale);
+}
+
 /// The factor of kept elements, 1/(1 − p′) with p′ = threshold / 2^16.
 double keep_scale(int64_t threshold) {
   return static_cast<double>(kLevels) / static_cast<double>(kLevels - threshold);
@@ -249,6 +315,61 @@ struct DropoutAdd : torch::autograd::Function<DropoutAdd> {
   }
 };
 
+/// dropout(relu(y + bias)) in one pass (y fp32 or bf16 [N, F], contiguous; bias fp32 [F]); the
+/// backward pass reads the output instead of recomputing the mask.
+struct BiasReluDropout : torch::autograd::Function<BiasReluDropout> {
+  static constexpr int64_t kBlockRows = 32;  // rows per block of the bias gradient sums
+
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& y, const at::Tensor& bias,
+                            int64_t threshold) {
+    const MaskKey key = key_of(threshold > 0 ? draw_key() : 0);  // p = 0 draws nothing, as dropout()
+    const auto t = static_cast<uint32_t>(threshold);
+    const auto scale = static_cast<float>(keep_scale(threshold));
+    const int64_t F = bias.numel();
+    auto out = at::empty_like(y, at::MemoryFormat::Contiguous);
+    const float* b = bias.data_ptr<float>();
+    if (y.scalar_type() == at::kBFloat16) {
+      const auto* yp = reinterpret_cast<const uint16_t*>(y.data_ptr<at::BFloat16>());
+      auto* op = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+      at::parallel_for(0, y.numel(), kGrain, [&](int64_t i0, int64_t i1) { bias_relu_mask_bf16(yp, b, op, F, i0, i1, key, t, scale); });
+    } else {
+      const float* yp = y.data_ptr<float>();
+      float* op = out.data_ptr<float>();
+      at::parallel_for(0, y.numel(), kGrain, [&](int64_t i0, int64_t i1) { bias_relu_mask_fp32(yp, b, op, F, i0, i1, key, t, scale); });
+    }
+    ctx->saved_data["scale"] = static_cast<double>(scale);
+    ctx->save_for_backward({out});
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto out = ctx->get_saved_variables()[0];
+    const auto dout = grads[0].to(out.scalar_type()).contiguous();
+    const auto scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
+    const int64_t F = out.size(-1), N = out.numel() / std::max<int64_t>(1, F);
+    auto dy = at::empty_like(out);
+    const int64_t blocks = std::max<int64_t>(1, (N + kBlockRows - 1) / kBlockRows);
+    auto partial = at::zeros({blocks, F}, out.options().dtype(at::kFloat));
+    float* db = partial.data_ptr<float>();
+    const int64_t grain = std::max<int64_t>(1, simd::rows_per_task(F) / kBlockRows);
+    const bool bf16 = out.scalar_type() == at::kBFloat16;
+    at::parallel_for(0, blocks, grain, [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k) {
+        const int64_t r0 = k * kBlockRows, r1 = std::min(N, r0 + kBlockRows);
+        if (bf16)
+          bias_relu_mask_backward_bf16(reinterpret_cast<const uint16_t*>(dout.data_ptr<at::BFloat16>()),
+                                       reinterpret_cast<const uint16_t*>(out.data_ptr<at::BFloat16>()),
+                                       reinterpret_cast<uint16_t*>(dy.data_ptr<at::BFloat16>()), db + k * F, F, r0, r1, scale);
+        else
+          bias_relu_mask_backward_fp32(dout.data_ptr<float>(), out.data_ptr<float>(), dy.data_ptr<float>(), db + k * F, F,
+                                       r0, r1, scale);
+      }
+    });
+    return {dy, partial.sum(0), at::Tensor()};  // the blocks summed in a fixed order
+  }
+};
+
 /// The threshold of p: element bits below it are dropped (p·2^16 rounded).
 int64_t threshold_of(double p) {
   TORCH_CHECK(p >= 0 && p < 1, "dropout probability must be in [0, 1), got ", p);
@@ -273,6 +394,18 @@ at::Tensor dropout_add(const at::Tensor& x, const at::Tensor& y, double p, bool 
                      x.sizes() == y.sizes() && x.is_contiguous() && y.is_contiguous() && x.numel() <= (int64_t{1} << 33);
   if (!fused) return x + models::dropout(y, p, training);
   return DropoutAdd::apply(x, y, threshold);
+}
+
+at::Tensor bias_relu_dropout(const at::Tensor& y, const at::Tensor& bias, double p, bool training) {
+  const int64_t threshold = threshold_of(p);
+  TORCH_CHECK(y.dim() >= 1 && bias.dim() == 1 && bias.size(0) == y.size(-1), "bias_relu_dropout: bias of ", bias.sizes(),
+              " for y of ", y.sizes(), ": expected [", y.dim() >= 1 ? y.size(-1) : 0, "]");
+  const bool fused = training && threshold < kLevels && y.device().is_cpu() && bias.device().is_cpu() &&
+                     (y.scalar_type() == at::kFloat || y.scalar_type() == at::kBFloat16) &&
+                     bias.scalar_type() == at::kFloat && y.is_contiguous() && bias.is_contiguous() && y.numel() > 0 &&
+                     y.numel() <= (int64_t{1} << 33);
+  if (!fused) return models::dropout(at::relu(y.to(bias.scalar_type()) + bias), p, training).to(y.scalar_type());
+  return BiasReluDropout::apply(y, bias, threshold);
 }
 
 }  // namespace nmt::models

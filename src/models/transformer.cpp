@@ -6,6 +6,7 @@
 #include <utility>
 
 #include <ATen/ATen.h>
+#include <torch/autograd.h>
 #include <torch/nn/init.h>
 #include <torch/utils.h>
 
@@ -64,10 +65,48 @@ MultiHeadAttentionImpl::MultiHeadAttentionImpl(int64_t d_model, int64_t heads, d
   out_proj_ = register_module("out_proj", Linear(d_model, d_model));
 }
 
+namespace {
+
+/// [B, L, n·H·d_k] → n tensors [B, H, L, d_k] (the heads of n projections made by one product):
+/// views of x, or with `copy` contiguous copies made in one pass (for products that would copy
+/// each operand themselves). The backward pass writes the n gradients into one [B, L, n·H·d_k]
+/// tensor in one pass, where ATen's unbind/permute/view backward stacks them and then copies
+/// the stack into that layout.
+struct SplitHeads : torch::autograd::Function<SplitHeads> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                                                int64_t n, int64_t heads, bool copy) {
+    const int64_t B = x.size(0), L = x.size(1), dk = x.size(2) / (n * heads);
+    ctx->saved_data["sizes"] = std::vector<int64_t>{B, L, n, heads, dk};
+    ctx->saved_data["dtype"] = static_cast<int64_t>(x.scalar_type());
+    auto split = x.view({B, L, n, heads, dk}).permute({2, 0, 3, 1, 4});  // [n, B, H, L, d_k]
+    return (copy ? split.contiguous() : split).unbind(0);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto sizes = ctx->saved_data["sizes"].toIntVector();
+    const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["dtype"].toInt());
+    at::TensorOptions options;
+    for (const auto& g : grads)
+      if (g.defined()) options = g.options().dtype(dtype);
+    auto dx = at::empty(sizes, options);  // [B, L, n, H, d_k]
+    for (int64_t i = 0; i < sizes[2]; ++i) {
+      auto part = dx.select(2, i);  // [B, L, H, d_k]
+      if (grads[i].defined()) part.copy_(grads[i].permute({0, 2, 1, 3}));
+      else part.zero_();
+    }
+    return {dx.view({sizes[0], sizes[1], sizes[2] * sizes[3] * sizes[4]}), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
 std::vector<at::Tensor> MultiHeadAttentionImpl::split_heads(const at::Tensor& x, int64_t n) const {
-  const int64_t B = x.size(0), L = x.size(1);
-  // [B, L, n·d] → [n, B, H, L, d_k]: views only, no copy.
-  return x.view({B, L, n, heads_, d_model_ / heads_}).permute({2, 0, 3, 1, 4}).unbind(0);
+  // batched_matmul multiplies views of fp32 CPU tensors where it is sent BLAS; other products
+  // (bf16 autocast, other devices) copy each operand into a contiguous tensor first.
+  const bool views = x.is_cpu() && x.scalar_type() == at::kFloat && !autocast_enabled(x.device()) &&
+                     has_blas_batched_matmul();
+  return SplitHeads::apply(x, n, heads_, !views);
 }
 
 std::vector<at::Tensor> MultiHeadAttentionImpl::project_qkv(const at::Tensor& x) {
@@ -115,6 +154,10 @@ FeedForwardImpl::FeedForwardImpl(int64_t d_model, int64_t ff_dim, double activat
 }
 
 at::Tensor FeedForwardImpl::forward(const at::Tensor& x) {
+  if (is_training() && x.is_cpu()) {
+    // The first product without its bias; the bias, ReLU and dropout in one pass after it.
+    return w2_(bias_relu_dropout(at::linear(x, w1_->weight), w1_->bias, activation_dropout_, true));
+  }
   return w2_(models::dropout(at::relu(w1_(x)), activation_dropout_, is_training()));
 }
 

@@ -185,4 +185,72 @@ TEST(DropoutAdd, OtherCasesAreTheTwoOperations) {
   EXPECT_THROW(nmt::models::dropout_add(x, x, 1.0, true), c10::Error);
 }
 
+/// dropout(relu(y + bias)) by the separate operations, in fp32, rounded once to y's dtype.
+at::Tensor bias_relu_dropout_reference(const at::Tensor& y, const at::Tensor& bias, double p) {
+  return nmt::models::dropout(at::relu(y.to(torch::kFloat) + bias), p, true).to(y.scalar_type());
+}
+
+TEST(BiasReluDropout, EqualsTheSeparateOperationsBitwiseForwardAndBackward) {
+  // Rows of 1,024 (the feed-forward width) and of 37 (a 16-lane chunk crosses the end of a row,
+  // a task starts in the middle of a pair hash), fp32 and bf16, p = 0.1 and p = 0 (no mask).
+  const int threads = at::get_num_threads();
+  at::set_num_threads(std::max(2, threads));
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  for (int64_t F : {1024, 37})
+    for (auto dtype : {torch::kFloat, torch::kBFloat16})
+      for (double p : {0.1, 0.0}) {
+        SCOPED_TRACE(::testing::Message() << "F " << F << ", " << dtype << ", p " << p);
+        torch::manual_seed(31);
+        auto y = torch::randn({77, F}).to(dtype), bias = torch::randn({F});
+        auto ya = y.clone().requires_grad_(), ba = bias.clone().requires_grad_();
+        auto yb = y.clone().requires_grad_(), bb = bias.clone().requires_grad_();
+        auto state = generator.get_state();
+        auto fused = nmt::models::bias_relu_dropout(ya, ba, p, true);
+        const auto after = generator.get_state();
+        generator.set_state(state);
+        auto reference = bias_relu_dropout_reference(yb, bb, p);
+        EXPECT_TRUE(torch::equal(generator.get_state(), after)) << "the same draws from the generator";
+        ASSERT_EQ(fused.scalar_type(), dtype);
+        EXPECT_TRUE(torch::equal(fused, reference));
+        const double zeros = fused.eq(0).to(torch::kFloat).mean().item<double>();
+        EXPECT_GT(zeros, 0.25);  // ReLU (and the mask) zero some, not all
+        EXPECT_LT(zeros, 0.75);
+        auto g = torch::randn({77, F}).to(dtype);
+        fused.backward(g);
+        reference.backward(g);
+        ASSERT_EQ(ya.grad().scalar_type(), dtype);
+        EXPECT_TRUE(torch::equal(ya.grad(), yb.grad()));
+        ASSERT_EQ(ba.grad().scalar_type(), torch::kFloat);
+        EXPECT_TRUE(torch::allclose(ba.grad(), bb.grad(), 1e-5, 1e-5));
+      }
+  at::set_num_threads(threads);
+}
+
+TEST(BiasReluDropout, TheBiasGradientDoesNotDependOnTheNumberOfThreads) {
+  const int threads = at::get_num_threads();
+  auto bias_gradient = [](int n) {
+    at::set_num_threads(n);
+    torch::manual_seed(32);
+    auto y = torch::randn({1000, 64}).requires_grad_(), bias = torch::randn({64}).requires_grad_();
+    nmt::models::bias_relu_dropout(y, bias, 0.2, true).backward(torch::randn({1000, 64}));
+    return bias.grad();
+  };
+  const auto one = bias_gradient(1);
+  EXPECT_TRUE(torch::equal(one, bias_gradient(std::max(2, threads))));
+  at::set_num_threads(threads);
+}
+
+TEST(BiasReluDropout, OtherCasesAreTheSeparateOperations) {
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  torch::manual_seed(33);
+  auto y = torch::randn({10, 6}), bias = torch::randn({10});
+  EXPECT_TRUE(torch::equal(nmt::models::bias_relu_dropout(y.t(), bias, 0.3, false), at::relu(y.t() + bias)));
+  auto state = generator.get_state();
+  auto strided = nmt::models::bias_relu_dropout(y.t(), bias, 0.3, true);  // not contiguous
+  generator.set_state(state);
+  EXPECT_TRUE(torch::equal(strided, bias_relu_dropout_reference(y.t(), bias, 0.3)));
+  EXPECT_THROW(nmt::models::bias_relu_dropout(y, bias, 0.3, true), c10::Error);  // bias [10] for rows of 6
+  EXPECT_THROW(nmt::models::bias_relu_dropout(y.t(), bias, 1.0, true), c10::Error);
+}
+
 }  // namespace

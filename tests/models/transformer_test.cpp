@@ -2,6 +2,8 @@
 // sinusoidal/learned positions, tied/shared/separate embeddings.
 #include "nmt/models/transformer.h"
 
+#include "nmt/precision.h"
+
 #include <cmath>
 
 #include <gtest/gtest.h>
@@ -145,6 +147,85 @@ TEST(TransformerParts, MultiHeadAttentionEqualsOneHeadAtATime) {
   }
   auto expected = torch::linear(torch::cat(heads, -1), params["out_proj.weight"], params["out_proj.bias"]);
   EXPECT_TRUE(close(out, expected));
+}
+
+/// Gradients of Σ r·MHA(x, memory) with respect to x, memory and the projection weights, from
+/// the module (its head split and its backward) and from the paper's formula head by head.
+struct AttentionGradients {
+  at::Tensor x, memory, in_w, in_b, out_w;
+};
+
+AttentionGradients attention_gradients(bool reference, bool bf16) {
+  torch::manual_seed(5);
+  const int64_t B = 3, T = 4, S = 6, d = 16, H = 4, dk = d / H;
+  nmt::models::MultiHeadAttention mha(d, H, 0.0);
+  auto x = torch::randn({B, T, d}).requires_grad_(), memory = torch::randn({B, S, d}).requires_grad_();
+  auto r = torch::randn({B, T, d});
+  auto params = mha->named_parameters();
+  auto W = params["in_proj.weight"], b = params["in_proj.bias"];
+  at::Tensor out;
+  {
+    nmt::AutocastGuard autocast(bf16 ? nmt::Precision::kBf16 : nmt::Precision::kFp32, torch::kCPU);
+    if (!reference) {
+      auto self = mha->project_qkv(x);  // self-attention of x, then x attending to memory
+      auto h = mha->attend(self[0], self[1], self[2], at::Tensor());
+      auto kv = mha->project_kv(memory);
+      out = mha->attend(mha->project_q(h), kv[0], kv[1], at::Tensor());
+    } else {
+      auto attend = [&](const at::Tensor& queries, const at::Tensor& keys) {
+        std::vector<at::Tensor> heads;
+        for (int64_t i = 0; i < H; ++i) {
+          auto proj = [&](const at::Tensor& in, int64_t part) {
+            return torch::linear(in, W.narrow(0, part * d + i * dk, dk), b.narrow(0, part * d + i * dk, dk));
+          };
+          auto scores = torch::matmul(proj(queries, 0), proj(keys, 1).transpose(1, 2)).to(torch::kFloat) / std::sqrt(double(dk));
+          heads.push_back(torch::matmul(torch::softmax(scores, -1), proj(keys, 2)));
+        }
+        return torch::linear(torch::cat(heads, -1), params["out_proj.weight"], params["out_proj.bias"]);
+      };
+      out = attend(attend(x, x), memory);
+    }
+  }
+  (out.to(torch::kFloat) * r).sum().backward();
+  return {x.grad(), memory.grad(), W.grad(), b.grad(), params["out_proj.weight"].grad()};
+}
+
+double relative_error(const at::Tensor& a, const at::Tensor& b) {
+  return ((a - b).norm() / b.norm()).item<double>();
+}
+
+TEST(TransformerParts, MultiHeadAttentionGradientsEqualThoseOfOneHeadAtATime) {
+  // fp32: the heads are views of the projections; bf16 autocast: contiguous copies made in one pass.
+  // Either way the backward pass of the head split gathers q, k and v's gradients in one tensor.
+  for (bool bf16 : {false, true}) {
+    const auto got = attention_gradients(false, bf16), expected = attention_gradients(true, false);
+    const double tolerance = bf16 ? 0.03 : 1e-5;  // bf16: relative to the fp32 gradients
+    EXPECT_LT(relative_error(got.x, expected.x), tolerance) << "bf16 " << bf16;
+    EXPECT_LT(relative_error(got.memory, expected.memory), tolerance) << "bf16 " << bf16;
+    EXPECT_LT(relative_error(got.in_w, expected.in_w), tolerance) << "bf16 " << bf16;
+    EXPECT_LT(relative_error(got.in_b, expected.in_b), tolerance) << "bf16 " << bf16;
+    EXPECT_LT(relative_error(got.out_w, expected.out_w), tolerance) << "bf16 " << bf16;
+  }
+}
+
+TEST(TransformerParts, HeadsWithoutAGradientGetZerosInTheProjectionsGradient) {
+  for (bool bf16 : {false, true}) {
+    torch::manual_seed(6);
+    nmt::models::MultiHeadAttention mha(8, 2, 0.0);
+    auto x = torch::randn({2, 3, 8}).requires_grad_();
+    {
+      nmt::AutocastGuard autocast(bf16 ? nmt::Precision::kBf16 : nmt::Precision::kFp32, torch::kCPU);
+      auto qkv = mha->project_qkv(x);
+      (qkv[0].to(torch::kFloat).sum() + 2 * qkv[1].to(torch::kFloat).sum()).backward();  // v unused
+    }
+    auto W = mha->named_parameters()["in_proj.weight"];
+    // d Σq / dW_q[i, j] = Σ over (b, t) of x[b, t, j] for every row i; k counts twice.
+    const auto column_sums = x.detach().sum(at::IntArrayRef{0, 1}).expand({8, 8});
+    const double tolerance = bf16 ? 0.05 : 1e-5;
+    EXPECT_TRUE(torch::allclose(W.grad().narrow(0, 0, 8), column_sums, tolerance, tolerance)) << "bf16 " << bf16;
+    EXPECT_TRUE(torch::allclose(W.grad().narrow(0, 8, 8), 2 * column_sums, tolerance, tolerance)) << "bf16 " << bf16;
+    EXPECT_TRUE(torch::equal(W.grad().narrow(0, 16, 8), torch::zeros({8, 8}))) << "bf16 " << bf16;
+  }
 }
 
 TEST(TransformerParts, CausalBiasHidesOnlyFuturePositions) {

@@ -30,4 +30,14 @@ at::Tensor dropout(const at::Tensor& x, double p, bool training);
 /// Throws c10::Error unless 0 ≤ p < 1, or when the shapes do not add.
 at::Tensor dropout_add(const at::Tensor& x, const at::Tensor& y, double p, bool training);
 
+/// dropout(relu(y + bias), p, training), the first half of a position-wise feed-forward network
+/// after a product without bias: y [..., F] (fp32 or bf16), bias [F] (fp32) → y's shape and
+/// dtype, with y + bias and the scaling in fp32 and one rounding to y's dtype (the same values
+/// as dropout(relu(y.to(fp32) + bias)).to(y's dtype), bit for bit, from the same generator
+/// state). For contiguous CPU tensors in training it is one pass, and so is its backward pass,
+/// which also sums the bias gradient (in fp32, in fixed blocks of rows: the same for any thread
+/// count) and needs only the output: kept elements of a positive sum are those above 0.
+/// Otherwise the separate operations. Throws c10::Error unless 0 ≤ p < 1 and bias is [F].
+at::Tensor bias_relu_dropout(const at::Tensor& y, const at::Tensor& bias, double p, bool training);
+
 }  // namespace nmt::models
