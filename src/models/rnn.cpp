@@ -67,7 +67,6 @@ RnnSeq2SeqImpl::RnnSeq2SeqImpl(const ModelConfig& config, int64_t src_vocab, int
   } else {
     output_ = register_module("output", Linear(H, tgt_vocab));
   }
-  dropout_ = register_module("dropout", torch::nn::Dropout(config.dropout));
 
   // Uniform initialisation in [-0.1, 0.1] (Luong et al. 2015; OpenNMT's param_init).
   torch::NoGradGuard no_grad;
@@ -78,7 +77,7 @@ std::unique_ptr<RnnDecoderState> RnnSeq2SeqImpl::encode(const at::Tensor& src) {
   const int64_t B = src.size(0), S = src.size(1), H = config_.hidden_size;
   auto mask = src.ne(data::kPad);                                     // [B, S]
   auto lengths = mask.sum(1).to(at::kCPU, at::kLong);                 // [B]
-  auto emb = dropout_(src_embed_(src));                               // [B, S, E]
+  auto emb = drop(src_embed_(src));                                   // [B, S, E]
   namespace rnn = torch::nn::utils::rnn;
   auto packed = rnn::pack_padded_sequence(emb, lengths, /*batch_first=*/true, /*enforce_sorted=*/false);
   auto out_packed = lstm_ ? std::get<0>(enc_lstm_->forward_with_packed_input(packed))
@@ -86,7 +85,7 @@ std::unique_ptr<RnnDecoderState> RnnSeq2SeqImpl::encode(const at::Tensor& src) {
   auto memory = std::get<0>(rnn::pad_packed_sequence(out_packed, true, 0.0, S));  // [B, S, H]
   // Variational attention feeds a single encoder state x_z to the output layer, which would carry
   // a whole dropout mask that a soft average smooths out: its memory is not dropped (Deng et al.).
-  if (config_.attention.mode != AttentionMode::Variational) memory = dropout_(memory);
+  if (config_.attention.mode != AttentionMode::Variational) memory = drop(memory);
 
   auto state = std::make_unique<RnnDecoderState>();
   state->memory = memory;
@@ -116,7 +115,7 @@ RnnSeq2SeqImpl::DecodeStep RnnSeq2SeqImpl::decode_step(const at::Tensor& emb, Rn
     x = at::cat({emb, s.feed}, 1);
   }
   for (size_t l = 0; l < cells_->size(); ++l) {
-    if (l > 0) x = dropout_(x);
+    if (l > 0) x = drop(x);
     if (lstm_) {
       auto hc = cells_[l]->as<torch::nn::LSTMCell>()->forward(x, std::make_tuple(s.h[l], s.c[l]));
       s.h[l] = std::get<0>(hc);
@@ -133,7 +132,7 @@ RnnSeq2SeqImpl::DecodeStep RnnSeq2SeqImpl::decode_step(const at::Tensor& emb, Rn
   out.hidden = x;
   s.feed = at::tanh(combine_(at::cat({context, x}, 1)));  // h̃_t
   ++s.step;
-  out.attn_vec = dropout_(s.feed);
+  out.attn_vec = drop(s.feed);
   return out;
 }
 
@@ -163,7 +162,7 @@ at::Tensor RnnSeq2SeqImpl::position_log_probs(const at::Tensor& hidden, const at
 
 ForwardOutput RnnSeq2SeqImpl::forward(const data::Batch& batch) {
   auto state = encode(batch.src);
-  auto emb = dropout_(tgt_embed_(batch.tgt_in));  // [B, T, E]
+  auto emb = drop(tgt_embed_(batch.tgt_in));  // [B, T, E]
   const int64_t T = emb.size(1);
   std::vector<at::Tensor> outs, hidden, alignments, log_alignments, sampled;
   for (int64_t t = 0; t < T; ++t) {
@@ -210,7 +209,7 @@ void RnnSeq2SeqImpl::variational_forward(const data::Batch& batch, const RnnDeco
   in.log_prior = log_prior;
   in.memory = state.memory;
   if (inference_)
-    in.log_q = inference_(dropout_(src_embed_(batch.src)), state.src_mask, dropout_(tgt_embed_(batch.tgt_out)),
+    in.log_q = inference_(drop(src_embed_(batch.src)), state.src_mask, drop(tgt_embed_(batch.tgt_out)),
                           tgt_mask);
   in.log_probs_at = [&](const at::Tensor& context) {
     return output_log_probs(at::tanh(combine_(at::cat({context, hidden}, 2))));
@@ -228,7 +227,7 @@ std::unique_ptr<DecoderState> RnnSeq2SeqImpl::start(const at::Tensor& src) { ret
 
 StepOutput RnnSeq2SeqImpl::step(const at::Tensor& prev, DecoderState& state) {
   auto& s = dynamic_cast<RnnDecoderState&>(state);
-  auto out = decode_step(dropout_(tgt_embed_(prev)), s);
+  auto out = decode_step(drop(tgt_embed_(prev)), s);
   if (config_.attention.mode == AttentionMode::Variational) {
     // Translation uses the prior only: p(y_t) = Σ_s α_ts p(y_t | z_t = s).
     auto per_position = position_log_probs(out.hidden.unsqueeze(1), s.memory);  // [B, 1, S, V]

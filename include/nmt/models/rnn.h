@@ -16,10 +16,10 @@
 #include <vector>
 
 #include <torch/nn/modules/container/modulelist.h>
-#include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/rnn.h>
 
+#include "nmt/models/dropout.h"
 #include "nmt/models/int8.h"
 #include "nmt/models/rnn_attention.h"
 #include "nmt/models/variational.h"
@@ -87,7 +87,10 @@ class RnnSeq2SeqImpl : public Seq2SeqImpl {
   Linear output_{nullptr};      ///< untied output layer
   TiedProjection tied_output_;  ///< x·Eᵀ + output_bias_ (tie_embeddings), int8 after set_int8
   at::Tensor output_bias_;                 ///< tied output layer bias [V]
-  torch::nn::Dropout dropout_{nullptr};
+  /// Dropout of p = model.dropout in training (models::dropout: the counter-based mask, not
+  /// ATen's Bernoulli draws; checkpoints of the earlier torch::nn::Dropout submodule, which held
+  /// no tensors, load unchanged).
+  at::Tensor drop(const at::Tensor& x) const { return models::dropout(x, config_.dropout, is_training()); }
 };
 
 }  // namespace nmt::models
