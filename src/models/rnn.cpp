@@ -73,6 +73,28 @@ RnnSeq2SeqImpl::RnnSeq2SeqImpl(const ModelConfig& config, int64_t src_vocab, int
   for (auto& p : parameters()) p.uniform_(-0.1, 0.1);
 }
 
+torch::nn::utils::rnn::PackedSequence RnnSeq2SeqImpl::encoder_layers(const torch::nn::utils::rnn::PackedSequence& packed) {
+  if (!packed.data().is_cpu())
+    return lstm_ ? std::get<0>(enc_lstm_->forward_with_packed_input(packed))
+                 : std::get<0>(enc_gru_->forward_with_packed_input(packed));
+  const auto weights = lstm_ ? enc_lstm_->all_weights() : enc_gru_->all_weights();
+  const int64_t layers = config_.encoder_layers;
+  const int64_t per_layer = static_cast<int64_t>(weights.size()) / layers;  // w_ih, w_hh, b_ih, b_hh per direction
+  TORCH_CHECK(per_layer == 8, "encoder: expected 8 weight tensors per bidirectional layer, got ", per_layer);
+  const auto& batch_sizes = packed.batch_sizes();
+  auto x = packed.data();
+  const auto h0 = at::zeros({2, batch_sizes[0].item<int64_t>(), config_.hidden_size / 2}, x.options());
+  for (int64_t l = 0; l < layers; ++l) {
+    if (l > 0) x = drop(x);
+    const at::TensorList params(weights.data() + l * per_layer, static_cast<size_t>(per_layer));
+    x = lstm_ ? std::get<0>(at::lstm(x, batch_sizes, {h0, h0}, params, /*has_biases=*/true, /*num_layers=*/1,
+                                     /*dropout=*/0.0, is_training(), /*bidirectional=*/true))
+              : std::get<0>(at::gru(x, batch_sizes, h0, params, /*has_biases=*/true, /*num_layers=*/1, /*dropout=*/0.0,
+                                    is_training(), /*bidirectional=*/true));
+  }
+  return torch::nn::utils::rnn::PackedSequence(x, batch_sizes, packed.sorted_indices(), packed.unsorted_indices());
+}
+
 std::unique_ptr<RnnDecoderState> RnnSeq2SeqImpl::encode(const at::Tensor& src) {
   const int64_t B = src.size(0), S = src.size(1), H = config_.hidden_size;
   auto mask = src.ne(data::kPad);                                     // [B, S]
@@ -80,8 +102,7 @@ std::unique_ptr<RnnDecoderState> RnnSeq2SeqImpl::encode(const at::Tensor& src) {
   auto emb = drop(src_embed_(src));                                   // [B, S, E]
   namespace rnn = torch::nn::utils::rnn;
   auto packed = rnn::pack_padded_sequence(emb, lengths, /*batch_first=*/true, /*enforce_sorted=*/false);
-  auto out_packed = lstm_ ? std::get<0>(enc_lstm_->forward_with_packed_input(packed))
-                          : std::get<0>(enc_gru_->forward_with_packed_input(packed));
+  auto out_packed = encoder_layers(packed);
   auto memory = std::get<0>(rnn::pad_packed_sequence(out_packed, true, 0.0, S));  // [B, S, H]
   // Variational attention feeds a single encoder state x_z to the output layer, which would carry
   // a whole dropout mask that a soft average smooths out: its memory is not dropped (Deng et al.).

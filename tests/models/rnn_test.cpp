@@ -191,6 +191,41 @@ TEST_P(RnnVariants, GradientsReachEveryParameter) {
 INSTANTIATE_TEST_SUITE_P(AllVariants, RnnVariants, ::testing::ValuesIn(kVariants),
                          [](const auto& info) { return std::string(info.param.name); });
 
+/// The encoder's memory and its gradients, from the model (its encoder run layer by layer) and
+/// from LibTorch's multi-layer module called on the same packed batch.
+TEST(RnnEncoder, LayerByLayerEqualsTheMultiLayerModule) {
+  namespace rnn = torch::nn::utils::rnn;
+  for (auto cell : {nmt::RnnCell::Lstm, nmt::RnnCell::Gru}) {
+    auto config = small_config(kVariants[0]);
+    config.cell = cell;
+    config.encoder_layers = 3;
+    config.dropout = 0.0;  // training mode below: nothing dropped, so the two must agree
+    torch::manual_seed(8);
+    auto model = std::make_shared<nmt::models::RnnSeq2SeqImpl>(config, 30, 25);
+    model->train();
+    const int64_t P = nmt::data::kPad;
+    auto src = torch::tensor(std::vector<int64_t>{5, 6, 7, 8, 9, 10, 11, P, P, P, 12, 13, 14, P, P}).view({3, 5});
+    auto state = model->start(src);
+    const auto memory = dynamic_cast<nmt::models::RnnDecoderState&>(*state).memory;  // [B, S, H]
+    auto modules = model->named_modules();
+    auto emb = modules["src_embed"]->as<torch::nn::Embedding>()->forward(src);
+    auto lengths = src.ne(P).sum(1);
+    auto packed = rnn::pack_padded_sequence(emb, lengths, true, false);
+    auto out = cell == nmt::RnnCell::Lstm ? std::get<0>(modules["encoder"]->as<torch::nn::LSTM>()->forward_with_packed_input(packed))
+                                           : std::get<0>(modules["encoder"]->as<torch::nn::GRU>()->forward_with_packed_input(packed));
+    const auto expected = std::get<0>(rnn::pad_packed_sequence(out, true, 0.0, src.size(1)));
+    ASSERT_EQ(memory.sizes(), expected.sizes());
+    EXPECT_TRUE(torch::allclose(memory, expected, 1e-6, 1e-6));
+    EXPECT_TRUE(torch::equal(memory.select(0, 1).narrow(0, 2, 3), torch::zeros({3, config.hidden_size})));  // padding
+    const auto r = torch::randn(memory.sizes());
+    auto weights = modules["encoder"]->parameters();
+    auto got = torch::autograd::grad({(memory * r).sum()}, weights);
+    auto want = torch::autograd::grad({(expected * r).sum()}, weights);
+    ASSERT_EQ(got.size(), 4u * 2 * 3);  // w_ih, w_hh, b_ih, b_hh per direction and layer
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(torch::allclose(got[i], want[i], 1e-5, 1e-6)) << "weight " << i;
+  }
+}
+
 TEST(Attention, MaskedSoftmaxGivesZeroWeightToMaskedPositions) {
   auto scores = torch::tensor({{1.0f, 2.0f, 3.0f}, {0.5f, 0.5f, 9.0f}});
   auto mask = torch::tensor({{true, true, false}, {true, true, false}});
