@@ -161,7 +161,8 @@ NMT_INLINE void bias_relu_mask_lanes(const T* y, const float* bias, T* out, int6
       for (int64_t l = 0; l < n; ++l, ++column) b[l] = bias[column < F ? column : (column -= F)];
     }
     if (column == F) column = 0;
-    simd::store(out + i, simd::maximum(simd::load(y + i, n, 0.0f) + b, zero) * keep, n);
+    // maximum(0, v): NaN stays NaN, as at::relu keeps it (maximum(v, 0) would give 0).
+    simd::store(out + i, simd::maximum(zero, simd::load(y + i, n, 0.0f) + b) * keep, n);
   });
 }
 

@@ -226,6 +226,18 @@ TEST(BiasReluDropout, EqualsTheSeparateOperationsBitwiseForwardAndBackward) {
   at::set_num_threads(threads);
 }
 
+TEST(BiasReluDropout, NaNStaysNaNAsInReluAndGetsNoGradient) {
+  auto y = torch::randn({4, 32});
+  y[1][3] = std::nanf("");
+  y[2][30] = std::nanf("");
+  auto yg = y.clone().requires_grad_();
+  auto out = nmt::models::bias_relu_dropout(yg, torch::zeros({32}), 0.1, true);
+  EXPECT_TRUE(torch::equal(out.isnan(), y.isnan()));  // dropped or kept, NaN·factor is NaN
+  out.backward(torch::ones({4, 32}));
+  EXPECT_EQ(yg.grad()[1][3].item<float>(), 0.0f);
+  EXPECT_EQ(yg.grad()[2][30].item<float>(), 0.0f);
+}
+
 TEST(BiasReluDropout, TheBiasGradientDoesNotDependOnTheNumberOfThreads) {
   const int threads = at::get_num_threads();
   auto bias_gradient = [](int n) {
