@@ -34,11 +34,18 @@ NMT_INLINE float bf16_bits_to_float(uint16_t h) {
   return f;
 }
 
+/// fp32 bits u (one value or lane by lane) plus the increment of bf16's round to nearest even:
+/// the top 16 bits of the result are u rounded to bf16 (NaN left to the caller).
+template <class U>
+NMT_INLINE U bf16_rounding_sum(U u) {
+  return u + 0x7fffu + ((u >> 16) & 1u);
+}
+
 /// The bf16 bits of `f`, rounded to nearest even as c10::BFloat16 does; NaN stays NaN.
 NMT_INLINE uint16_t float_to_bf16_bits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, sizeof u);
-  const uint16_t rounded = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  const uint16_t rounded = static_cast<uint16_t>(bf16_rounding_sum(u) >> 16);
   return (u & 0x7fffffffu) > 0x7f800000u ? uint16_t{0x7fc0} : rounded;
 }
 
@@ -99,7 +106,7 @@ NMT_INLINE void store(uint16_t* p, f32x16 v, int64_t n) {
     return;
   }
   const u32x16 u = reinterpret_cast<u32x16>(v);
-  const u32x16 rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const u32x16 rounded = bf16_rounding_sum(u) >> 16;
   const u32x16 bits = (u & 0x7fffffffu) > 0x7f800000u ? u32x16{} + 0x7fc0u : rounded;  // NaN stays NaN
   const u16x16 h = __builtin_convertvector(bits, u16x16);
   std::memcpy(p, &h, sizeof h);

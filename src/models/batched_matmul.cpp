@@ -64,10 +64,7 @@ std::vector<int64_t> matrix_offsets(const at::Tensor& t) {
 bool fits_int(int64_t v) { return v <= INT_MAX; }
 
 bool blas_applies(const at::Tensor& a, const at::Tensor& b) {
-  if (!sgemm() || a.dim() < 3 || a.dim() != b.dim()) return false;
-  if (!a.device().is_cpu() || !b.device().is_cpu()) return false;
-  if (a.scalar_type() != at::kFloat || b.scalar_type() != at::kFloat) return false;
-  if (nmt::autocast_enabled(a.device())) return false;  // bf16 products under autocast
+  if (!batched_matmul_takes_views(a) || !batched_matmul_takes_views(b) || a.dim() < 3 || a.dim() != b.dim()) return false;
   if (a.sizes().slice(0, a.dim() - 2) != b.sizes().slice(0, b.dim() - 2)) return false;  // broadcasting
   if (a.size(-1) != b.size(-2)) return false;  // at::matmul reports it
   const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
@@ -131,6 +128,11 @@ class BatchedMatmul : public torch::autograd::Function<BatchedMatmul> {
 }  // namespace
 
 bool has_blas_batched_matmul() { return sgemm() != nullptr; }
+
+bool batched_matmul_takes_views(const at::Tensor& t) {
+  return sgemm() && t.device().is_cpu() && t.scalar_type() == at::kFloat &&
+         !nmt::autocast_enabled(t.device());  // bf16 products under autocast
+}
 
 at::Tensor batched_matmul(const at::Tensor& a, const at::Tensor& b) {
   if (!blas_applies(a, b)) return at::matmul(a, b);

@@ -85,7 +85,7 @@ NMT_INLINE void mask_lanes(const Src* src, Dst* dst, int64_t i0, int64_t i1, Mas
 NMT_INLINE simd::f32x16 round_to(simd::f32x16 v, const float*) { return v; }
 NMT_INLINE simd::f32x16 round_to(simd::f32x16 v, const uint16_t*) {
   const auto u = reinterpret_cast<simd::u32x16>(v);
-  const simd::u32x16 rounded = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  const simd::u32x16 rounded = simd::bf16_rounding_sum(u) & 0xffff0000u;
   return reinterpret_cast<simd::f32x16>((u & 0x7fffffffu) > 0x7f800000u ? u : rounded);  // NaN stays NaN
 }
 
@@ -355,16 +355,18 @@ struct BiasReluDropout : torch::autograd::Function<BiasReluDropout> {
     float* db = partial.data_ptr<float>();
     const int64_t grain = std::max<int64_t>(1, simd::rows_per_task(F) / kBlockRows);
     const bool bf16 = out.scalar_type() == at::kBFloat16;
+    const void* dout_p = dout.data_ptr();
+    const void* out_p = out.data_ptr();
+    void* dy_p = dy.data_ptr();
     at::parallel_for(0, blocks, grain, [&](int64_t k0, int64_t k1) {
       for (int64_t k = k0; k < k1; ++k) {
         const int64_t r0 = k * kBlockRows, r1 = std::min(N, r0 + kBlockRows);
         if (bf16)
-          bias_relu_mask_backward_bf16(reinterpret_cast<const uint16_t*>(dout.data_ptr<at::BFloat16>()),
-                                       reinterpret_cast<const uint16_t*>(out.data_ptr<at::BFloat16>()),
-                                       reinterpret_cast<uint16_t*>(dy.data_ptr<at::BFloat16>()), db + k * F, F, r0, r1, scale);
+          bias_relu_mask_backward_bf16(static_cast<const uint16_t*>(dout_p), static_cast<const uint16_t*>(out_p),
+                                       static_cast<uint16_t*>(dy_p), db + k * F, F, r0, r1, scale);
         else
-          bias_relu_mask_backward_fp32(dout.data_ptr<float>(), out.data_ptr<float>(), dy.data_ptr<float>(), db + k * F, F,
-                                       r0, r1, scale);
+          bias_relu_mask_backward_fp32(static_cast<const float*>(dout_p), static_cast<const float*>(out_p),
+                                       static_cast<float*>(dy_p), db + k * F, F, r0, r1, scale);
       }
     });
     return {dy, partial.sum(0), at::Tensor()};  // the blocks summed in a fixed order

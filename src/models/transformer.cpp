@@ -102,11 +102,9 @@ struct SplitHeads : torch::autograd::Function<SplitHeads> {
 }  // namespace
 
 std::vector<at::Tensor> MultiHeadAttentionImpl::split_heads(const at::Tensor& x, int64_t n) const {
-  // batched_matmul multiplies views of fp32 CPU tensors where it is sent BLAS; other products
-  // (bf16 autocast, other devices) copy each operand into a contiguous tensor first.
-  const bool views = x.is_cpu() && x.scalar_type() == at::kFloat && !autocast_enabled(x.device()) &&
-                     has_blas_batched_matmul();
-  return SplitHeads::apply(x, n, heads_, !views);
+  // Views where batched_matmul multiplies them as they are; copies where its products would copy
+  // each operand into a contiguous tensor anyway (bf16 autocast, other devices).
+  return SplitHeads::apply(x, n, heads_, !batched_matmul_takes_views(x));
 }
 
 std::vector<at::Tensor> MultiHeadAttentionImpl::project_qkv(const at::Tensor& x) {

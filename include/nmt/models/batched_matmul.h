@@ -26,6 +26,11 @@ namespace nmt::models {
 /// Throws c10::Error when the shapes do not multiply (as at::matmul does).
 at::Tensor batched_matmul(const at::Tensor& a, const at::Tensor& b);
 
+/// Whether batched_matmul() multiplies operands like `t` (its device, dtype and the autocast
+/// state) by BLAS straight on their strides, so that views need no contiguous copy; false where
+/// it would be at::matmul, which copies a permuted view first.
+bool batched_matmul_takes_views(const at::Tensor& t);
+
 /// Whether `sgemm_` was found in the process (Debian's OpenBLAS or reference BLAS, MKL), i.e.
 /// whether batched_matmul() can take its BLAS path at all.
 bool has_blas_batched_matmul();
