@@ -2,6 +2,9 @@
 # Times `nmt eval` on 3,000 sentences: Multi30k val + test (+ the first train lines to reach
 # 3,000) scored against itself and against a shuffled copy of itself (a "bad system").
 # Uses hyperfine when installed, else /usr/bin/time. Assumes the binary at build/nmt.
+# With SACREBLEU set to a command that runs sacreBLEU 2.x (not a Debian package, so not installed
+# here; e.g. SACREBLEU="python3 -m sacrebleu" with a checkout on PYTHONPATH), the same scorings by
+# sacreBLEU are timed in the same hyperfine run, and the ratio sacreBLEU/nmt of each is printed.
 #
 #   scripts/bench_eval.sh [LANG]        # LANG = de (default) or en
 set -euo pipefail
@@ -53,12 +56,45 @@ done
 NAMES+=("nmt --help" "nmt --version")
 CMDS+=("$NMT --help > /dev/null" "$NMT --version > /dev/null")
 
+# sacreBLEU's runs of the first four scorings (its CLI takes the references first).
+SB_PAIRS=()
+if [[ -n "${SACREBLEU:-}" ]]; then
+  SB_NAMES=("BLEU, hyp = ref" "BLEU, shuffled hyp" "BLEU + chrF2 + chrF2++ (two runs), shuffled hyp"
+            "BLEU + chrF2, --confidence (1000 resamples)")
+  SB_CMDS=(
+    "$SACREBLEU $WORK/ref.txt -i $WORK/ref.txt"
+    "$SACREBLEU $WORK/ref.txt -i $WORK/shuffled.txt"
+    "$SACREBLEU $WORK/ref.txt -i $WORK/shuffled.txt -m bleu chrf && $SACREBLEU $WORK/ref.txt -i $WORK/shuffled.txt -m chrf --chrf-word-order 2"
+    "$SACREBLEU $WORK/ref.txt -i $WORK/shuffled.txt -m bleu chrf --confidence"
+  )
+  echo
+  echo "== scores by sacreBLEU ($SACREBLEU) =="
+  for i in "${!SB_CMDS[@]}"; do
+    echo "-- ${SB_NAMES[$i]}"
+    bash -c "${SB_CMDS[$i]}" | grep -o '"score": [0-9.]*\|"name": "[^"]*"' | paste -sd' ' -
+    SB_PAIRS+=("$i")
+    NAMES+=("sacreBLEU: ${SB_NAMES[$i]}"); CMDS+=("${SB_CMDS[$i]} > /dev/null")
+  done
+fi
+
 echo
 echo "== timings ($("$ROOT/scripts/cpu.sh")) =="
 if command -v hyperfine > /dev/null; then
   args=()  # hyperfine subtracts the time of the shell it starts each command in
   for i in "${!CMDS[@]}"; do args+=(-n "${NAMES[$i]}" "${CMDS[$i]}"); done
-  hyperfine --warmup 1 --runs 10 --style basic "${args[@]}"
+  hyperfine --warmup 1 --runs 10 --style basic --export-json "$WORK/times.json" "${args[@]}"
+  if ((${#SB_PAIRS[@]} > 0)); then
+    echo
+    echo "== sacreBLEU / nmt, mean wall-clock time of whole processes (same hyperfine run) =="
+    python3 - "$WORK/times.json" <<'PY'
+import json, sys
+r = {x["command"]: x["mean"] for x in json.load(open(sys.argv[1]))["results"]}
+for name, t in r.items():
+    if name.startswith("sacreBLEU: ") and name[11:] in r:
+        n = r[name[11:]]
+        print(f"{name[11:]}: nmt {n * 1e3:.1f} ms, sacreBLEU {t * 1e3:.1f} ms, {t / n:.1f}x")
+PY
+  fi
 else
   for i in "${!CMDS[@]}"; do
     /usr/bin/time -f "${NAMES[$i]}: %e s wall, %M KiB max RSS" bash -c "${CMDS[$i]} > /dev/null"

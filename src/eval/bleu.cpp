@@ -3,65 +3,157 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <stdexcept>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include <spdlog/spdlog.h>
 
+#include "nmt/eval/parallel.h"
 #include "nmt/eval/unicode.h"
 
 namespace nmt::eval {
 namespace {
 
-/// N-gram counts of one order: (n-gram, count) sorted by the n-gram's text, a view into a
-/// single-spaced line. Sorted vectors, not hash maps: no hashing and one allocation per order,
-/// and matching is a merge of two sorted lists.
-using NgramCounts = std::vector<std::pair<std::u32string_view, int>>;
-
 /// sacreBLEU's my_log(): log with log(0) floored to -9999999999.
 double floored_log(double x) { return x == 0.0 ? -9999999999.0 : std::log(x); }
 
-/// Lowercase (optional), rstrip, tokenise, and collapse whitespace so that every n-gram is a
-/// substring "w1 w2 ... wn" of the result.
-std::u32string preprocess(std::string_view line, const BleuOptions& options) {
+/// Lowercase (optional), rstrip, tokenise, and collapse whitespace: the words of the result are
+/// separated by single spaces. UTF-8 in and out; 13a and none work on the bytes directly.
+std::string preprocess(std::string_view line, const BleuOptions& options) {
+  const bool bytes = !options.lowercase &&
+                     (options.tokenizer == Tokenizer::V13a || options.tokenizer == Tokenizer::None);
+  if (bytes) {
+    const std::string_view stripped = utf8_rstrip(line);  // strips no invalid UTF-8
+    if (options.tokenizer == Tokenizer::V13a) return tokenize(stripped, Tokenizer::V13a);  // validates
+    if (const size_t bad = find_invalid_utf8(stripped); bad != std::string_view::npos) {
+      throw std::invalid_argument("invalid UTF-8 at byte " + std::to_string(bad));
+    }
+    return utf8_normalize_spaces(stripped);
+  }
   std::u32string text = utf8_decode(line);
   if (options.lowercase) text = py_lower(text);
-  return py_normalize_spaces(tokenize(py_rstrip(text), options.tokenizer));
+  return utf8_encode(py_normalize_spaces(tokenize(py_rstrip(text), options.tokenizer)));
 }
 
-/// Start offsets of the space-separated words of a single-spaced line, plus one past the end.
-std::vector<size_t> word_starts(std::u32string_view text) {
-  std::vector<size_t> starts;
-  if (text.empty()) return starts;
-  starts.push_back(0);
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == U' ') starts.push_back(i + 1);
+constexpr uint32_t kUnknown = 0xFFFFFFFFu;  ///< the id of a word no reference has
+
+/// The ids of the reference words (0, 1, 2, ...), so that n-grams compare as arrays of integers:
+/// an open-addressing hash table (linear probing, at most half full) over UTF-8 bytes (equal
+/// bytes are equal code points), the words kept in one arena.
+class WordIds {
+ public:
+  /// The id of `word`, a new one if the table does not hold it yet.
+  uint32_t insert(std::string_view word) {
+    if (2 * (count_ + 1) > slots_.size()) grow();
+    const uint32_t hash = hash_of(word);
+    Slot& slot = slots_[probe(word, hash)];
+    if (slot.id == kUnknown) {
+      if (arena_.size() + word.size() > 0xFFFFFFFFu) throw std::length_error("BLEU: references over 4 GB");
+      slot = Slot{static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(word.size()), hash,
+                  static_cast<uint32_t>(count_++)};
+      arena_ += word;
+    }
+    return slot.id;
   }
-  starts.push_back(text.size() + 1);
-  return starts;
+
+  /// The id of `word`, or kUnknown.
+  uint32_t find(std::string_view word) const {
+    return slots_.empty() ? kUnknown : slots_[probe(word, hash_of(word))].id;
+  }
+
+ private:
+  struct Slot {
+    uint32_t offset = 0, size = 0;  ///< the word in arena_
+    uint32_t hash = 0;
+    uint32_t id = kUnknown;  ///< kUnknown: an empty slot
+  };
+
+  static uint32_t hash_of(std::string_view word) {
+    const size_t h = std::hash<std::string_view>{}(word);
+    return static_cast<uint32_t>(h ^ (h >> 32));
+  }
+
+  /// The slot holding `word`, or the empty slot where it would go.
+  size_t probe(std::string_view word, uint32_t hash) const {
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+      const Slot& slot = slots_[i];
+      if (slot.id == kUnknown ||
+          (slot.hash == hash && std::string_view(arena_).substr(slot.offset, slot.size) == word)) {
+        return i;
+      }
+    }
+  }
+
+  void grow() {
+    std::vector<Slot> old(std::max<size_t>(64, 2 * slots_.size()));
+    old.swap(slots_);
+    const size_t mask = slots_.size() - 1;
+    for (const Slot& slot : old) {
+      if (slot.id == kUnknown) continue;
+      size_t i = slot.hash & mask;
+      while (slots_[i].id != kUnknown) i = (i + 1) & mask;
+      slots_[i] = slot;
+    }
+  }
+
+  std::vector<Slot> slots_;  ///< a power of two in size
+  std::string arena_;        ///< the words, one after the other
+  size_t count_ = 0;
+};
+
+/// The word ids of a single-spaced line: `lookup` is WordIds::insert for references, find for
+/// hypotheses (whose words no reference has all get kUnknown: no reference n-gram holds one).
+template <typename Lookup>
+std::vector<uint32_t> word_ids(std::string_view text, Lookup lookup) {
+  std::vector<uint32_t> ids;
+  ids.reserve(static_cast<size_t>(std::count(text.begin(), text.end(), ' ')) + 1);
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find(' ', start);
+    if (end == std::string_view::npos) end = text.size();
+    ids.push_back(lookup(text.substr(start, end - start)));
+    start = end + 1;
+  }
+  return ids;
 }
 
-/// Counts of all n-grams, n = 1..max_order, of a single-spaced line; returns the word count too.
-std::vector<NgramCounts> count_ngrams(std::u32string_view text, int max_order, long* num_words) {
-  const std::vector<size_t> starts = word_starts(text);
-  const size_t words = starts.empty() ? 0 : starts.size() - 1;
-  *num_words = static_cast<long>(words);
+/// N-gram counts of one order n of one line: (where the n-gram starts in the line's word ids,
+/// count), sorted by the n ids, each n-gram once. Only n-grams of the same segment are ever
+/// compared, so small sorted lists serve better than a corpus-wide table (which spends its time
+/// in cache misses).
+using NgramCounts = std::vector<std::pair<const uint32_t*, int>>;
+
+/// Lexicographic order of n-grams of n words by their ids.
+struct NgramLess {
+  size_t n;
+  bool operator()(const uint32_t* a, const uint32_t* b) const {
+    for (size_t k = 0; k < n; ++k) {
+      if (a[k] != b[k]) return a[k] < b[k];
+    }
+    return false;
+  }
+};
+
+/// Counts of the n-grams, n = 1..max_order, of a line's word ids (which must outlive them).
+std::vector<NgramCounts> count_ngrams(const std::vector<uint32_t>& ids, int max_order) {
+  const size_t words = ids.size();
   std::vector<NgramCounts> counts(static_cast<size_t>(max_order));
-  std::vector<std::u32string_view> grams;
+  std::vector<const uint32_t*> grams;
   grams.reserve(words);
   for (size_t n = 1; n <= counts.size() && n <= words; ++n) {
     grams.clear();
-    for (size_t i = 0; i + n <= words; ++i) {
-      const size_t begin = starts[i], end = starts[i + n] - 1;
-      grams.push_back(text.substr(begin, end - begin));
-    }
-    std::sort(grams.begin(), grams.end());
+    for (size_t i = 0; i + n <= words; ++i) grams.push_back(ids.data() + i);
+    const NgramLess less{n};
+    std::sort(grams.begin(), grams.end(), less);
     auto& out = counts[n - 1];
     out.reserve(grams.size());
-    for (const auto& g : grams) {
-      if (!out.empty() && out.back().first == g) ++out.back().second;
+    for (const uint32_t* g : grams) {
+      if (!out.empty() && !less(out.back().first, g)) ++out.back().second;
       else out.emplace_back(g, 1);
     }
   }
@@ -69,14 +161,15 @@ std::vector<NgramCounts> count_ngrams(std::u32string_view text, int max_order, l
 }
 
 /// The n-grams of either list, each with the larger of its two counts (several references).
-NgramCounts max_counts(const NgramCounts& a, const NgramCounts& b) {
+NgramCounts max_counts(const NgramCounts& a, const NgramCounts& b, size_t n) {
+  const NgramLess less{n};
   NgramCounts out;
   out.reserve(a.size() + b.size());
   size_t i = 0, j = 0;
   while (i < a.size() || j < b.size()) {
-    if (j == b.size() || (i < a.size() && a[i].first < b[j].first)) {
+    if (j == b.size() || (i < a.size() && less(a[i].first, b[j].first))) {
       out.push_back(a[i++]);
-    } else if (i == a.size() || b[j].first < a[i].first) {
+    } else if (i == a.size() || less(b[j].first, a[i].first)) {
       out.push_back(b[j++]);
     } else {
       out.emplace_back(a[i].first, std::max(a[i].second, b[j].second));
@@ -88,12 +181,13 @@ NgramCounts max_counts(const NgramCounts& a, const NgramCounts& b) {
 }
 
 /// Σ over the hypothesis n-grams of min(count, reference count): the clipped matches.
-long clipped_matches(const NgramCounts& hyp, const NgramCounts& ref) {
+long clipped_matches(const NgramCounts& hyp, const NgramCounts& ref, size_t n) {
+  const NgramLess less{n};
   long matches = 0;
   for (size_t i = 0, j = 0; i < hyp.size() && j < ref.size();) {
-    if (hyp[i].first < ref[j].first) {
+    if (less(hyp[i].first, ref[j].first)) {
       ++i;
-    } else if (ref[j].first < hyp[i].first) {
+    } else if (less(ref[j].first, hyp[i].first)) {
       ++j;
     } else {
       matches += std::min(hyp[i++].second, ref[j++].second);
@@ -212,12 +306,13 @@ BleuScore compute_bleu(const SegmentStats& stats, const BleuOptions& options) {
 
 /// Reference n-grams of one segment: the maximum count over its references, and their lengths.
 struct BleuSegmentRefs {
-  std::vector<std::u32string> texts;  ///< owns the text the n-gram keys point into
+  std::vector<std::vector<uint32_t>> ids;  ///< each reference's word ids (the n-grams point here)
   std::vector<NgramCounts> ngrams;
   std::vector<long> lengths;
 };
 
 struct Bleu::Cache {
+  WordIds words;  ///< the words of all references
   std::vector<BleuSegmentRefs> segments;
   std::string nrefs;
 };
@@ -234,28 +329,48 @@ Bleu::Bleu(BleuOptions options, const ReferenceSet& references)
                                   std::to_string(stream.size()) + " lines)");
     }
   }
-  size_t min_refs = references.size(), max_refs = 0;
+  // The references preprocessed, segments split across threads (an error names the first bad
+  // segment, as a sequential loop would) ...
+  std::vector<std::vector<std::string>> texts(num_segments);  // [segment][reference]
+  parallel_chunks(num_segments, [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      for (const auto& stream : references) {
+        if (!stream[i].empty()) texts[i].push_back(preprocess(stream[i], options_));  // else fewer references
+      }
+      if (texts[i].empty()) {
+        throw std::invalid_argument("BLEU: segment " + std::to_string(i + 1) +
+                                    " has no non-empty reference");
+      }
+    }
+  });
+  // ... then the word ids, one table for the whole corpus, ...
+  const auto insert = [this](std::string_view word) { return cache_->words.insert(word); };
   cache_->segments.resize(num_segments);
+  size_t min_refs = references.size(), max_refs = 0;
   for (size_t i = 0; i < num_segments; ++i) {
     BleuSegmentRefs& seg = cache_->segments[i];
-    seg.texts.reserve(references.size());  // no reallocation: the n-gram keys point into texts
-    seg.ngrams.resize(static_cast<size_t>(options_.max_ngram_order));
-    for (const auto& stream : references) {
-      if (stream[i].empty()) continue;  // fewer references for this segment
-      seg.texts.push_back(preprocess(stream[i], options_));
-      long len = 0;
-      auto counts = count_ngrams(seg.texts.back(), options_.max_ngram_order, &len);
-      seg.lengths.push_back(len);
-      for (size_t n = 0; n < counts.size(); ++n)
-        seg.ngrams[n] = seg.ngrams[n].empty() ? std::move(counts[n]) : max_counts(seg.ngrams[n], counts[n]);
+    for (const auto& text : texts[i]) {
+      seg.ids.push_back(word_ids(text, insert));
+      seg.lengths.push_back(static_cast<long>(seg.ids.back().size()));
     }
-    if (seg.texts.empty()) {
-      throw std::invalid_argument("BLEU: segment " + std::to_string(i + 1) +
-                                  " has no non-empty reference");
-    }
-    min_refs = std::min(min_refs, seg.texts.size());
-    max_refs = std::max(max_refs, seg.texts.size());
+    min_refs = std::min(min_refs, seg.ids.size());
+    max_refs = std::max(max_refs, seg.ids.size());
   }
+  // ... and each segment's n-gram counts, split across threads again.
+  parallel_chunks(num_segments, [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      BleuSegmentRefs& seg = cache_->segments[i];
+      seg.ngrams.resize(static_cast<size_t>(options_.max_ngram_order));
+      // The n-grams point into the id vectors, whose buffers stay put when seg.ids is not changed.
+      for (const auto& ids : seg.ids) {
+        auto counts = count_ngrams(ids, options_.max_ngram_order);
+        for (size_t n = 0; n < counts.size(); ++n) {
+          seg.ngrams[n] = &ids == &seg.ids.front() ? std::move(counts[n])
+                                                   : max_counts(seg.ngrams[n], counts[n], n + 1);
+        }
+      }
+    }
+  });
   cache_->nrefs = num_segments == 0 ? std::to_string(references.size())
                   : min_refs == max_refs ? std::to_string(max_refs) : "var";
 }
@@ -270,26 +385,27 @@ std::vector<SegmentStats> Bleu::segment_stats(const std::vector<std::string>& hy
                                 std::to_string(num_segments()) + " reference segments");
   }
   const auto order = static_cast<size_t>(options_.max_ngram_order);
-  std::vector<SegmentStats> rows;
-  rows.reserve(hyps.size());
-  size_t tokenized_periods = 0;
-  for (size_t i = 0; i < hyps.size(); ++i) {
-    const std::string& hyp = hyps[i];
-    if (hyp.size() >= 2 && hyp.compare(hyp.size() - 2, 2, " .") == 0) ++tokenized_periods;
-    const std::u32string text = preprocess(hyp, options_);
-    long hyp_len = 0;
-    const auto counts = count_ngrams(text, options_.max_ngram_order, &hyp_len);
-    const BleuSegmentRefs& refs = cache_->segments[i];
-
-    SegmentStats row(2 + 2 * order, 0.0);
-    row[0] = static_cast<double>(hyp_len);
-    row[1] = static_cast<double>(closest_ref_len(hyp_len, refs.lengths));
-    for (size_t n = 0; n < order; ++n) {
-      for (const auto& gram : counts[n]) row[2 + order + n] += gram.second;
-      row[2 + n] += static_cast<double>(clipped_matches(counts[n], refs.ngrams[n]));
+  std::vector<SegmentStats> rows(hyps.size());
+  const auto find = [this](std::string_view word) { return cache_->words.find(word); };
+  parallel_chunks(hyps.size(), [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      const std::vector<uint32_t> ids = word_ids(preprocess(hyps[i], options_), find);
+      const auto hyp_len = static_cast<long>(ids.size());
+      const auto counts = count_ngrams(ids, options_.max_ngram_order);
+      const BleuSegmentRefs& refs = cache_->segments[i];
+      SegmentStats& row = rows[i];
+      row.assign(2 + 2 * order, 0.0);
+      row[0] = static_cast<double>(hyp_len);
+      row[1] = static_cast<double>(closest_ref_len(hyp_len, refs.lengths));
+      for (size_t n = 0; n < order; ++n) {
+        for (const auto& gram : counts[n]) row[2 + order + n] += gram.second;
+        row[2 + n] = static_cast<double>(clipped_matches(counts[n], refs.ngrams[n], n + 1));
+      }
     }
-    rows.push_back(std::move(row));
-  }
+  });
+  const auto tokenized_periods = std::count_if(hyps.begin(), hyps.end(), [](const std::string& hyp) {
+    return hyp.size() >= 2 && hyp.compare(hyp.size() - 2, 2, " .") == 0;
+  });
   if (!options_.force && tokenized_periods >= 100) {
     spdlog::warn("That's {} lines that end in a tokenized period ('.'): it looks like you forgot "
                  "to detokenize your test data, which may hurt your score (silence with --force)",

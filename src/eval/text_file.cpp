@@ -13,22 +13,6 @@
 namespace nmt::eval {
 namespace {
 
-/// rstrip() of Python whitespace on a UTF-8 line already known to be valid.
-void rstrip_line(std::string& line) {
-  // Fast path: ASCII whitespace only.
-  while (!line.empty()) {
-    const auto c = static_cast<unsigned char>(line.back());
-    if (c < 0x80) {
-      if (!is_py_space(c)) return;
-      line.pop_back();
-    } else {
-      const std::u32string text = utf8_decode(line);
-      line = utf8_encode(py_rstrip(text));
-      return;
-    }
-  }
-}
-
 void check_and_strip(std::string& line, const std::string& origin, size_t line_number) {
   const size_t bad = find_invalid_utf8(line);
   if (bad != std::string::npos) {
@@ -36,7 +20,7 @@ void check_and_strip(std::string& line, const std::string& origin, size_t line_n
                              std::to_string(line_number) + " (byte " + std::to_string(bad + 1) +
                              " of the line)");
   }
-  rstrip_line(line);
+  line.resize(utf8_rstrip(line).size());
 }
 
 }  // namespace
@@ -53,12 +37,13 @@ std::vector<std::string> read_text_lines(const std::string& path) {
   buffer << in.rdbuf();
   const std::string content = buffer.str();
   std::vector<std::string> lines;
+  const std::string origin = "'" + path + "'";
   size_t start = 0;
   while (start < content.size()) {
     size_t end = content.find('\n', start);
     if (end == std::string::npos) end = content.size();
     lines.emplace_back(content, start, end - start);
-    check_and_strip(lines.back(), "'" + path + "'", lines.size());
+    check_and_strip(lines.back(), origin, lines.size());
     start = end + 1;
   }
   return lines;

@@ -1,6 +1,9 @@
 /// @file unicode.cpp
 #include "nmt/eval/unicode.h"
 
+#include <array>
+#include <cstdint>
+#include <cstring>
 #include <stdexcept>
 
 #include <unicode/locid.h>
@@ -58,6 +61,15 @@ bool has_category(char32_t c, uint32_t mask) {
 
 size_t find_invalid_utf8(std::string_view text) {
   for (size_t i = 0; i < text.size();) {
+    uint64_t eight;  // ASCII runs eight bytes at a time
+    if (i + 8 <= text.size() && (std::memcpy(&eight, text.data() + i, 8), (eight & 0x8080808080808080ull) == 0)) {
+      i += 8;
+      continue;
+    }
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
+      ++i;
+      continue;
+    }
     const size_t len = valid_sequence_length(text, i);
     if (len == 0) return i;
     i += len;
@@ -127,6 +139,60 @@ std::u32string py_normalize_spaces(std::u32string_view text) {
     out.append(field);
   }
   return out;
+}
+
+namespace {
+/// Byte length of the Python whitespace character at text[i] (valid UTF-8), or 0 if it is none.
+size_t utf8_space_length(std::string_view text, size_t i) {
+  const auto b0 = static_cast<unsigned char>(text[i]);
+  if (b0 < 0x80) return is_py_space(b0) ? 1 : 0;
+  // Non-ASCII whitespace starts with 0xC2 (U+0085, U+00A0) or 0xE1..0xE3 (U+1680..U+3000).
+  if (b0 != 0xC2 && (b0 < 0xE1 || b0 > 0xE3)) return 0;
+  const size_t len = b0 == 0xC2 ? 2 : 3;
+  if (valid_sequence_length(text, i) != len) return 0;  // invalid UTF-8 is never whitespace
+  return is_py_space(decode_sequence(text, i, len)) ? len : 0;
+}
+}  // namespace
+
+std::string utf8_normalize_spaces(std::string_view text) {
+  // Per byte: 0 part of a word, 1 ASCII whitespace, 2 the first byte of a multi-byte character
+  // that may be whitespace (utf8_space_length() decides).
+  static const auto kKind = [] {
+    std::array<unsigned char, 256> kind{};
+    for (int b = 0; b < 0x80; ++b) kind[b] = is_py_space(static_cast<char32_t>(b)) ? 1 : 0;
+    kind[0xC2] = kind[0xE1] = kind[0xE2] = kind[0xE3] = 2;
+    return kind;
+  }();
+  const auto kind = [&](size_t i) { return kKind[static_cast<unsigned char>(text[i])]; };
+  std::string out;
+  out.reserve(text.size());
+  const size_t n = text.size();
+  size_t i = 0;
+  while (i < n) {
+    const size_t space = kind(i) == 0 ? 0 : kind(i) == 1 ? 1 : utf8_space_length(text, i);
+    if (space) {
+      i += space;
+      continue;
+    }
+    size_t end = i + 1;  // a word: up to the next whitespace character
+    while (end < n && (kind(end) == 0 || (kind(end) == 2 && utf8_space_length(text, end) == 0))) ++end;
+    if (!out.empty()) out += ' ';
+    out.append(text, i, end - i);
+    i = end;
+  }
+  return out;
+}
+
+std::string_view utf8_rstrip(std::string_view text) {
+  // Only valid whitespace characters are stripped: an invalid byte stays for the caller to find.
+  size_t end = text.size();
+  while (end > 0) {
+    size_t start = end - 1;  // the last character starts after its continuation bytes
+    while (start > 0 && end - start < 4 && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) --start;
+    if (utf8_space_length(text, start) != end - start) break;
+    end = start;
+  }
+  return text.substr(0, end);
 }
 
 std::u32string_view py_rstrip(std::u32string_view text) {

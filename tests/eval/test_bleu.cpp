@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <sstream>
 
 #include "nmt/eval/bleu.h"
 
@@ -254,4 +258,89 @@ TEST(EvalBleu, Signatures) {
 TEST(EvalBleu, RejectsWrongHypothesisCount) {
   EXPECT_THROW(Bleu({}, kRefs).segment_stats({"one"}), std::invalid_argument);
   EXPECT_THROW(parse_smoothing("foo"), std::invalid_argument);
+}
+
+namespace {
+
+/// One segment's BLEU statistics counted the plain way: every n-gram a vector of words in a
+/// std::map, the reference count of an n-gram the maximum over the references.
+SegmentStats naive_stats(const std::string& hyp, const std::vector<std::string>& refs, int order) {
+  const auto words = [](const std::string& line) {
+    std::vector<std::string> out;
+    std::istringstream in(tokenize(line, Tokenizer::V13a));
+    for (std::string w; in >> w;) out.push_back(w);
+    return out;
+  };
+  const auto ngrams = [](const std::vector<std::string>& w, size_t n) {
+    std::map<std::vector<std::string>, long> counts;
+    for (size_t i = 0; i + n <= w.size(); ++i) ++counts[std::vector<std::string>(w.begin() + i, w.begin() + i + n)];
+    return counts;
+  };
+  const auto h = words(hyp);
+  std::vector<std::vector<std::string>> r;
+  for (const auto& ref : refs) if (!ref.empty()) r.push_back(words(ref));
+  const auto hyp_len = static_cast<long>(h.size());
+  long ref_len = -1;
+  for (const auto& ref : r) {
+    const auto len = static_cast<long>(ref.size());
+    if (ref_len < 0 || std::labs(len - hyp_len) < std::labs(ref_len - hyp_len) ||
+        (std::labs(len - hyp_len) == std::labs(ref_len - hyp_len) && len < ref_len)) ref_len = len;
+  }
+  SegmentStats row(2 + 2 * static_cast<size_t>(order), 0.0);
+  row[0] = static_cast<double>(hyp_len);
+  row[1] = static_cast<double>(ref_len);
+  for (int n = 1; n <= order; ++n) {
+    std::map<std::vector<std::string>, long> max_ref;
+    for (const auto& ref : r) {
+      for (const auto& [gram, count] : ngrams(ref, static_cast<size_t>(n))) max_ref[gram] = std::max(max_ref[gram], count);
+    }
+    for (const auto& [gram, count] : ngrams(h, static_cast<size_t>(n))) {
+      row[2 + static_cast<size_t>(order + n - 1)] += static_cast<double>(count);
+      const auto it = max_ref.find(gram);
+      if (it != max_ref.end()) row[1 + static_cast<size_t>(n)] += static_cast<double>(std::min(count, it->second));
+    }
+  }
+  return row;
+}
+
+}  // namespace
+
+// Property: the statistics of Bleu (n-grams as integer ids, counted through per-id counters)
+// equal plain counting with maps of word vectors, on random corpora with repeated words, words
+// no reference has, empty hypotheses, one to three references with empty lines, orders 1 to 6.
+TEST(EvalBleu, StatisticsEqualPlainNgramCountingOnRandomCorpora) {
+  const std::vector<std::string> vocab = {"a", "b", "c", "the", "dog", "Dog", "x.", "1,5", "ä", "-", "!"};
+  std::mt19937 rng(11);
+  const auto line = [&](size_t max_words) {
+    std::string out;
+    for (size_t k = std::uniform_int_distribution<size_t>(0, max_words)(rng); k > 0; --k) {
+      if (!out.empty()) out += ' ';
+      out += rng() % 9 == 0 ? "new" + std::to_string(rng() % 3) : vocab[rng() % vocab.size()];
+    }
+    return out;
+  };
+  for (int trial = 0; trial < 62; ++trial) {
+    const int order = 1 + trial % 6;
+    // The last two trials are large enough for parallel_chunks to split them across threads.
+    const size_t num_refs = 1 + static_cast<size_t>(trial) % 3, segments = trial < 60 ? 20 : 3000;
+    ReferenceSet refs(num_refs);
+    std::vector<std::string> hyps;
+    for (size_t i = 0; i < segments; ++i) {
+      for (size_t r = 0; r < num_refs; ++r) {
+        std::string ref = line(12);
+        if (ref.empty() && r == 0) ref = "a";  // every segment keeps one reference
+        refs[r].push_back(r > 0 && rng() % 5 == 0 ? "" : ref);
+      }
+      hyps.push_back(line(12));
+    }
+    BleuOptions options;
+    options.max_ngram_order = order;
+    options.force = true;
+    const auto rows = Bleu(options, refs).segment_stats(hyps);
+    for (size_t i = 0; i < segments; ++i) {
+      std::vector<std::string> seg_refs;
+      for (size_t r = 0; r < num_refs; ++r) seg_refs.push_back(refs[r][i]);
+      ASSERT_EQ(rows[i], naive_stats(hyps[i], seg_refs, order)) << "trial " << trial << ", segment " << i;
+    }
+  }
 }

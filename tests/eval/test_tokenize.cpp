@@ -2,7 +2,13 @@
 // (tokenizer_13a.py, tokenizer_re.py, tokenizer_intl.py, tokenizer_zh.py, tokenizer_char.py).
 #include <gtest/gtest.h>
 
+#include <random>
+#include <regex>
+#include <utility>
+#include <vector>
+
 #include "nmt/eval/tokenize.h"
+#include "nmt/eval/unicode.h"
 
 using namespace nmt::eval;
 
@@ -76,4 +82,64 @@ TEST(EvalTokenize, NamesRoundTrip) {
   }
   EXPECT_THROW(parse_tokenizer("ja-mecab"), std::invalid_argument);
   EXPECT_THROW(tokenize(std::string("\xff"), Tokenizer::V13a), std::invalid_argument);
+}
+
+namespace {
+
+/// sacreBLEU's TokenizerV13a written as it is in Python, with std::wregex standing in for `re`
+/// (wchar_t is a code point here; regex_replace, like re.sub, replaces non-overlapping matches
+/// left to right) and Python's str.split() whitespace.
+std::wstring oracle_13a(std::wstring line) {
+  const auto replace = [&](const std::wstring& from, const std::wstring& to) {
+    for (size_t pos = 0; (pos = line.find(from, pos)) != std::wstring::npos; pos += to.size())
+      line.replace(pos, from.size(), to);
+  };
+  replace(L"<skipped>", L"");
+  replace(L"-\n", L"");
+  replace(L"\n", L" ");
+  if (line.find(L'&') != std::wstring::npos) {
+    replace(L"&quot;", L"\"");
+    replace(L"&amp;", L"&");
+    replace(L"&lt;", L"<");
+    replace(L"&gt;", L">");
+  }
+  line = L" " + line + L" ";
+  static const std::pair<std::wregex, std::wstring> kSteps[] = {
+      {std::wregex(L"([\\{-\\~\\[-\\`\\ -\\&\\(-\\+\\:-\\@\\/])"), L" $1 "},
+      {std::wregex(L"([^0-9])([\\.,])"), L"$1 $2 "},
+      {std::wregex(L"([\\.,])([^0-9])"), L" $1 $2"},
+      {std::wregex(L"([0-9])(-)"), L"$1 $2 "}};
+  for (const auto& [re, replacement] : kSteps) line = std::regex_replace(line, re, replacement);
+  std::wstring out, word;
+  for (const wchar_t c : line + L" ") {
+    if (is_py_space(static_cast<char32_t>(c))) {
+      if (!word.empty()) out += (out.empty() ? L"" : L" ") + word;
+      word.clear();
+    } else {
+      word += c;
+    }
+  }
+  return out;
+}
+
+std::string to_utf8(const std::wstring& w) { return utf8_encode(std::u32string(w.begin(), w.end())); }
+
+}  // namespace
+
+// The 13a scanner (UTF-8 bytes, one pass per regular expression) against the regular expressions
+// themselves, on random lines over characters that each expression treats specially: digits,
+// periods, commas, dashes, 13a punctuation, entities, markers, newlines, multi-byte letters and
+// Unicode whitespace.
+TEST(EvalTokenize, V13aEqualsSacrebleusRegularExpressionsOnRandomLines) {
+  const std::vector<std::wstring> pieces = {
+      L"a", L"Z", L"0", L"7", L".", L",", L"-", L" ", L"  ", L"\t", L"'", L"&", L"(", L"]", L"~",
+      L"/", L"$", L"@", L"\u00e4", L"\u20ac", L"\u00a0", L"\u3000", L"\u2009", L"\u0085", L"\u4e2d",
+      L"&quot;", L"&amp;", L"&lt;", L"<skipped>", L"\n", L"-\n", L"...", L"1,5", L"3.", L"x-"};
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<size_t> piece(0, pieces.size() - 1), length(0, 14);
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::wstring line;
+    for (size_t k = length(rng); k > 0; --k) line += pieces[piece(rng)];
+    ASSERT_EQ(tok(to_utf8(line), Tokenizer::V13a), to_utf8(oracle_13a(line))) << "line: " << to_utf8(line);
+  }
 }

@@ -31,6 +31,13 @@ std::vector<std::u32string_view> py_split(std::u32string_view text);
 /// Python's `' '.join(text.split())`: trims and collapses all whitespace to single spaces.
 std::u32string py_normalize_spaces(std::u32string_view text);
 
+/// Python's `' '.join(text.split())` on valid UTF-8 text (Unicode whitespace as is_py_space()).
+std::string utf8_normalize_spaces(std::string_view text);
+
+/// Python's `str.rstrip()` on UTF-8 text; the view points into `text`. Invalid UTF-8 is never
+/// taken for whitespace, so it stays in the result.
+std::string_view utf8_rstrip(std::string_view text);
+
 /// Python's `str.rstrip()` / `str.strip()` without arguments.
 std::u32string_view py_rstrip(std::u32string_view text);
 std::u32string_view py_strip(std::u32string_view text);
