@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
@@ -85,7 +86,19 @@ struct OpTime {
   std::string name;
   int64_t calls = 0;
   double self_us = 0, total_us = 0;
+  /// Calls and self time per list of input shapes (only when the profile recorded shapes).
+  std::map<std::string, std::pair<int64_t, double>> by_shapes;
 };
+
+/// "[2500, 256], [256]": an operator call's input shapes (scalars and undefined tensors: []).
+std::string shapes_text(const std::vector<std::vector<int64_t>>& shapes) {
+  std::string out;
+  for (const auto& shape : shapes) {
+    if (!out.empty()) out += ", ";
+    out += fmt::format("[{}]", fmt::join(shape, ", "));
+  }
+  return out;
+}
 
 struct Profile {
   std::vector<OpTime> ops;   ///< sorted by self time, largest first
@@ -121,6 +134,11 @@ Profile summarise(torch::autograd::profiler::thread_event_lists& lists) {
         ++op.calls;
         op.total_us += total;
         op.self_us += total - open.children_us;
+        if (!open.push->shapes().empty()) {
+          auto& by_shape = op.by_shapes[shapes_text(open.push->shapes())];
+          ++by_shape.first;
+          by_shape.second += total - open.children_us;
+        }
         p.total_self_us += total - open.children_us;
         if (kMatmuls.count(op.name)) p.matmul_flops += open.push->flops();
         if (!stack.empty()) stack.back().children_us += total;
@@ -187,6 +205,22 @@ void print_profile(std::ostream& out, const Profile& p, int top, const std::stri
     const auto& op = p.ops[i];
     out << fmt::format("  {:<42} {:>8} {:>11.1f} {:>6.1f}% {:>11.1f}\n", op.name.substr(0, 42), op.calls,
                        op.self_us / 1e3, 100.0 * op.self_us / std::max(p.total_self_us, 1.0), op.total_us / 1e3);
+  }
+}
+
+/// For each of the `top` operators of a profile that recorded input shapes, its `per_op`
+/// heaviest lists of input shapes by self time.
+void print_shapes(std::ostream& out, const Profile& p, int top, int per_op, const std::string& what) {
+  out << fmt::format("input shapes of the top {} operators of {} (self ms, calls; shapes recorded, so every call "
+                     "is slower)\n", top, what);
+  for (int i = 0; i < top && i < static_cast<int>(p.ops.size()); ++i) {
+    const auto& op = p.ops[i];
+    std::vector<std::pair<std::string, std::pair<int64_t, double>>> shapes(op.by_shapes.begin(), op.by_shapes.end());
+    std::sort(shapes.begin(), shapes.end(), [](const auto& a, const auto& b) { return a.second.second > b.second.second; });
+    out << fmt::format("  {} ({:.1f} ms)\n", op.name, op.self_us / 1e3);
+    for (int k = 0; k < per_op && k < static_cast<int>(shapes.size()); ++k) {
+      out << fmt::format("    {:>9.1f} {:>6}  {}\n", shapes[k].second.second / 1e3, shapes[k].second.first, shapes[k].first);
+    }
   }
 }
 
@@ -284,6 +318,7 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   out << fmt::format("  (profiled updates ran at {:.0f} target tokens/s against {:.0f} unprofiled: the profiler's cost "
                      "per operator call inflates the many small operators)\n",
                      profiled_tokens / profiled_s, train_tps);
+  if (o.shapes > 0) print_shapes(out, counted, o.top, o.shapes, fmt::format("{} training updates", o.profile_steps));
   if (!profiled_lines.empty())
     print_profile(out, decoding_profile, o.top,
                   fmt::format("translating the first {} of those sentences again (beam {})", profiled_lines.size(), o.beam));
@@ -318,6 +353,8 @@ void setup_bench(CLI::App& app) {
   cmd->add_option("-b,--beam", o->beam, "beam size")->capture_default_str()->check(positive_integer());
   cmd->add_option("--threads", o->threads, "CPU threads (default: the config's train.threads)");
   cmd->add_option("--top", o->top, "operators listed in the profile")->capture_default_str()->check(positive_integer());
+  cmd->add_option("--shapes", o->shapes, "for each listed training operator, its N heaviest input shapes (0: none)")
+      ->capture_default_str()->check(non_negative());
   cmd->callback([o] { run_bench(*o, std::cout); });
 }
 

@@ -46,6 +46,7 @@ struct BenchOptions {
   int beam = 5;                        ///< beam size for translation
   int threads = 0;                     ///< 0: the config's train.threads
   int top = 15;                        ///< operators listed in the profile
+  int shapes = 0;                      ///< per listed training operator, its heaviest input shapes
 };
 
 /// Registers `nmt bench` on `app`.
