@@ -2,16 +2,18 @@
 #include "nmt/eval/chrf.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <functional>
 #include <stdexcept>
+#include <string_view>
+#include <type_traits>
+#include <utility>
 
+#include "nmt/eval/parallel.h"
 #include "nmt/eval/unicode.h"
 
 namespace nmt::eval {
 namespace {
-
-/// The n-grams of one order as a sorted list (repeats kept), viewing the owning ChrfNgrams' text.
-/// Sorted lists are counted by merging, which is several times faster than hash maps here.
-using SortedNgrams = std::vector<std::u32string_view>;
 
 /// string.punctuation, the characters chrF++ splits off word edges.
 bool is_ascii_punct(char32_t c) {
@@ -19,118 +21,210 @@ bool is_ascii_punct(char32_t c) {
          (c >= U'{' && c <= U'~');
 }
 
-/// sacreBLEU's CHRF._remove_punctuation(): whitespace-split words with one ASCII punctuation
-/// character split off the end, or else off the start, of every word longer than one character.
-std::vector<std::u32string_view> chrf_words(std::u32string_view line) {
-  std::vector<std::u32string_view> out;
-  for (const auto w : py_split(line)) {
-    if (w.size() == 1) {
-      out.push_back(w);
-    } else if (is_ascii_punct(w.back())) {
-      out.push_back(w.substr(0, w.size() - 1));
-      out.push_back(w.substr(w.size() - 1));
-    } else if (is_ascii_punct(w.front())) {
-      out.push_back(w.substr(0, 1));
-      out.push_back(w.substr(1));
-    } else {
-      out.push_back(w);
-    }
+/// One side of a segment as chrF reads it: the characters its n-grams come from, and for
+/// chrF++ the words (sacreBLEU's CHRF._remove_punctuation(): whitespace-split words with one
+/// ASCII punctuation character split off the end, or else off the start, of every word longer
+/// than one character), as (offset, length) in `line`.
+struct ChrfText {
+  std::u32string line;   ///< decoded, lowercased if asked
+  std::u32string chars;  ///< the line without whitespace, unless options.whitespace
+  std::vector<std::pair<uint32_t, uint32_t>> words;
+
+  std::u32string_view word(size_t k) const {
+    return std::u32string_view(line).substr(words[k].first, words[k].second);
   }
-  return out;
-}
-
-/// The n-grams of one side of one segment. Not copyable: the counts point into the strings.
-struct ChrfNgrams {
-  std::u32string chars;          ///< the characters n-grams are taken from
-  std::u32string words;          ///< chrF++ words joined by single spaces
-  std::vector<SortedNgrams> orders;  ///< char orders 1..nc, then word orders 1..nw
-
-  ChrfNgrams() = default;
-  ChrfNgrams(const ChrfNgrams&) = delete;
-  ChrfNgrams& operator=(const ChrfNgrams&) = delete;
 };
 
-void count_char_ngrams(ChrfNgrams& out, int max_order) {
-  const std::u32string_view text = out.chars;
-  for (size_t n = 1; n <= static_cast<size_t>(max_order); ++n) {
-    SortedNgrams ngrams;
-    ngrams.reserve(text.size() >= n ? text.size() - n + 1 : 0);
-    for (size_t i = 0; i + n <= text.size(); ++i) ngrams.push_back(text.substr(i, n));
-    std::sort(ngrams.begin(), ngrams.end());
-    out.orders.push_back(std::move(ngrams));
-  }
-}
-
-void count_word_ngrams(ChrfNgrams& out, std::u32string_view line, int max_order) {
-  const auto words = chrf_words(line);
-  std::vector<size_t> starts;  // offsets of the words inside out.words, plus one past the end
-  starts.reserve(words.size() + 1);
-  out.words.reserve(line.size());
-  for (const auto w : words) {
-    if (!out.words.empty()) out.words.push_back(U' ');
-    starts.push_back(out.words.size());
-    out.words.append(w);
-  }
-  starts.push_back(out.words.size() + 1);
-  const std::u32string_view text = out.words;
-  for (size_t n = 1; n <= static_cast<size_t>(max_order); ++n) {
-    SortedNgrams ngrams;
-    ngrams.reserve(words.size() >= n ? words.size() - n + 1 : 0);
-    for (size_t i = 0; i + n <= words.size(); ++i) {
-      const size_t begin = starts[i], end = starts[i + n] - 1;
-      ngrams.push_back(text.substr(begin, end - begin));
-    }
-    std::sort(ngrams.begin(), ngrams.end());
-    out.orders.push_back(std::move(ngrams));
-  }
-}
-
-std::unique_ptr<ChrfNgrams> extract_ngrams(std::string_view utf8_line, const ChrfOptions& options) {
-  std::u32string line = utf8_decode(utf8_line);
-  if (options.lowercase) line = py_lower(line);
-  auto out = std::make_unique<ChrfNgrams>();
-  out->orders.reserve(static_cast<size_t>(options.char_order + options.word_order));
+ChrfText prepare(std::string_view utf8_line, const ChrfOptions& options) {
+  ChrfText out;
+  out.line = utf8_decode(utf8_line);
+  if (options.lowercase) out.line = py_lower(out.line);
+  const auto fields = py_split(out.line);
   if (options.whitespace) {
-    out->chars = line;
+    out.chars = out.line;
   } else {
-    out->chars.reserve(line.size());
-    for (const auto field : py_split(line)) out->chars.append(field);
+    out.chars.reserve(out.line.size());
+    for (const auto field : fields) out.chars.append(field);
   }
-  count_char_ngrams(*out, options.char_order);
-  if (options.word_order > 0) count_word_ngrams(*out, line, options.word_order);
+  if (options.word_order > 0) {
+    const auto add = [&](std::u32string_view w) {
+      out.words.emplace_back(static_cast<uint32_t>(w.data() - out.line.data()), static_cast<uint32_t>(w.size()));
+    };
+    for (const auto w : fields) {
+      if (w.size() == 1) {
+        add(w);
+      } else if (is_ascii_punct(w.back())) {
+        add(w.substr(0, w.size() - 1));
+        add(w.substr(w.size() - 1));
+      } else if (is_ascii_punct(w.front())) {
+        add(w.substr(0, 1));
+        add(w.substr(1));
+      } else {
+        add(w);
+      }
+    }
+  }
   return out;
 }
 
-/// Clipped matches: the sum over n-grams of min(count in hyp, count in ref).
-size_t count_matches(const SortedNgrams& hyp, const SortedNgrams& ref) {
-  size_t i = 0, j = 0, matches = 0;
-  while (i < hyp.size() && j < ref.size()) {
-    const int order = hyp[i].compare(ref[j]);
-    if (order < 0) {
-      ++i;
-    } else if (order > 0) {
-      ++j;
-    } else {
-      const std::u32string_view ngram = hyp[i];
-      size_t in_hyp = 0, in_ref = 0;
-      for (; i < hyp.size() && hyp[i] == ngram; ++i) ++in_hyp;
-      for (; j < ref.size() && ref[j] == ngram; ++j) ++in_ref;
-      matches += std::min(in_hyp, in_ref);
+/// Dense ids 0, 1, 2, ... for the distinct keys of one segment (a hypothesis and its
+/// references): open addressing, linear probing, at most half full; small enough to stay in
+/// the cache, unlike a table of the whole corpus. `Key` is a uint64_t or a u32string_view.
+template <typename Key>
+class SegmentIds {
+ public:
+  /// Empties the table and makes room for `keys` distinct keys.
+  void reset(size_t keys) {
+    size_t size = 16;
+    while (size < 2 * keys) size *= 2;
+    slots_.assign(size, Slot{});
+    count_ = 0;
+  }
+
+  uint32_t id(Key key) {
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = hash_of(key) & mask;; i = (i + 1) & mask) {
+      Slot& slot = slots_[i];
+      if (slot.id == kEmpty) {
+        slot = Slot{key, static_cast<uint32_t>(count_++)};
+        return slot.id;
+      }
+      if (slot.key == key) return slot.id;
     }
   }
-  return matches;
+
+  /// How many distinct keys have ids.
+  size_t size() const { return count_; }
+
+ private:
+  static constexpr uint32_t kEmpty = 0xFFFFFFFFu;
+  struct Slot {
+    Key key{};
+    uint32_t id = kEmpty;
+  };
+  static size_t hash_of(Key key) {
+    if constexpr (std::is_same_v<Key, uint64_t>) {
+      key = (key ^ (key >> 30)) * 0xBF58476D1CE4E5B9ull;  // splitmix64's finaliser
+      key = (key ^ (key >> 27)) * 0x94D049BB133111EBull;
+      return static_cast<size_t>(key ^ (key >> 31));
+    } else {
+      return std::hash<Key>{}(key);
+    }
+  }
+
+  std::vector<Slot> slots_;
+  size_t count_ = 0;
+};
+
+/// The n-gram ids of every text of a segment, order by order: ids[t][i] is the id of the
+/// n-gram starting at token i of text t. Unigrams take their ids from `unigram_ids`; the
+/// n-gram at i of order n is the pair (its (n-1)-gram at i, the unigram at i + n - 1), so
+/// equal n-grams get equal ids within the segment whatever n is.
+class SegmentNgrams {
+ public:
+  /// Starts from the unigram ids of each text.
+  explicit SegmentNgrams(std::vector<std::vector<uint32_t>> unigram_ids)
+      : unigrams_(std::move(unigram_ids)), ids_(unigrams_) {
+    for (const auto& u : unigrams_) total_ += u.size();
+  }
+
+  /// The ids of the current order (1 after construction).
+  const std::vector<std::vector<uint32_t>>& ids() const { return ids_; }
+  /// How many distinct n-grams of the current order the segment has (ids are below this).
+  size_t distinct() const { return distinct_; }
+  void set_distinct(size_t n) { distinct_ = n; }
+
+  /// Moves on to the next order.
+  void next_order(SegmentIds<uint64_t>& table) {
+    ++order_;
+    table.reset(total_);
+    for (size_t t = 0; t < ids_.size(); ++t) {
+      auto& ids = ids_[t];
+      const auto& unigrams = unigrams_[t];
+      if (ids.empty()) continue;
+      ids.pop_back();  // one n-gram fewer than (n-1)-grams
+      for (size_t i = 0; i < ids.size(); ++i) {
+        ids[i] = table.id(static_cast<uint64_t>(ids[i]) << 32 | unigrams[i + order_ - 1]);
+      }
+    }
+    distinct_ = table.size();
+  }
+
+ private:
+  std::vector<std::vector<uint32_t>> unigrams_, ids_;
+  size_t total_ = 0, order_ = 1, distinct_ = 0;
+};
+
+/// Appends [hyp, ref, match] of one order for each reference (texts 1, 2, ...; text 0 is the
+/// hypothesis) to stats[r]: sacreBLEU's _get_match_statistics(), the clipped matches counted by
+/// letting each reference n-gram take one of the hypothesis's remaining occurrences.
+void add_order_statistics(const SegmentNgrams& ngrams, std::vector<int>& available,
+                          std::vector<SegmentStats>& stats) {
+  const auto& ids = ngrams.ids();
+  const auto& hyp = ids[0];
+  available.assign(ngrams.distinct(), 0);
+  for (size_t r = 1; r < ids.size(); ++r) {
+    for (const uint32_t id : hyp) ++available[id];
+    size_t matches = 0;
+    for (const uint32_t id : ids[r]) {
+      if (available[id] > 0) {
+        --available[id];
+        ++matches;
+      }
+    }
+    for (const uint32_t id : hyp) available[id] = 0;
+    // A hypothesis n-gram count only counts when the reference has n-grams of that order.
+    stats[r - 1].push_back(ids[r].empty() ? 0.0 : static_cast<double>(hyp.size()));
+    stats[r - 1].push_back(static_cast<double>(ids[r].size()));
+    stats[r - 1].push_back(static_cast<double>(matches));
+  }
 }
 
-/// [hyp, ref, match] for every order (sacreBLEU's _get_match_statistics()).
-SegmentStats match_statistics(const ChrfNgrams& hyp, const ChrfNgrams& ref) {
-  SegmentStats stats;
-  stats.reserve(3 * hyp.orders.size());
-  for (size_t k = 0; k < hyp.orders.size(); ++k) {
-    const SortedNgrams& ref_ngrams = ref.orders[k];
-    // A hypothesis n-gram count only counts when the reference has n-grams of that order.
-    stats.push_back(ref_ngrams.empty() ? 0.0 : static_cast<double>(hyp.orders[k].size()));
-    stats.push_back(static_cast<double>(ref_ngrams.size()));
-    stats.push_back(static_cast<double>(count_matches(hyp.orders[k], ref_ngrams)));
+/// [hyp, ref, match] for every char order, then every word order, for the hypothesis against
+/// each reference (sacreBLEU's CHRF._compute_segment_statistics before it picks the best).
+std::vector<SegmentStats> segment_statistics(const ChrfText& hyp, const std::vector<ChrfText>& refs,
+                                             const ChrfOptions& options) {
+  std::vector<const ChrfText*> texts{&hyp};
+  for (const auto& ref : refs) texts.push_back(&ref);
+  std::vector<SegmentStats> stats(refs.size());
+  for (auto& row : stats) row.reserve(3 * static_cast<size_t>(options.char_order + options.word_order));
+  std::vector<int> available;
+  SegmentIds<uint64_t> table;
+
+  // Character n-grams: unigram ids from the code points.
+  size_t chars = 0;
+  for (const auto* t : texts) chars += t->chars.size();
+  table.reset(chars);
+  std::vector<std::vector<uint32_t>> unigrams;
+  for (const auto* t : texts) {
+    auto& ids = unigrams.emplace_back();
+    ids.reserve(t->chars.size());
+    for (const char32_t c : t->chars) ids.push_back(table.id(c));
+  }
+  SegmentNgrams char_ngrams(std::move(unigrams));
+  char_ngrams.set_distinct(table.size());
+  for (int n = 1; n <= options.char_order; ++n) {
+    if (n > 1) char_ngrams.next_order(table);
+    add_order_statistics(char_ngrams, available, stats);
+  }
+  if (options.word_order == 0) return stats;
+
+  // Word n-grams: unigram ids from the words.
+  SegmentIds<std::u32string_view> words;
+  size_t num_words = 0;
+  for (const auto* t : texts) num_words += t->words.size();
+  words.reset(num_words);
+  unigrams.clear();
+  for (const auto* t : texts) {
+    auto& ids = unigrams.emplace_back();
+    ids.reserve(t->words.size());
+    for (size_t k = 0; k < t->words.size(); ++k) ids.push_back(words.id(t->word(k)));
+  }
+  SegmentNgrams word_ngrams(std::move(unigrams));
+  word_ngrams.set_distinct(words.size());
+  for (int n = 1; n <= options.word_order; ++n) {
+    if (n > 1) word_ngrams.next_order(table);
+    add_order_statistics(word_ngrams, available, stats);
   }
   return stats;
 }
@@ -178,8 +272,8 @@ std::string chrf_name(const ChrfOptions& options) {
 }
 
 struct Chrf::Cache {
-  /// segments[i] holds the n-grams of segment i's non-empty references.
-  std::vector<std::vector<std::unique_ptr<ChrfNgrams>>> segments;
+  /// segments[i] holds segment i's non-empty references.
+  std::vector<std::vector<ChrfText>> segments;
   std::string nrefs;
 };
 
@@ -198,17 +292,21 @@ Chrf::Chrf(ChrfOptions options, const ReferenceSet& references)
                                   std::to_string(stream.size()) + " lines)");
     }
   }
-  size_t min_refs = references.size(), max_refs = 0;
   cache_->segments.resize(num_segments);
-  for (size_t i = 0; i < num_segments; ++i) {
-    auto& refs = cache_->segments[i];
-    for (const auto& stream : references) {
-      if (!stream[i].empty()) refs.push_back(extract_ngrams(stream[i], options_));
+  parallel_chunks(num_segments, [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      auto& refs = cache_->segments[i];
+      for (const auto& stream : references) {
+        if (!stream[i].empty()) refs.push_back(prepare(stream[i], options_));
+      }
+      if (refs.empty()) {
+        throw std::invalid_argument("chrF: segment " + std::to_string(i + 1) +
+                                    " has no non-empty reference");
+      }
     }
-    if (refs.empty()) {
-      throw std::invalid_argument("chrF: segment " + std::to_string(i + 1) +
-                                  " has no non-empty reference");
-    }
+  });
+  size_t min_refs = references.size(), max_refs = 0;
+  for (const auto& refs : cache_->segments) {
     min_refs = std::min(min_refs, refs.size());
     max_refs = std::max(max_refs, refs.size());
   }
@@ -225,22 +323,20 @@ std::vector<SegmentStats> Chrf::segment_stats(const std::vector<std::string>& hy
     throw std::invalid_argument("chrF: " + std::to_string(hyps.size()) + " hypotheses but " +
                                 std::to_string(num_segments()) + " reference segments");
   }
-  std::vector<SegmentStats> rows;
-  rows.reserve(hyps.size());
-  for (size_t i = 0; i < hyps.size(); ++i) {
-    const auto hyp = extract_ngrams(hyps[i], options_);
-    SegmentStats best;
-    double best_f = -1.0;
-    for (const auto& ref : cache_->segments[i]) {
-      SegmentStats stats = match_statistics(*hyp, *ref);
-      const double f = compute_chrf(stats, options_);
-      if (f > best_f) {
-        best_f = f;
-        best = std::move(stats);
+  std::vector<SegmentStats> rows(hyps.size());
+  parallel_chunks(hyps.size(), [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      auto stats = segment_statistics(prepare(hyps[i], options_), cache_->segments[i], options_);
+      double best_f = -1.0;
+      for (auto& row : stats) {  // the reference with the best F-score, the first on ties
+        const double f = compute_chrf(row, options_);
+        if (f > best_f) {
+          best_f = f;
+          rows[i] = std::move(row);
+        }
       }
     }
-    rows.push_back(std::move(best));
-  }
+  });
   return rows;
 }
 

@@ -1,7 +1,12 @@
 // chrF / chrF++ against sacreBLEU 2.x's test/test_chrf.py and hand-computed cases.
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <map>
+#include <random>
+
 #include "nmt/eval/chrf.h"
+#include "nmt/eval/unicode.h"
 
 using namespace nmt::eval;
 
@@ -159,4 +164,116 @@ TEST(EvalChrf, Signature) {
   options.lowercase = true;
   EXPECT_EQ(Chrf(options, {{"a"}, {"b"}}).signature().str(),
             "nrefs:2|case:lc|eff:no|nc:6|nw:2|space:yes|version:" + Signature::version_tag());
+}
+
+namespace {
+
+/// One segment's chrF statistics counted the plain way: n-grams as strings in std::maps, one
+/// row per reference (sacreBLEU's _get_match_statistics), then the reference with the best
+/// sentence F-score, the first on ties.
+SegmentStats naive_chrf_stats(const std::string& hyp, const std::vector<std::string>& refs, const ChrfOptions& o) {
+  const auto split = [](const std::u32string& line) {
+    std::vector<std::u32string> out;
+    std::u32string w;
+    for (const char32_t c : line + U" ") {
+      if (is_py_space(c)) {
+        if (!w.empty()) out.push_back(w);
+        w.clear();
+      } else {
+        w += c;
+      }
+    }
+    return out;
+  };
+  const auto punct = [](char32_t c) { return c < 128 && std::ispunct(static_cast<int>(c)); };
+  struct Side { std::map<std::u32string, long> grams[16]; long total[16] = {}; };
+  const auto side = [&](const std::string& text) {
+    std::u32string line = utf8_decode(text);
+    if (o.lowercase) line = py_lower(line);
+    std::u32string chars;
+    for (const auto& w : split(line)) chars += w;
+    if (o.whitespace) chars = line;
+    Side s;
+    for (int n = 1; n <= o.char_order; ++n) {
+      for (size_t i = 0; i + static_cast<size_t>(n) <= chars.size(); ++i, ++s.total[n - 1]) ++s.grams[n - 1][chars.substr(i, static_cast<size_t>(n))];
+    }
+    std::vector<std::u32string> words;
+    for (const auto& w : split(line)) {
+      if (w.size() > 1 && punct(w.back())) { words.push_back(w.substr(0, w.size() - 1)); words.push_back(w.substr(w.size() - 1)); }
+      else if (w.size() > 1 && punct(w.front())) { words.push_back(w.substr(0, 1)); words.push_back(w.substr(1)); }
+      else words.push_back(w);
+    }
+    for (int n = 1; n <= o.word_order; ++n) {
+      const size_t k = static_cast<size_t>(o.char_order + n - 1);
+      for (size_t i = 0; i + static_cast<size_t>(n) <= words.size(); ++i, ++s.total[k]) {
+        std::u32string gram;
+        for (size_t j = i; j < i + static_cast<size_t>(n); ++j) gram += words[j] + U"\u0001";
+        ++s.grams[k][gram];
+      }
+    }
+    return s;
+  };
+  const Side h = side(hyp);
+  SegmentStats best;
+  double best_f = -1;
+  for (const auto& ref : refs) {
+    if (ref.empty()) continue;
+    const Side r = side(ref);
+    SegmentStats row;
+    for (int k = 0; k < o.char_order + o.word_order; ++k) {
+      long matches = 0;
+      for (const auto& [gram, count] : h.grams[k]) {
+        const auto it = r.grams[k].find(gram);
+        if (it != r.grams[k].end()) matches += std::min(count, it->second);
+      }
+      row.push_back(r.total[k] == 0 ? 0.0 : static_cast<double>(h.total[k]));
+      row.push_back(static_cast<double>(r.total[k]));
+      row.push_back(static_cast<double>(matches));
+    }
+    const double f = compute_chrf(row, o);
+    if (f > best_f) { best_f = f; best = row; }
+  }
+  return best;
+}
+
+}  // namespace
+
+// Property: the statistics of Chrf (n-grams as ids local to a segment) equal plain counting with
+// maps of strings, on random segments (repeats, multi-byte and upper-case letters, punctuation at
+// word edges, runs of whitespace, empty hypotheses, one to three references with empty lines),
+// for character orders 0..7, word orders 0..3, with and without whitespace and lowercasing.
+TEST(EvalChrf, StatisticsEqualPlainNgramCountingOnRandomSegments) {
+  const std::vector<std::string> pieces = {"a", "b", "ab", "A", "ä", "Ä", "€", " ", "  ", "\t", ".", "(", ")", "x,", "'s", "日"};
+  std::mt19937 rng(5);
+  const auto line = [&] {
+    std::string out;
+    for (size_t k = rng() % 14; k > 0; --k) out += pieces[rng() % pieces.size()];
+    return out;
+  };
+  for (int trial = 0; trial < 66; ++trial) {
+    ChrfOptions o;
+    o.char_order = trial % 8;
+    o.word_order = (trial / 8) % 4;
+    if (o.char_order + o.word_order == 0) o.word_order = 1;
+    o.whitespace = trial % 3 == 0;
+    o.lowercase = trial % 5 == 0;
+    const size_t num_refs = 1 + static_cast<size_t>(trial) % 3;
+    const size_t segments = trial < 64 ? 25 : 2000;  // the last two split across threads
+    ReferenceSet refs(num_refs);
+    std::vector<std::string> hyps;
+    for (size_t i = 0; i < segments; ++i) {
+      for (size_t r = 0; r < num_refs; ++r) {
+        std::string ref = line();
+        if (r == 0 && ref.empty()) ref = "ab";  // every segment keeps one reference
+        refs[r].push_back(r > 0 && rng() % 4 == 0 ? "" : ref);
+      }
+      hyps.push_back(line());
+    }
+    const auto rows = Chrf(o, refs).segment_stats(hyps);
+    for (size_t i = 0; i < segments; ++i) {
+      std::vector<std::string> seg_refs;
+      for (size_t r = 0; r < num_refs; ++r) seg_refs.push_back(refs[r][i]);
+      ASSERT_EQ(rows[i], naive_chrf_stats(hyps[i], seg_refs, o)) << "trial " << trial << ", segment " << i;
+    }
+  }
 }
