@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <memory>
 #include <stdexcept>
 #include <utility>
 #include <vector>
@@ -136,13 +135,18 @@ size_t split_pairs(const char* in, size_t n, char* out, ByteClass first, bool fi
 /// right on the previous one's output), then ' '.join(line.split()). A substitution whose
 /// anchor ('.' or ',', '-') does not occur in the line changes nothing and is skipped.
 std::string tokenize_regexp(std::string_view line) {
-  // The first pass at most triples the length, each of the others at most doubles it.
+  // The first pass at most triples the length, each of the others at most doubles it. The
+  // buffers are the thread's own, reused from line to line.
+  thread_local std::vector<char> a, b;
   const size_t capacity = 24 * line.size() + 1;
-  const std::unique_ptr<char[]> a(new char[capacity]), b(new char[capacity]);
+  if (a.size() < capacity) {
+    a.resize(capacity);
+    b.resize(capacity);
+  }
   size_t n = 0;
   for (size_t i = 0; i < line.size();) {  // ([\{-\~\[-\` -\&\(-\+\:-\@\/]) -> ' \1 '
     const size_t k = find_class(line.data(), i, line.size(), kPunct13a);
-    std::memcpy(a.get() + n, line.data() + i, k - i);
+    std::memcpy(a.data() + n, line.data() + i, k - i);
     n += k - i;
     if (k == line.size()) break;
     a[n] = ' ';
@@ -151,8 +155,8 @@ std::string tokenize_regexp(std::string_view line) {
     n += 3;
     i = k + 1;
   }
-  char* text = a.get();
-  char* spare = b.get();
+  char* text = a.data();
+  char* spare = b.data();
   if (find_class(line.data(), 0, line.size(), kPeriodOrComma) < line.size()) {
     // ([^0-9])([\.,]) -> '\1 \2 '
     n = split_pairs(text, n, spare, kDigit, true, kPeriodOrComma, false, false, true);
