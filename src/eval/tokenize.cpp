@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <utility>
 #include <vector>
@@ -135,18 +136,16 @@ size_t split_pairs(const char* in, size_t n, char* out, ByteClass first, bool fi
 /// right on the previous one's output), then ' '.join(line.split()). A substitution whose
 /// anchor ('.' or ',', '-') does not occur in the line changes nothing and is skipped.
 std::string tokenize_regexp(std::string_view line) {
-  // The first pass at most triples the length, each of the others at most doubles it. The
-  // buffers are the thread's own, reused from line to line.
-  thread_local std::vector<char> a, b;
-  const size_t capacity = 24 * line.size() + 1;
-  if (a.size() < capacity) {
-    a.resize(capacity);
-    b.resize(capacity);
-  }
+  // Every pass only adds spaces: the first two per 13a punctuation mark, each later one two per
+  // match, and every match holds one of the line's '.', ',' or '-' (which passes never add; the
+  // first pass's marks are none of them, and a '.' or ',' can be in one match per pass). So no
+  // output is longer than 5 times the line.
+  const size_t capacity = 5 * line.size() + 1;
+  const std::unique_ptr<char[]> a(new char[capacity]), b(new char[capacity]);
   size_t n = 0;
   for (size_t i = 0; i < line.size();) {  // ([\{-\~\[-\` -\&\(-\+\:-\@\/]) -> ' \1 '
     const size_t k = find_class(line.data(), i, line.size(), kPunct13a);
-    std::memcpy(a.data() + n, line.data() + i, k - i);
+    std::memcpy(a.get() + n, line.data() + i, k - i);
     n += k - i;
     if (k == line.size()) break;
     a[n] = ' ';
@@ -155,8 +154,8 @@ std::string tokenize_regexp(std::string_view line) {
     n += 3;
     i = k + 1;
   }
-  char* text = a.data();
-  char* spare = b.data();
+  char* text = a.get();
+  char* spare = b.get();
   if (find_class(line.data(), 0, line.size(), kPeriodOrComma) < line.size()) {
     // ([^0-9])([\.,]) -> '\1 \2 '
     n = split_pairs(text, n, spare, kDigit, true, kPeriodOrComma, false, false, true);
