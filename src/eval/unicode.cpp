@@ -142,7 +142,8 @@ std::u32string py_normalize_spaces(std::u32string_view text) {
 }
 
 namespace {
-/// Byte length of the Python whitespace character at text[i] (valid UTF-8), or 0 if it is none.
+/// Byte length of the Python whitespace character at text[i], or 0 if there is none (an invalid
+/// UTF-8 sequence is none).
 size_t utf8_space_length(std::string_view text, size_t i) {
   const auto b0 = static_cast<unsigned char>(text[i]);
   if (b0 < 0x80) return is_py_space(b0) ? 1 : 0;

@@ -1,6 +1,10 @@
 // Python-compatible Unicode helpers.
 #include <gtest/gtest.h>
 
+#include <random>
+#include <string>
+#include <vector>
+
 #include "nmt/eval/unicode.h"
 
 using namespace nmt::eval;
@@ -46,4 +50,25 @@ TEST(EvalUnicode, GeneralCategories) {
   EXPECT_TRUE(is_unicode_number(U'٣'));
   EXPECT_TRUE(is_unicode_number(U'½'));
   EXPECT_FALSE(is_unicode_punctuation(U'a'));
+}
+
+// The UTF-8 helpers BLEU's 13a path uses equal their code-point counterparts on random text of
+// ASCII and Unicode whitespace and multi-byte letters.
+TEST(EvalUnicode, Utf8WhitespaceHelpersEqualTheCodePointOnes) {
+  const std::vector<std::string> pieces = {"a", "é", "€", "😀", " ", "\t", "\n", "\x1c", "\u00a0", "\u0085",
+                                           "\u1680", "\u2000", "\u200a", "\u200b", "\u2028", "\u202f",
+                                           "\u205f", "\u3000", "\u3001"};
+  std::mt19937 rng(3);
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::string s;
+    for (size_t k = rng() % 10; k > 0; --k) s += pieces[rng() % pieces.size()];
+    const std::u32string u = utf8_decode(s);
+    ASSERT_EQ(utf8_normalize_spaces(s), utf8_encode(py_normalize_spaces(u))) << s;
+    ASSERT_EQ(std::string(utf8_rstrip(s)), utf8_encode(py_rstrip(u))) << s;
+  }
+  // Invalid UTF-8 is never whitespace: a stray lead byte, or one whose next byte would decode to
+  // U+0085 or U+00A0 were it a continuation byte, stays for validation to find.
+  EXPECT_EQ(utf8_rstrip("a \xc2"), "a \xc2");
+  EXPECT_EQ(utf8_rstrip("a\xc2\x05"), "a\xc2\x05");
+  EXPECT_EQ(utf8_rstrip("a\x80\x80\x80 "), "a\x80\x80\x80");
 }
