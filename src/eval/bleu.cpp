@@ -28,12 +28,10 @@ std::string preprocess(std::string_view line, const BleuOptions& options) {
   const bool bytes = !options.lowercase &&
                      (options.tokenizer == Tokenizer::V13a || options.tokenizer == Tokenizer::None);
   if (bytes) {
-    const std::string_view stripped = utf8_rstrip(line);  // strips no invalid UTF-8
-    if (options.tokenizer == Tokenizer::V13a) return tokenize(stripped, Tokenizer::V13a);  // validates
-    if (const size_t bad = find_invalid_utf8(stripped); bad != std::string_view::npos) {
-      throw std::invalid_argument("invalid UTF-8 at byte " + std::to_string(bad));
-    }
-    return utf8_normalize_spaces(stripped);
+    // rstrip leaves invalid UTF-8 in place, and tokenize() rejects it; 13a's output is normalised.
+    std::string tokens = tokenize(utf8_rstrip(line), options.tokenizer);
+    if (options.tokenizer == Tokenizer::V13a) return tokens;
+    return utf8_normalize_spaces(tokens);
   }
   std::u32string text = utf8_decode(line);
   if (options.lowercase) text = py_lower(text);

@@ -122,9 +122,9 @@ class SegmentIds {
 /// equal n-grams get equal ids within the segment whatever n is.
 class SegmentNgrams {
  public:
-  /// Starts from the unigram ids of each text.
-  explicit SegmentNgrams(std::vector<std::vector<uint32_t>> unigram_ids)
-      : unigrams_(std::move(unigram_ids)), ids_(unigrams_) {
+  /// Starts from the unigram ids of each text, `distinct` of them.
+  SegmentNgrams(std::vector<std::vector<uint32_t>> unigram_ids, size_t distinct)
+      : unigrams_(std::move(unigram_ids)), ids_(unigrams_), distinct_(distinct) {
     for (const auto& u : unigrams_) total_ += u.size();
   }
 
@@ -132,7 +132,6 @@ class SegmentNgrams {
   const std::vector<std::vector<uint32_t>>& ids() const { return ids_; }
   /// How many distinct n-grams of the current order the segment has (ids are below this).
   size_t distinct() const { return distinct_; }
-  void set_distinct(size_t n) { distinct_ = n; }
 
   /// Moves on to the next order.
   void next_order(SegmentIds<uint64_t>& table) {
@@ -152,7 +151,7 @@ class SegmentNgrams {
 
  private:
   std::vector<std::vector<uint32_t>> unigrams_, ids_;
-  size_t total_ = 0, order_ = 1, distinct_ = 0;
+  size_t distinct_, total_ = 0, order_ = 1;
 };
 
 /// Appends [hyp, ref, match] of one order for each reference (texts 1, 2, ...; text 0 is the
@@ -180,6 +179,31 @@ void add_order_statistics(const SegmentNgrams& ngrams, std::vector<int>& availab
   }
 }
 
+/// Appends the statistics of orders 1..max_order of one kind of n-gram (characters or words)
+/// to stats[r] for every reference r. `unigram_of(text, k)` is the key of token k of a text
+/// and `tokens(text)` their number; `unigram_table` gives the unigrams their ids (it may be
+/// `table` itself), `table` the n-grams of the higher orders.
+template <typename Key, typename Tokens, typename UnigramOf>
+void add_statistics(const std::vector<const ChrfText*>& texts, int max_order, Tokens tokens,
+                    UnigramOf unigram_of, SegmentIds<Key>& unigram_table, SegmentIds<uint64_t>& table,
+                    std::vector<int>& available, std::vector<SegmentStats>& stats) {
+  if (max_order <= 0) return;
+  size_t total = 0;
+  for (const auto* t : texts) total += tokens(*t);
+  unigram_table.reset(total);
+  std::vector<std::vector<uint32_t>> unigrams;
+  for (const auto* t : texts) {
+    auto& ids = unigrams.emplace_back();
+    ids.reserve(tokens(*t));
+    for (size_t k = 0; k < tokens(*t); ++k) ids.push_back(unigram_table.id(unigram_of(*t, k)));
+  }
+  SegmentNgrams ngrams(std::move(unigrams), unigram_table.size());
+  for (int n = 1; n <= max_order; ++n) {
+    if (n > 1) ngrams.next_order(table);
+    add_order_statistics(ngrams, available, stats);
+  }
+}
+
 /// [hyp, ref, match] for every char order, then every word order, for the hypothesis against
 /// each reference (sacreBLEU's CHRF._compute_segment_statistics before it picks the best).
 std::vector<SegmentStats> segment_statistics(const ChrfText& hyp, const std::vector<ChrfText>& refs,
@@ -190,42 +214,14 @@ std::vector<SegmentStats> segment_statistics(const ChrfText& hyp, const std::vec
   for (auto& row : stats) row.reserve(3 * static_cast<size_t>(options.char_order + options.word_order));
   std::vector<int> available;
   SegmentIds<uint64_t> table;
-
-  // Character n-grams: unigram ids from the code points.
-  size_t chars = 0;
-  for (const auto* t : texts) chars += t->chars.size();
-  table.reset(chars);
-  std::vector<std::vector<uint32_t>> unigrams;
-  for (const auto* t : texts) {
-    auto& ids = unigrams.emplace_back();
-    ids.reserve(t->chars.size());
-    for (const char32_t c : t->chars) ids.push_back(table.id(c));
-  }
-  SegmentNgrams char_ngrams(std::move(unigrams));
-  char_ngrams.set_distinct(table.size());
-  for (int n = 1; n <= options.char_order; ++n) {
-    if (n > 1) char_ngrams.next_order(table);
-    add_order_statistics(char_ngrams, available, stats);
-  }
-  if (options.word_order == 0) return stats;
-
-  // Word n-grams: unigram ids from the words.
+  add_statistics(
+      texts, options.char_order, [](const ChrfText& t) { return t.chars.size(); },
+      [](const ChrfText& t, size_t k) { return static_cast<uint64_t>(t.chars[k]); }, table, table, available,
+      stats);
   SegmentIds<std::u32string_view> words;
-  size_t num_words = 0;
-  for (const auto* t : texts) num_words += t->words.size();
-  words.reset(num_words);
-  unigrams.clear();
-  for (const auto* t : texts) {
-    auto& ids = unigrams.emplace_back();
-    ids.reserve(t->words.size());
-    for (size_t k = 0; k < t->words.size(); ++k) ids.push_back(words.id(t->word(k)));
-  }
-  SegmentNgrams word_ngrams(std::move(unigrams));
-  word_ngrams.set_distinct(words.size());
-  for (int n = 1; n <= options.word_order; ++n) {
-    if (n > 1) word_ngrams.next_order(table);
-    add_order_statistics(word_ngrams, available, stats);
-  }
+  add_statistics(
+      texts, options.word_order, [](const ChrfText& t) { return t.words.size(); },
+      [](const ChrfText& t, size_t k) { return t.word(k); }, words, table, available, stats);
   return stats;
 }
 
