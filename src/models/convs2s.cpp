@@ -184,7 +184,16 @@ std::unique_ptr<ConvS2SDecoderState> ConvS2SSeq2SeqImpl::encode(const at::Tensor
   return state;
 }
 
-std::pair<at::Tensor, at::Tensor> ConvS2SSeq2SeqImpl::decode_logits(const at::Tensor& tgt, ConvS2SDecoderState& state) {
+at::Tensor ConvS2SSeq2SeqImpl::output_logits(const at::Tensor& hidden) {
+  return config_.tie_embeddings ? tied_output_(hidden, tgt_embed_->weight, output_bias_, is_training()) : output_(hidden);
+}
+
+OutputLayerInput ConvS2SSeq2SeqImpl::output_layer(const at::Tensor& hidden) {
+  return config_.tie_embeddings ? output_layer_input(hidden, tgt_embed_->weight, output_bias_)
+                                : output_layer_input(hidden, output_->weight(), output_->bias());
+}
+
+std::pair<at::Tensor, at::Tensor> ConvS2SSeq2SeqImpl::decode_hidden(const at::Tensor& tgt, ConvS2SDecoderState& state) {
   auto g = embed(tgt, tgt_embed_, tgt_positions_, state.position);  // [B, T, E]
   auto x = decoder_in_(g);                                           // [B, T, H]
   at::Tensor attention;  // summed over layers, then averaged
@@ -194,21 +203,17 @@ std::pair<at::Tensor, at::Tensor> ConvS2SSeq2SeqImpl::decode_logits(const at::Te
     attention = attention.defined() ? attention + weights : weights;
   }
   auto out = models::dropout(decoder_out_(x), config_.dropout, is_training());  // [B, T, E]
-  auto logits = config_.tie_embeddings ? tied_output_(out, tgt_embed_->weight, output_bias_, is_training()) : output_(out);
   state.position += tgt.size(1);
-  return {std::move(logits), attention / static_cast<double>(decoder_layers_.size())};
-}
-
-std::pair<at::Tensor, at::Tensor> ConvS2SSeq2SeqImpl::decode(const at::Tensor& tgt, ConvS2SDecoderState& state) {
-  auto [logits, attention] = decode_logits(tgt, state);
-  return {log_softmax_of_logits(std::move(logits)), std::move(attention)};
+  return {std::move(out), attention / static_cast<double>(decoder_layers_.size())};
 }
 
 ForwardOutput ConvS2SSeq2SeqImpl::forward(const data::Batch& batch) {
   auto state = encode(batch.src);
   ForwardOutput out;
-  if (logits_wanted()) std::tie(out.logits, out.attention) = decode_logits(batch.tgt_in, *state);
-  else std::tie(out.log_probs, out.attention) = decode(batch.tgt_in, *state);
+  auto [hidden, attention] = decode_hidden(batch.tgt_in, *state);
+  out.attention = std::move(attention);
+  if (output_layer_wanted()) out.output_layer = output_layer(hidden);
+  else out.log_probs = log_softmax_of_logits(output_logits(hidden));
   return out;
 }
 
@@ -221,7 +226,8 @@ std::unique_ptr<DecoderState> ConvS2SSeq2SeqImpl::start(const at::Tensor& src) {
 
 StepOutput ConvS2SSeq2SeqImpl::step(const at::Tensor& prev, DecoderState& state) {
   auto& s = dynamic_cast<ConvS2SDecoderState&>(state);
-  auto [logits, attention] = decode_logits(prev.unsqueeze(1), s);
+  auto [hidden, attention] = decode_hidden(prev.unsqueeze(1), s);
+  auto logits = output_logits(hidden);
   return {at::Tensor(), attention.squeeze(1), logits.squeeze(1)};
 }
 

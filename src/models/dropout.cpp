@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
+#include <vector>
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -10,6 +12,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/autograd.h>
 
+#include "nmt/precision.h"
 #include "nmt/simd.h"
 
 namespace nmt::models {
@@ -212,6 +215,122 @@ void bias_relu_mask_backward_bf16(const uint16_t* dout, const uint16_t* out, uin
   bias_relu_mask_backward_rows(dout, out, dy, dbias, F, r0, r1, scale);
 }
 
+/// Row `s` [S] of attention scores → p [S] = softmax(scale·s + bias) (bias [S] or null), in
+/// fp32 with one rounding to T; z [S] is scratch.
+template <class T>
+NMT_INLINE void softmax_row(const T* s, const float* bias, T* p, float* z, int64_t S, float scale) {
+  using simd::f32x16;
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  f32x16 max = simd::splat(kNegInf);
+  for (int64_t c = 0; c < S; c += simd::kLanes) {
+    const int64_t n = std::min(simd::kLanes, S - c);
+    f32x16 v = simd::load(s + c, n, kNegInf) * scale;  // missing lanes −inf
+    if (bias) v += simd::load(bias + c, n, 0.0f);
+    simd::store(z + c, v, n);
+    max = simd::maximum(max, v);
+  }
+  float m = kNegInf;
+  for (int64_t l = 0; l < simd::kLanes; ++l) m = max[l] > m ? max[l] : m;
+  f32x16 total = {};
+  for (int64_t c = 0; c < S; c += simd::kLanes) {
+    const int64_t n = std::min(simd::kLanes, S - c);
+    const f32x16 e = simd::exp_nonpositive(simd::load(z + c, n, kNegInf) - m);  // missing lanes 0
+    simd::store(z + c, e, n);
+    total += e;
+  }
+  const float inverse = static_cast<float>(1.0 / simd::lanes_sum(total));
+  for (int64_t c = 0; c < S; c += simd::kLanes) {
+    const int64_t n = std::min(simd::kLanes, S - c);
+    simd::store(p + c, simd::load(z + c, n, 0.0f) * inverse, n);
+  }
+}
+
+/// The softmax's gradient for rows [r0, r1) of S: dp = factor·d_dropped (+ d_probs), then
+/// ds = scale·p·(dp − Σ p·dp), written in T. factor [(r1 − r0)·S] holds each element's dropout
+/// factor (1 without dropout); d_probs may be null; dp [S] is scratch.
+template <class T>
+NMT_INLINE void softmax_backward_rows(const T* p, const T* d_dropped, const T* d_probs, const float* factor, T* ds,
+                                      float* dp, int64_t r0, int64_t r1, int64_t S, float scale) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t row = r * S;
+    const float* f = factor + (r - r0) * S;
+    simd::f32x16 dot = {};
+    for (int64_t c = 0; c < S; c += simd::kLanes) {
+      const int64_t n = std::min(simd::kLanes, S - c);
+      simd::f32x16 g = simd::load(d_dropped + row + c, n, 0.0f) * simd::load(f + c, n, 0.0f);
+      if (d_probs) g += simd::load(d_probs + row + c, n, 0.0f);
+      simd::store(dp + c, g, n);
+      dot += simd::load(p + row + c, n, 0.0f) * g;
+    }
+    const auto total = static_cast<float>(simd::lanes_sum(dot));
+    for (int64_t c = 0; c < S; c += simd::kLanes) {
+      const int64_t n = std::min(simd::kLanes, S - c);
+      simd::store(ds + row + c, simd::load(p + row + c, n, 0.0f) * (simd::load(dp + c, n, 0.0f) - total) * scale, n);
+    }
+  }
+}
+
+/// Rows [r0, r1) of the attention softmax: probs, and dropped (when threshold > 0) masked from
+/// the rounded probs as dropout() masks them. `bias_row(r)` gives row r's bias or null.
+template <class T, class BiasRow>
+NMT_INLINE void attention_softmax_rows(const T* scores, T* probs, T* dropped, float* z, int64_t r0, int64_t r1,
+                                       int64_t S, float scale, BiasRow bias_row, MaskKey key, uint32_t threshold,
+                                       float keep) {
+  for (int64_t r = r0; r < r1; ++r) softmax_row(scores + r * S, bias_row(r), probs + r * S, z, S, scale);
+  if (threshold > 0) mask_lanes(probs, dropped, r0 * S, r1 * S, key, threshold, keep);
+}
+
+/// Where row r = (n·H + h)·T + t of [N, H, T, S] finds its bias: base + n·s0 + h·s1 + t·s2.
+struct BiasRows {
+  const float* base = nullptr;
+  int64_t H = 1, T = 1, s0 = 0, s1 = 0, s2 = 0;
+  const float* operator()(int64_t r) const {
+    return base ? base + (r / (H * T)) * s0 + ((r / T) % H) * s1 + (r % T) * s2 : nullptr;
+  }
+};
+
+NMT_VECTOR_CLONES
+void attention_softmax_fp32(const float* scores, float* probs, float* dropped, float* z, int64_t r0, int64_t r1,
+                            int64_t S, float scale, BiasRows bias, MaskKey key, uint32_t threshold, float keep) {
+  attention_softmax_rows(scores, probs, dropped, z, r0, r1, S, scale, bias, key, threshold, keep);
+}
+
+NMT_VECTOR_CLONES
+void attention_softmax_bf16(const uint16_t* scores, uint16_t* probs, uint16_t* dropped, float* z, int64_t r0,
+                            int64_t r1, int64_t S, float scale, BiasRows bias, MaskKey key, uint32_t threshold,
+                            float keep) {
+  attention_softmax_rows(scores, probs, dropped, z, r0, r1, S, scale, bias, key, threshold, keep);
+}
+
+/// factor[i − i0] for i in [i0, i1): the dropout factor of element i (1 when threshold is 0).
+/// (A template, like the other helpers with vector lambdas, so that the lambda is compiled
+/// within each clone of its caller.)
+template <class F>
+NMT_INLINE void mask_factors(F* factor, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold, float keep) {
+  if (threshold == 0) {
+    std::fill(factor, factor + (i1 - i0), 1.0f);
+    return;
+  }
+  for_each_mask_chunk(i0, i1, key, threshold, keep,
+                      [&](int64_t i, int64_t n, simd::f32x16 k) { simd::store(factor + (i - i0), k, n); });
+}
+
+NMT_VECTOR_CLONES
+void attention_softmax_backward_fp32(const float* p, const float* d_dropped, const float* d_probs, float* ds,
+                                     float* factor, float* dp, int64_t r0, int64_t r1, int64_t S, float scale,
+                                     MaskKey key, uint32_t threshold, float keep) {
+  mask_factors(factor, r0 * S, r1 * S, key, threshold, keep);
+  softmax_backward_rows(p, d_dropped, d_probs, factor, ds, dp, r0, r1, S, scale);
+}
+
+NMT_VECTOR_CLONES
+void attention_softmax_backward_bf16(const uint16_t* p, const uint16_t* d_dropped, const uint16_t* d_probs,
+                                     uint16_t* ds, float* factor, float* dp, int64_t r0, int64_t r1, int64_t S,
+                                     float scale, MaskKey key, uint32_t threshold, float keep) {
+  mask_factors(factor, r0 * S, r1 * S, key, threshold, keep);
+  softmax_backward_rows(p, d_dropped, d_probs, factor, ds, dp, r0, r1, S, scale);
+}
+
 /// The factor of kept elements, 1/(1 − p′) with p′ = threshold / 2^16.
 double keep_scale(int64_t threshold) {
   return static_cast<double>(kLevels) / static_cast<double>(kLevels - threshold);
@@ -373,6 +492,91 @@ struct BiasReluDropout : torch::autograd::Function<BiasReluDropout> {
   }
 };
 
+/// softmax(scale·scores + bias) and its dropout in one pass over rows (scores fp32 or bf16
+/// [N, H, T, S], contiguous; bias a view expanded to [N, H, T, S] with unit stride along S, or
+/// [0] for none: LibTorch 1.13's Function takes no undefined input). Outputs {probs} without
+/// dropout, {probs, dropped} with it; the backward pass recomputes the mask from its key.
+struct AttentionSoftmaxDropout : torch::autograd::Function<AttentionSoftmaxDropout> {
+  /// Rows per block of the loops: the backward pass keeps a block's dropout factors in cache.
+  static int64_t block_rows(int64_t S) { return std::max<int64_t>(1, 4096 / std::max<int64_t>(1, S)); }
+
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& scores,
+                                                const at::Tensor& bias, double scale, int64_t threshold) {
+    const uint64_t draw = threshold > 0 ? draw_key() : 0;  // p = 0 draws nothing, as dropout()
+    const MaskKey key = key_of(draw);
+    const auto t = static_cast<uint32_t>(threshold);
+    const auto keep = static_cast<float>(keep_scale(threshold));
+    const int64_t S = scores.size(3), rows = scores.numel() / std::max<int64_t>(1, S);
+    BiasRows bias_rows;
+    if (bias.numel() > 0)
+      bias_rows = {bias.data_ptr<float>(), scores.size(1), scores.size(2), bias.stride(0), bias.stride(1), bias.stride(2)};
+    auto probs = at::empty_like(scores, at::MemoryFormat::Contiguous);
+    auto dropped = threshold > 0 ? at::empty_like(probs) : probs;
+    const auto s = static_cast<float>(scale);
+    const bool bf16 = scores.scalar_type() == at::kBFloat16;
+    at::parallel_for(0, rows, simd::rows_per_task(S), [&](int64_t r0, int64_t r1) {
+      std::vector<float> z(static_cast<size_t>(S));
+      for (int64_t a = r0; a < r1; a += block_rows(S)) {
+        const int64_t b = std::min(r1, a + block_rows(S));
+        if (bf16)
+          attention_softmax_bf16(reinterpret_cast<const uint16_t*>(scores.data_ptr<at::BFloat16>()),
+                                 reinterpret_cast<uint16_t*>(probs.data_ptr<at::BFloat16>()),
+                                 reinterpret_cast<uint16_t*>(dropped.data_ptr<at::BFloat16>()), z.data(), a, b, S, s,
+                                 bias_rows, key, t, keep);
+        else
+          attention_softmax_fp32(scores.data_ptr<float>(), probs.data_ptr<float>(), dropped.data_ptr<float>(), z.data(),
+                                 a, b, S, s, bias_rows, key, t, keep);
+      }
+    });
+    ctx->saved_data["key"] = static_cast<int64_t>(draw);
+    ctx->saved_data["threshold"] = threshold;
+    ctx->saved_data["scale"] = scale;
+    ctx->save_for_backward({probs});
+    if (threshold == 0) return {probs};
+    return {probs, dropped};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto probs = ctx->get_saved_variables()[0];
+    const int64_t threshold = ctx->saved_data["threshold"].toInt();
+    const auto type = probs.scalar_type();
+    auto as_probs = [&](const at::Tensor& g) { return g.defined() ? g.to(type).contiguous() : g; };
+    const auto d_probs = as_probs(grads[0]);
+    // Without dropout, probs is also the product's operand: its one gradient is d_dropped.
+    const auto d_dropped = threshold > 0 ? as_probs(grads[1]) : d_probs;
+    torch::autograd::variable_list out(4);
+    if (!d_dropped.defined() && !d_probs.defined()) return out;
+    const MaskKey key = key_of(static_cast<uint64_t>(ctx->saved_data["key"].toInt()));
+    const auto t = static_cast<uint32_t>(threshold);
+    const auto keep = static_cast<float>(keep_scale(threshold));
+    const auto s = static_cast<float>(ctx->saved_data["scale"].toDouble());
+    // Gradients that did not arrive are zeros (one of the two outputs unused).
+    const auto dd = d_dropped.defined() ? d_dropped : at::zeros_like(probs);
+    const bool extra = threshold > 0 && d_probs.defined();
+    const int64_t S = probs.size(3), rows = probs.numel() / std::max<int64_t>(1, S);
+    auto ds = at::empty_like(probs);
+    const bool bf16 = type == at::kBFloat16;
+    at::parallel_for(0, rows, simd::rows_per_task(S), [&](int64_t r0, int64_t r1) {
+      std::vector<float> factor(static_cast<size_t>(block_rows(S) * S)), dp(static_cast<size_t>(S));
+      for (int64_t a = r0; a < r1; a += block_rows(S)) {
+        const int64_t b = std::min(r1, a + block_rows(S));
+        if (bf16) {
+          auto bits = [](const at::Tensor& x) { return reinterpret_cast<uint16_t*>(x.data_ptr<at::BFloat16>()); };
+          attention_softmax_backward_bf16(bits(probs), bits(dd), extra ? bits(d_probs) : nullptr, bits(ds),
+                                          factor.data(), dp.data(), a, b, S, s, key, t, keep);
+        } else {
+          attention_softmax_backward_fp32(probs.data_ptr<float>(), dd.data_ptr<float>(),
+                                          extra ? d_probs.data_ptr<float>() : nullptr, ds.data_ptr<float>(),
+                                          factor.data(), dp.data(), a, b, S, s, key, t, keep);
+        }
+      }
+    });
+    out[0] = ds;
+    return out;
+  }
+};
+
 /// The threshold of p: element bits below it are dropped (p·2^16 rounded).
 int64_t threshold_of(double p) {
   TORCH_CHECK(p >= 0 && p < 1, "dropout probability must be in [0, 1), got ", p);
@@ -409,6 +613,26 @@ at::Tensor bias_relu_dropout(const at::Tensor& y, const at::Tensor& bias, double
                      y.numel() <= (int64_t{1} << 33);
   if (!fused) return models::dropout(at::relu(y.to(bias.scalar_type()) + bias), p, training).to(y.scalar_type());
   return BiasReluDropout::apply(y, bias, threshold);
+}
+
+AttentionProbs attention_softmax_dropout(const at::Tensor& scores, double scale, const at::Tensor& bias, double p,
+                                         bool training) {
+  const int64_t threshold = threshold_of(p);
+  TORCH_CHECK(scores.dim() == 4, "attention_softmax_dropout: scores of ", scores.sizes(), ": expected [N, H, T, S]");
+  const auto expanded = bias.defined() ? bias.expand(scores.sizes()) : bias;  // throws if it does not broadcast
+  const bool fused = training && threshold < kLevels && scores.device().is_cpu() &&
+                     (scores.scalar_type() == at::kFloat || scores.scalar_type() == at::kBFloat16) &&
+                     scores.is_contiguous() && scores.numel() > 0 && scores.numel() <= (int64_t{1} << 33) &&
+                     (!bias.defined() || (bias.device().is_cpu() && bias.scalar_type() == at::kFloat &&
+                                          expanded.stride(3) == 1));
+  if (!fused) {
+    auto z = at_least_fp32(scores) * scale;
+    auto probs = at::softmax(bias.defined() ? z.add_(bias) : z, -1);
+    return {models::dropout(probs, p, training), probs};
+  }
+  const auto none = at::empty({0}, scores.options().dtype(at::kFloat));
+  auto out = AttentionSoftmaxDropout::apply(scores, bias.defined() ? expanded : none, scale, threshold);
+  return {out.size() > 1 ? out[1] : out[0], out[0]};
 }
 
 }  // namespace nmt::models

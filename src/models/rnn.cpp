@@ -172,6 +172,12 @@ at::Tensor RnnSeq2SeqImpl::output_logits(const at::Tensor& attn_vec) {
   return logits;
 }
 
+OutputLayerInput RnnSeq2SeqImpl::output_layer_for_loss(const at::Tensor& attn_vec) {
+  if (config_.tie_embeddings)
+    return output_layer_input(pre_output_ ? pre_output_(attn_vec) : attn_vec, tgt_embed_->weight, output_bias_);
+  return output_layer_input(attn_vec, output_->weight, output_->bias);
+}
+
 at::Tensor RnnSeq2SeqImpl::position_log_probs(const at::Tensor& hidden, const at::Tensor& memory) {
   // W_c [m_s; h_t] = W_m m_s + W_h h_t: project both once, then broadcast over (t, s).
   const int64_t H = config_.hidden_size;
@@ -199,8 +205,8 @@ ForwardOutput RnnSeq2SeqImpl::forward(const data::Batch& batch) {
   auto log_alignment = at::stack(log_alignments, 1);
   if (config_.attention.mode == AttentionMode::Variational) {
     variational_forward(batch, *state, at::stack(hidden, 1), log_alignment, out);  // sets aux_loss (KL, REINFORCE)
-  } else if (sampled.empty() && logits_wanted()) {
-    out.logits = output_logits(at::stack(outs, 1));  // [B, T, V]; hard attention's objective needs log_probs
+  } else if (sampled.empty() && output_layer_wanted()) {
+    out.output_layer = output_layer_for_loss(at::stack(outs, 1));  // hard attention's objective needs log_probs
   } else {
     out.log_probs = output_log_probs(at::stack(outs, 1));  // [B, T, V]
   }

@@ -26,7 +26,13 @@ at::Tensor log_probs_of(const StepOutput& out) {
   return out.logits.scalar_type() == at::kFloat ? at::log_softmax(out.logits, -1) : log_softmax_of_logits(out.logits);
 }
 
-bool Seq2SeqImpl::logits_wanted() const { return logits_for_loss_ && is_training() && at::GradMode::is_enabled(); }
+bool Seq2SeqImpl::output_layer_wanted() const {
+  return output_layer_for_loss_ && is_training() && at::GradMode::is_enabled();
+}
+
+OutputLayerInput output_layer_input(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& bias) {
+  return {hidden, autocast_operand(weight), bias};
+}
 
 void Seq2SeqImpl::set_int8(bool on) { set_int8_linear_layers(*this, on); }
 

@@ -132,13 +132,14 @@ at::Tensor MultiHeadAttentionImpl::attend(const at::Tensor& q, const at::Tensor&
   const double scale = 1.0 / std::sqrt(static_cast<double>(dk));
   // The g query rows of a group as one block of g·T queries: [N, H, g·T, d_k].
   auto grouped = g == 1 ? q : q.reshape({N, g, H, T, dk}).transpose(1, 2).reshape({N, H, g * T, dk});
-  // In place: the product's backward needs q and k only, not its output.
-  // fp32 scores and softmax under bf16 autocast.
-  auto scores = at_least_fp32(models::batched_matmul(grouped, k.transpose(-2, -1))).mul_(scale);  // [N, H, g·T, S]
-  if (bias.defined()) scores.add_(bias);
-  auto probs = at::softmax(scores, -1);
-  if (weights) *weights = g == 1 ? probs : probs.view({N, H, g, T, S}).transpose(1, 2).reshape({B, H, T, S});
-  auto context = models::batched_matmul(models::dropout(probs, attention_dropout_, is_training()), v);  // [N, H, g·T, d_k]
+  auto scores = models::batched_matmul(grouped, k.transpose(-2, -1));  // [N, H, g·T, S], bf16 under autocast
+  // The softmax in fp32; in training one pass that also drops out, in the scores' dtype.
+  auto attention = attention_softmax_dropout(scores, scale, bias, attention_dropout_, is_training());
+  if (weights) {
+    auto probs = at_least_fp32(attention.probs);
+    *weights = g == 1 ? probs : probs.view({N, H, g, T, S}).transpose(1, 2).reshape({B, H, T, S});
+  }
+  auto context = models::batched_matmul(attention.dropped, v);  // [N, H, g·T, d_k]
   // → [N, g, T, H, d_k] → [B, T, d]
   return out_proj_(context.view({N, H, g, T, dk}).permute({0, 2, 3, 1, 4}).reshape({B, T, d_model_}));
 }
@@ -358,7 +359,16 @@ std::unique_ptr<TransformerDecoderState> TransformerSeq2SeqImpl::init_state(cons
   return state;
 }
 
-std::pair<at::Tensor, at::Tensor> TransformerSeq2SeqImpl::decode_logits(const at::Tensor& tgt,
+at::Tensor TransformerSeq2SeqImpl::output_logits(const at::Tensor& hidden) {
+  return config_.tie_embeddings ? tied_output_(hidden, tgt_embed_->weight, output_bias_, is_training()) : output_(hidden);
+}
+
+OutputLayerInput TransformerSeq2SeqImpl::output_layer(const at::Tensor& hidden) {
+  return config_.tie_embeddings ? output_layer_input(hidden, tgt_embed_->weight, output_bias_)
+                                : output_layer_input(hidden, output_->weight, output_->bias);
+}
+
+std::pair<at::Tensor, at::Tensor> TransformerSeq2SeqImpl::decode_hidden(const at::Tensor& tgt,
                                                                       TransformerDecoderState& state) {
   const int64_t T = tgt.size(1);
   auto x = embed(tgt, tgt_embed_, tgt_positions_, state.position);
@@ -375,22 +385,18 @@ std::pair<at::Tensor, at::Tensor> TransformerSeq2SeqImpl::decode_logits(const at
                                     last ? &weights : nullptr);
   }
   if (config_.pre_norm) x = layer_norm_for_product(decoder_norm_, x);  // feeds the output layer only
-  auto logits = config_.tie_embeddings ? tied_output_(x, tgt_embed_->weight, output_bias_, is_training()) : output_(x);
   state.position += T;
-  return {std::move(logits), weights.defined() ? weights.mean(1) : weights};
-}
-
-std::pair<at::Tensor, at::Tensor> TransformerSeq2SeqImpl::decode(const at::Tensor& tgt, TransformerDecoderState& state) {
-  auto [logits, attention] = decode_logits(tgt, state);
-  return {log_softmax_of_logits(std::move(logits)), std::move(attention)};
+  return {std::move(x), weights.defined() ? weights.mean(1) : weights};
 }
 
 ForwardOutput TransformerSeq2SeqImpl::forward(const data::Batch& batch) {
   auto src_mask = batch.src.ne(data::kPad);  // [B, S]
   auto state = init_state(encode(batch.src, padding_bias(src_mask, tgt_embed_->weight.scalar_type())), src_mask);
   ForwardOutput out;
-  if (logits_wanted()) std::tie(out.logits, out.attention) = decode_logits(batch.tgt_in, *state);
-  else std::tie(out.log_probs, out.attention) = decode(batch.tgt_in, *state);
+  auto [hidden, attention] = decode_hidden(batch.tgt_in, *state);
+  out.attention = std::move(attention);
+  if (output_layer_wanted()) out.output_layer = output_layer(hidden);
+  else out.log_probs = log_softmax_of_logits(output_logits(hidden));
   return out;
 }
 
@@ -406,7 +412,8 @@ std::unique_ptr<DecoderState> TransformerSeq2SeqImpl::start(const at::Tensor& sr
 
 StepOutput TransformerSeq2SeqImpl::step(const at::Tensor& prev, DecoderState& state) {
   auto& s = dynamic_cast<TransformerDecoderState&>(state);
-  auto [logits, attention] = decode_logits(prev.unsqueeze(1), s);
+  auto [hidden, attention] = decode_hidden(prev.unsqueeze(1), s);
+  auto logits = output_logits(hidden);
   return {at::Tensor(), attention.defined() ? attention.squeeze(1) : attention, logits.squeeze(1)};
 }
 

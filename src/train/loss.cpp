@@ -23,63 +23,122 @@ LossOutput sequence_loss(const at::Tensor& log_probs, const at::Tensor& targets,
 
 namespace {
 
-/// Per row of fp32 or bf16 logits x [V] (CPU, contiguous), in vectorised passes: the row's
-/// log Σ exp, Σ x and x[target].
+/// Lanes [c, c + n) of a row of logits x [V] plus the bias [V] (if any), in fp32; missing lanes
+/// are `fill`.
 template <class T>
-NMT_INLINE void row_statistics(const T* x, int64_t V, int64_t target, float& lse, float& sum, float& picked) {
+NMT_INLINE simd::f32x16 load_logits(const T* x, const float* bias, int64_t c, int64_t n, float fill) {
+  const simd::f32x16 v = simd::load(x + c, n, fill);
+  return bias ? v + simd::load(bias + c, n, 0.0f) : v;
+}
+
+/// Per row of fp32 or bf16 logits x [V] (CPU, contiguous) plus the bias [V] if not null, in
+/// vectorised passes: the row's log Σ exp, Σ x and x[target].
+template <class T>
+NMT_INLINE void row_statistics(const T* x, const float* bias, int64_t V, int64_t target, float& lse, float& sum,
+                               float& picked) {
   using simd::f32x16;
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   f32x16 max = simd::splat(kNegInf), total = {};
   for (int64_t c = 0; c < V; c += simd::kLanes) {
     const auto n = std::min(simd::kLanes, V - c);
-    const f32x16 v = simd::load(x + c, n, kNegInf);
+    const f32x16 v = load_logits(x, bias, c, n, kNegInf);
     max = simd::maximum(max, v);
-    total += n == simd::kLanes ? v : simd::load(x + c, n, 0.0f);  // the tail's missing lanes add 0
+    total += n == simd::kLanes ? v : load_logits(x, bias, c, n, 0.0f);  // the tail's missing lanes add 0
   }
   float m = kNegInf;
   for (int64_t l = 0; l < simd::kLanes; ++l) m = max[l] > m ? max[l] : m;
   f32x16 exps = {};
   for (int64_t c = 0; c < V; c += simd::kLanes)
-    exps += simd::exp_nonpositive(simd::load(x + c, std::min(simd::kLanes, V - c), kNegInf) - m);
+    exps += simd::exp_nonpositive(load_logits(x, bias, c, std::min(simd::kLanes, V - c), kNegInf) - m);
   lse = m + static_cast<float>(std::log(simd::lanes_sum(exps)));
   sum = static_cast<float>(simd::lanes_sum(total));
-  picked = simd::to_float(x[target]);
+  picked = simd::to_float(x[target]) + (bias ? bias[target] : 0.0f);
 }
 
-/// One row of the gradient: g = scale·(exp(x − lse) − ε/V − (1 − ε)·onehot(target)).
+/// One row of the gradient: g = scale·(exp(x + bias − lse) − ε/V − (1 − ε)·onehot(target)),
+/// and, when `colsum` is not null, g as stored (rounded to T) added to colsum [V].
 template <class T>
-NMT_INLINE void row_gradient(const T* x, T* g, int64_t V, int64_t target, float lse, float uniform, float gold,
-                             float scale) {
+NMT_INLINE void row_gradient(const T* x, const float* bias, T* g, float* colsum, int64_t V, int64_t target, float lse,
+                             float uniform, float gold, float scale) {
   for (int64_t c = 0; c < V; c += simd::kLanes) {
     const auto n = std::min(simd::kLanes, V - c);
-    const auto p = simd::exp_nonpositive(simd::load(x + c, n, -std::numeric_limits<float>::infinity()) - lse);
+    const auto p = simd::exp_nonpositive(load_logits(x, bias, c, n, -std::numeric_limits<float>::infinity()) - lse);
     auto d = (p - uniform) * scale;
     if (target >= c && target < c + n) d[target - c] = (p[target - c] - uniform - gold) * scale;
     simd::store(g + c, d, n);
+    if (colsum) simd::store(colsum + c, simd::load(colsum + c, n, 0.0f) + simd::load(g + c, n, 0.0f), n);
   }
 }
 
 NMT_VECTOR_CLONES
-void statistics_fp32(const float* x, const int64_t* targets, int64_t r0, int64_t r1, int64_t V, float* lse,
-                     float* sum, float* picked) {
-  for (int64_t r = r0; r < r1; ++r) row_statistics(x + r * V, V, targets[r], lse[r], sum[r], picked[r]);
+void statistics_fp32(const float* x, const float* bias, const int64_t* targets, int64_t r0, int64_t r1, int64_t V,
+                     float* lse, float* sum, float* picked) {
+  for (int64_t r = r0; r < r1; ++r) row_statistics(x + r * V, bias, V, targets[r], lse[r], sum[r], picked[r]);
 }
 NMT_VECTOR_CLONES
-void statistics_bf16(const uint16_t* x, const int64_t* targets, int64_t r0, int64_t r1, int64_t V, float* lse,
-                     float* sum, float* picked) {
-  for (int64_t r = r0; r < r1; ++r) row_statistics(x + r * V, V, targets[r], lse[r], sum[r], picked[r]);
+void statistics_bf16(const uint16_t* x, const float* bias, const int64_t* targets, int64_t r0, int64_t r1, int64_t V,
+                     float* lse, float* sum, float* picked) {
+  for (int64_t r = r0; r < r1; ++r) row_statistics(x + r * V, bias, V, targets[r], lse[r], sum[r], picked[r]);
 }
 NMT_VECTOR_CLONES
-void gradient_fp32(const float* x, float* g, const int64_t* targets, const float* lse, const float* scale,
-                   int64_t r0, int64_t r1, int64_t V, float uniform, float gold) {
+void gradient_fp32(const float* x, const float* bias, float* g, float* colsum, const int64_t* targets, const float* lse,
+                   const float* scale, int64_t r0, int64_t r1, int64_t V, float uniform, float gold) {
   for (int64_t r = r0; r < r1; ++r)
-    row_gradient(x + r * V, g + r * V, V, targets[r], lse[r], uniform, gold, scale[r]);
+    row_gradient(x + r * V, bias, g + r * V, colsum, V, targets[r], lse[r], uniform, gold, scale[r]);
 }
 NMT_VECTOR_CLONES
-void gradient_bf16(const uint16_t* x, uint16_t* g, const int64_t* targets, const float* lse, const float* scale,
-                   int64_t r0, int64_t r1, int64_t V, float uniform, float gold) {
+void gradient_bf16(const uint16_t* x, const float* bias, uint16_t* g, float* colsum, const int64_t* targets,
+                   const float* lse, const float* scale, int64_t r0, int64_t r1, int64_t V, float uniform, float gold) {
   for (int64_t r = r0; r < r1; ++r)
-    row_gradient(x + r * V, g + r * V, V, targets[r], lse[r], uniform, gold, scale[r]);
+    row_gradient(x + r * V, bias, g + r * V, colsum, V, targets[r], lse[r], uniform, gold, scale[r]);
+}
+
+/// The row statistics of logits [N, V] (+ bias [V] if defined) into lse, sum, picked [N], on
+/// ATen's threads. Checks that every target lies in [0, V): the row loops read x[target].
+void statistics(const at::Tensor& logits, const at::Tensor& bias, const at::Tensor& targets, at::Tensor& lse,
+                at::Tensor& sum, at::Tensor& picked) {
+  const int64_t N = logits.size(0), V = logits.size(1);
+  TORCH_CHECK(N == 0 || (targets.min().item<int64_t>() >= 0 && targets.max().item<int64_t>() < V),
+              "sequence_loss_from_logits: a target id lies outside the vocabulary of ", V);
+  const int64_t* y = targets.data_ptr<int64_t>();
+  const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  float *l = lse.data_ptr<float>(), *s = sum.data_ptr<float>(), *p = picked.data_ptr<float>();
+  at::parallel_for(0, N, simd::rows_per_task(V), [&](int64_t r0, int64_t r1) {
+    if (logits.scalar_type() == at::kFloat)
+      statistics_fp32(logits.data_ptr<float>(), b, y, r0, r1, V, l, s, p);
+    else
+      statistics_bf16(reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>()), b, y, r0, r1, V, l, s, p);
+  });
+}
+
+/// Rows of the gradient of a block, for the bias gradient's partial sums.
+constexpr int64_t kBlockRows = 32;
+
+/// The gradient of logits [N, V] (+ bias) into grad [N, V] (logits' dtype; may be logits itself),
+/// row r scaled by row_scale[r]; with `partial` ([⌈N/32⌉, V] fp32 zeros, defined) also the column sums of each
+/// block of 32 rows, so that the bias gradient partial.sum(0) does not depend on the threads.
+void gradient(const at::Tensor& logits, const at::Tensor& bias, const at::Tensor& targets, const at::Tensor& lse,
+              const at::Tensor& row_scale, double eps, at::Tensor& grad, at::Tensor* partial) {
+  const int64_t N = logits.size(0), V = logits.size(1);
+  const int64_t* y = targets.data_ptr<int64_t>();
+  const float *l = lse.data_ptr<float>(), *sc = row_scale.data_ptr<float>();
+  const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  float* sums = partial ? partial->data_ptr<float>() : nullptr;
+  const auto uniform = static_cast<float>(eps / static_cast<double>(V)), gold = static_cast<float>(1.0 - eps);
+  const int64_t blocks = (N + kBlockRows - 1) / kBlockRows;
+  const int64_t grain = std::max<int64_t>(1, simd::rows_per_task(V) / kBlockRows);
+  at::parallel_for(0, blocks, grain, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      const int64_t r0 = k * kBlockRows, r1 = std::min(N, r0 + kBlockRows);
+      float* colsum = sums ? sums + k * V : nullptr;
+      if (logits.scalar_type() == at::kFloat)
+        gradient_fp32(logits.data_ptr<float>(), b, grad.data_ptr<float>(), colsum, y, l, sc, r0, r1, V, uniform, gold);
+      else
+        gradient_bf16(reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>()), b,
+                      reinterpret_cast<uint16_t*>(grad.data_ptr<at::BFloat16>()), colsum, y, l, sc, r0, r1, V, uniform,
+                      gold);
+    }
+  });
 }
 
 /// Whether the vectorised row loops take `logits` (else the chunked ATen expressions below).
@@ -102,17 +161,7 @@ struct FusedCrossEntropy : torch::autograd::Function<FusedCrossEntropy> {
     auto f32 = logits.options().dtype(at::kFloat);
     auto lse = at::empty({N}, f32), sum = at::empty({N}, f32), picked = at::empty({N}, f32);
     if (row_kernels_apply(logits)) {
-      // The row loops read x[target] unchecked (the ATen path's gather checks it).
-      TORCH_CHECK(N == 0 || (targets.min().item<int64_t>() >= 0 && targets.max().item<int64_t>() < V),
-                  "sequence_loss_from_logits: a target id lies outside the vocabulary of ", V);
-      const int64_t* y = targets.data_ptr<int64_t>();
-      float *l = lse.data_ptr<float>(), *s = sum.data_ptr<float>(), *p = picked.data_ptr<float>();
-      at::parallel_for(0, N, simd::rows_per_task(V), [&](int64_t r0, int64_t r1) {
-        if (logits.scalar_type() == at::kFloat)
-          statistics_fp32(logits.data_ptr<float>(), y, r0, r1, V, l, s, p);
-        else
-          statistics_bf16(reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>()), y, r0, r1, V, l, s, p);
-      });
+      statistics(logits, at::Tensor(), targets, lse, sum, picked);
     } else {
       for (int64_t r = 0; r < N; r += step) {
         const int64_t n = std::min(step, N - r);
@@ -143,17 +192,7 @@ struct FusedCrossEntropy : torch::autograd::Function<FusedCrossEntropy> {
     auto scale = (mask * grads[0].to(at::kFloat)).unsqueeze(1);  // [N, 1]: dL/dloss on real positions, 0 on padding
     auto grad = at::empty_like(logits, at::MemoryFormat::Contiguous);
     if (row_kernels_apply(logits)) {
-      const auto row_scale = scale.squeeze(1).contiguous();
-      const int64_t* y = targets.data_ptr<int64_t>();
-      const float *l = lse.data_ptr<float>(), *sc = row_scale.data_ptr<float>();
-      const auto uniform = static_cast<float>(eps / static_cast<double>(V)), gold = static_cast<float>(1.0 - eps);
-      at::parallel_for(0, N, simd::rows_per_task(V), [&](int64_t r0, int64_t r1) {
-        if (logits.scalar_type() == at::kFloat)
-          gradient_fp32(logits.data_ptr<float>(), grad.data_ptr<float>(), y, l, sc, r0, r1, V, uniform, gold);
-        else
-          gradient_bf16(reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>()),
-                        reinterpret_cast<uint16_t*>(grad.data_ptr<at::BFloat16>()), y, l, sc, r0, r1, V, uniform, gold);
-      });
+      gradient(logits, at::Tensor(), targets, lse, scale.squeeze(1).contiguous(), eps, grad, nullptr);
       return {grad, at::Tensor(), at::Tensor()};
     }
     for (int64_t r = 0; r < N; r += step) {
@@ -168,7 +207,99 @@ struct FusedCrossEntropy : torch::autograd::Function<FusedCrossEntropy> {
   }
 };
 
+/// Rows of the output layer's logits per chunk of OutputLayerLoss: about 4 MB of logits (256
+/// rows of 8,000 in bf16), a multiple of the bias gradient's blocks.
+int64_t output_chunk_rows(int64_t vocab, int64_t element_size) {
+  const int64_t rows = (int64_t{4} << 20) / std::max<int64_t>(1, vocab * element_size);
+  return std::max<int64_t>(1, rows / kBlockRows) * kBlockRows;
+}
+
+/// The smoothed cross-entropy of the logits hidden·weightᵀ + bias at the real target positions
+/// (hidden [N, E], weight [V, E] of one dtype, fp32 or bf16, CPU; bias [V] fp32, or [0] for none:
+/// LibTorch 1.13's Function takes no undefined input; targets [N]). The padded rows are never
+/// multiplied. The forward pass goes through the real rows in chunks of about 4 MB of logits:
+/// the chunk's product, its row statistics (the bias added as the logits are read) and the
+/// gradient of the loss with respect to its logits (written over them, with the bias gradient's
+/// partial sums) while the chunk is in cache, as Liger-Kernel's fused linear cross-entropy does.
+/// So no [n, V] logits tensor is read back from memory, and only that gradient is kept; the
+/// backward pass is its two products, scaled by the incoming gradient.
+struct OutputLayerLoss : torch::autograd::Function<OutputLayerLoss> {
+  /// Returns {smoothed loss sum, nll sum (not differentiable)}.
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& hidden,
+                                                const at::Tensor& weight, const at::Tensor& given_bias,
+                                                const at::Tensor& targets, double eps) {
+    const auto bias = given_bias.numel() > 0 ? given_bias : at::Tensor();
+    const auto rows = targets.ne(data::kPad).nonzero().squeeze(1);  // [n]
+    const auto h = hidden.index_select(0, rows);                     // [n, E]
+    const auto y = targets.index_select(0, rows);                    // [n]
+    const int64_t n = h.size(0), V = weight.size(0);
+    auto f32 = h.options().dtype(at::kFloat);
+    auto lse = at::empty({n}, f32), sum = at::empty({n}, f32), picked = at::empty({n}, f32);
+    const auto ones = at::ones({n}, f32);  // the gradient of the loss sum: scaled in backward()
+    auto grad = at::empty({n, V}, h.options());  // each chunk's logits, then their gradient
+    const bool bias_grad = bias.defined() && bias.requires_grad();
+    auto partial = bias_grad ? at::zeros({(n + kBlockRows - 1) / kBlockRows, V}, f32) : at::Tensor();
+    const int64_t chunk = output_chunk_rows(V, h.element_size());
+    const auto weight_t = weight.t();
+    for (int64_t r = 0; r < n; r += chunk) {
+      const int64_t m = std::min(chunk, n - r);
+      auto g = grad.narrow(0, r, m);
+      at::mm_out(g, h.narrow(0, r, m), weight_t);  // the logits without the bias
+      const auto y_c = y.narrow(0, r, m);
+      auto lse_c = lse.narrow(0, r, m), sum_c = sum.narrow(0, r, m), picked_c = picked.narrow(0, r, m);
+      statistics(g, bias, y_c, lse_c, sum_c, picked_c);
+      auto blocks = bias_grad ? partial.narrow(0, r / kBlockRows, (m + kBlockRows - 1) / kBlockRows) : at::Tensor();
+      gradient(g, bias, y_c, lse_c, ones.narrow(0, r, m), eps, g, bias_grad ? &blocks : nullptr);
+    }
+    auto nll = lse - picked;  // −log p(y)
+    auto token = eps > 0 ? (1.0 - eps) * nll + eps * (lse - sum / static_cast<double>(V)) : nll;
+    ctx->save_for_backward({h, weight, grad, partial, rows});
+    ctx->saved_data["rows"] = hidden.size(0);
+    auto nll_sum = nll.sum();
+    ctx->mark_non_differentiable({nll_sum});
+    return {token.sum(), nll_sum};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &h = saved[0], &weight = saved[1], &grad = saved[2], &partial = saved[3], &rows = saved[4];
+    torch::autograd::variable_list out(5);
+    if (!grads[0].defined()) return out;
+    const double scale = grads[0].item<double>();
+    if (ctx->needs_input_grad(0)) {
+      out[0] = at::zeros({ctx->saved_data["rows"].toInt(), h.size(1)}, h.options());  // padded rows: 0
+      out[0].index_copy_(0, rows, at::mm(grad, weight).mul_(scale));
+    }
+    if (ctx->needs_input_grad(1)) out[1] = at::mm(grad.t(), h).mul_(scale);
+    if (partial.defined() && ctx->needs_input_grad(2)) out[2] = partial.sum(0).mul_(scale);  // blocks in a fixed order
+    return out;
+  }
+};
+
 }  // namespace
+
+LossOutput sequence_loss_from_output_layer(const models::OutputLayerInput& layer, const at::Tensor& targets,
+                                           double eps) {
+  const auto& weight = layer.weight;
+  const int64_t E = weight.size(1);
+  TORCH_CHECK(layer.hidden.size(-1) == E && (!layer.bias.defined() || layer.bias.numel() == weight.size(0)),
+              "sequence_loss_from_output_layer: hidden of ", layer.hidden.sizes(), ", weight of ", weight.sizes(),
+              " and bias of ", layer.bias.defined() ? layer.bias.sizes() : at::IntArrayRef{}, " do not make a layer");
+  const auto type = weight.scalar_type();
+  const bool fused = weight.device().is_cpu() && layer.hidden.device().is_cpu() &&
+                     (type == at::kFloat || type == at::kBFloat16) &&
+                     (!layer.bias.defined() || (layer.bias.scalar_type() == at::kFloat && layer.bias.is_contiguous()));
+  if (!fused) {  // other devices: the logits of every position, then the fused loss of logits
+    const auto bias = layer.bias.defined() ? layer.bias.to(type) : layer.bias;
+    return sequence_loss_from_logits(at::linear(layer.hidden.to(type), weight, bias), targets, eps);
+  }
+  // Autograd records the loss; its arithmetic is fp32 apart from the products, in weight's dtype.
+  const auto bias = layer.bias.defined() ? layer.bias : at::empty({0}, weight.options().dtype(at::kFloat));
+  auto out = OutputLayerLoss::apply(layer.hidden.to(type).reshape({-1, E}), weight, bias,
+                                    targets.reshape({-1}).contiguous(), eps);
+  return {out[0], out[1].detach()};
+}
 
 LossOutput sequence_loss_from_logits(const at::Tensor& logits, const at::Tensor& targets, double eps) {
   const int64_t V = logits.size(-1);
@@ -180,7 +311,7 @@ LossOutput sequence_loss_from_logits(const at::Tensor& logits, const at::Tensor&
 
 LossOutput token_loss(const models::ForwardOutput& out, const at::Tensor& targets, double label_smoothing) {
   if (out.nll.defined()) return {out.nll, out.nll.detach()};
-  if (out.logits.defined()) return sequence_loss_from_logits(out.logits, targets, label_smoothing);
+  if (out.output_layer.defined()) return sequence_loss_from_output_layer(out.output_layer, targets, label_smoothing);
   return sequence_loss(out.log_probs, targets, label_smoothing);
 }
 

@@ -63,7 +63,7 @@ UpdateStats train_update(models::Seq2SeqImpl& model, FusedAdam& optimizer,
                          const std::vector<data::Batch>& batches, const TrainConfig& c, double lr,
                          DataParallel* parallel, Precision precision) {
   UpdateStats stats;
-  model.set_logits_for_loss(true);  // the loss from logits: no [B, T, V] log-softmax
+  model.set_output_layer_for_loss(true);  // the loss forms the logits of real positions only: no [B, T, V] log-softmax
   optimizer.clear_gradients();
   for (const auto& batch : batches) stats.tgt_tokens += batch.num_tgt_tokens;
   stats.update_tgt_tokens = stats.tgt_tokens;

@@ -1,8 +1,11 @@
 // models::dropout (models/dropout.h): the keep rate, the scale that keeps the expectation, the
-// gradient, independence of neighbouring elements, and reproducibility from the generator state.
+// gradient, independence of neighbouring elements, and reproducibility from the generator state;
+// the fused residual, feed-forward and attention-softmax passes against the separate operations.
 #include "nmt/models/dropout.h"
 
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -263,6 +266,124 @@ TEST(BiasReluDropout, OtherCasesAreTheSeparateOperations) {
   EXPECT_TRUE(torch::equal(strided, bias_relu_dropout_reference(y.t(), bias, 0.3)));
   EXPECT_THROW(nmt::models::bias_relu_dropout(y, bias, 0.3, true), c10::Error);  // bias [10] for rows of 6
   EXPECT_THROW(nmt::models::bias_relu_dropout(y.t(), bias, 1.0, true), c10::Error);
+}
+
+/// Scores [N, H, T, S] of `dtype` and the biases attention adds: none, key padding [N, 1, 1, S]
+/// (the last keys of some rows masked), causal [T, S] (T = S).
+struct AttentionCase {
+  at::Tensor scores, bias;
+  std::string name;
+};
+
+std::vector<AttentionCase> attention_cases(int64_t S, torch::Dtype dtype) {
+  const int64_t N = 7, H = 4;
+  auto scores = (torch::randn({N, H, S, S}) * 4).to(dtype);
+  auto padding = torch::zeros({N, 1, 1, S});
+  padding.index_put_({torch::indexing::Slice(0, 3), 0, 0, torch::indexing::Slice(S / 2)}, -INFINITY);
+  auto causal = torch::zeros({S, S}).masked_fill_(torch::ones({S, S}, torch::kBool).triu(1), -INFINITY);
+  return {{scores, at::Tensor(), "no bias"}, {scores, padding, "padding"}, {scores, causal, "causal"}};
+}
+
+/// max |a − b| over the largest |b|.
+double relative_difference(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>() /
+         b.to(torch::kDouble).abs().max().item<double>();
+}
+
+TEST(AttentionSoftmaxDropout, EqualsTheSeparateOperationsForwardAndBackward) {
+  // Rows of 10 (one partial 16-lane chunk) and of 37 (two full chunks and a tail); fp32 and
+  // bf16; p = 0.1 and p = 0; the gradient of the dropped probabilities alone, and with one of
+  // the probabilities themselves (the attention weights a model returns).
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  const double scale = 0.125;
+  for (int64_t S : {10, 37})
+    for (auto dtype : {torch::kFloat, torch::kBFloat16})
+      for (double p : {0.1, 0.0})
+        for (const auto& c : attention_cases(S, dtype))
+          for (bool probs_used : {false, true}) {
+            SCOPED_TRACE(::testing::Message() << "S " << S << ", " << dtype << ", p " << p << ", " << c.name
+                                              << (probs_used ? ", probs used" : ""));
+            const double tolerance = dtype == torch::kFloat ? 1e-5 : 1e-2;
+            auto fused_scores = c.scores.clone().requires_grad_();
+            auto state = generator.get_state();
+            auto fused = nmt::models::attention_softmax_dropout(fused_scores, scale, c.bias, p, true);
+            const auto after = generator.get_state();
+            ASSERT_EQ(fused.probs.scalar_type(), dtype);
+            ASSERT_EQ(fused.dropped.scalar_type(), dtype);
+            // The reference: fp32 softmax, then dropout() from the same generator state.
+            generator.set_state(state);
+            auto ref_scores = c.scores.to(torch::kFloat, false, /*copy=*/true).requires_grad_();
+            auto z = ref_scores * scale;
+            auto ref_probs = torch::softmax(c.bias.defined() ? z + c.bias : z, -1);
+            auto ref_dropped = nmt::models::dropout(ref_probs, p, true);
+            EXPECT_TRUE(torch::equal(generator.get_state(), after)) << "the same draws from the generator";
+            EXPECT_LE(relative_difference(fused.probs, ref_probs), tolerance);
+            EXPECT_LE(relative_difference(fused.dropped, ref_dropped), tolerance);
+            // The same elements dropped: those zero in one and not in the other are masked keys.
+            EXPECT_TRUE(torch::equal(fused.dropped.eq(0) & ref_probs.gt(0), ref_dropped.eq(0) & ref_probs.gt(0)));
+            if (p > 0) {
+              const double dropped = (ref_dropped.eq(0) & ref_probs.gt(0)).sum().item<double>() /
+                                     ref_probs.gt(0).sum().item<double>();
+              EXPECT_GT(dropped, 0.05);
+              EXPECT_LT(dropped, 0.15);
+            }
+            // The same dropout of the rounded probabilities, bit for bit.
+            generator.set_state(state);
+            EXPECT_TRUE(torch::equal(fused.dropped, nmt::models::dropout(fused.probs.detach(), p, true)));
+            auto g1 = torch::randn(c.scores.sizes()), g2 = torch::randn(c.scores.sizes());
+            auto fused_loss = (fused.dropped.to(torch::kFloat) * g1).sum();
+            auto ref_loss = (ref_dropped * g1).sum();
+            if (probs_used) {
+              fused_loss = fused_loss + (fused.probs.to(torch::kFloat) * g2).sum();
+              ref_loss = ref_loss + (ref_probs * g2).sum();
+            }
+            fused_loss.backward();
+            ref_loss.backward();
+            ASSERT_EQ(fused_scores.grad().scalar_type(), dtype);
+            EXPECT_LE(relative_difference(fused_scores.grad(), ref_scores.grad()), 3 * tolerance);
+          }
+}
+
+TEST(AttentionSoftmaxDropout, TheResultDoesNotDependOnTheNumberOfThreads) {
+  const int threads = at::get_num_threads();
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  torch::manual_seed(34);
+  // 2·4·200 rows of 33: several tasks and blocks, a task starting in the middle of a pair hash.
+  const auto scores = torch::randn({2, 4, 200, 33});
+  const auto g = torch::randn({2, 4, 200, 33});
+  const auto state = generator.get_state();
+  auto run = [&](int n) {
+    at::set_num_threads(n);
+    generator.set_state(state);
+    auto x = scores.clone().requires_grad_();
+    auto out = nmt::models::attention_softmax_dropout(x, 0.3, at::Tensor(), 0.2, true);
+    (out.dropped * g).sum().backward();
+    return std::vector<at::Tensor>{out.probs.detach(), out.dropped.detach(), x.grad()};
+  };
+  const auto one = run(1), two = run(std::max(2, threads));
+  at::set_num_threads(threads);
+  for (size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(torch::equal(one[i], two[i])) << i;
+}
+
+TEST(AttentionSoftmaxDropout, OtherCasesAreTheSeparateOperations) {
+  torch::manual_seed(35);
+  auto scores = torch::randn({2, 3, 5, 6}), bias = torch::zeros({2, 1, 1, 6});
+  bias[1][0][0][5] = -INFINITY;
+  auto expected = torch::softmax(scores * 0.5 + bias, -1);
+  auto eval = nmt::models::attention_softmax_dropout(scores, 0.5, bias, 0.1, false);  // not training
+  EXPECT_TRUE(torch::equal(eval.probs, expected));
+  EXPECT_TRUE(torch::equal(eval.dropped, expected));
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  auto strided = scores.transpose(2, 3).contiguous().transpose(2, 3);  // not contiguous
+  auto state = generator.get_state();
+  auto out = nmt::models::attention_softmax_dropout(strided, 0.5, bias, 0.1, true);
+  generator.set_state(state);
+  EXPECT_TRUE(torch::equal(out.probs, expected));
+  EXPECT_TRUE(torch::equal(out.dropped, nmt::models::dropout(expected, 0.1, true)));
+  EXPECT_TRUE(torch::equal(scores, strided));  // the input is left as it was
+  EXPECT_THROW(nmt::models::attention_softmax_dropout(scores, 0.5, torch::zeros({3, 1, 1, 6}), 0.1, true), c10::Error);
+  EXPECT_THROW(nmt::models::attention_softmax_dropout(scores, 0.5, bias, 1.0, true), c10::Error);
+  EXPECT_THROW(nmt::models::attention_softmax_dropout(scores[0], 0.5, at::Tensor(), 0.1, true), c10::Error);
 }
 
 }  // namespace

@@ -48,6 +48,8 @@ class WeightNormLinearImpl : public torch::nn::Module {
   WeightNormLinearImpl(int64_t in, int64_t out, double std);
   /// The effective weight g · v / ‖v‖, [out, in].
   at::Tensor weight() const;
+  /// The bias [out].
+  const at::Tensor& bias() const { return bias_; }
   /// x [..., in] → [..., out].
   at::Tensor forward(const at::Tensor& x);
 
@@ -147,11 +149,14 @@ class ConvS2SSeq2SeqImpl : public Seq2SeqImpl {
  private:
   /// src [B, S] → the initial decoder state: memory and zero contexts.
   std::unique_ptr<ConvS2SDecoderState> encode(const at::Tensor& src);
-  /// Decoder over the next T target tokens tgt [B, T] (positions state.position ...), advancing
-  /// the state. Returns log-probs [B, T, V] and the layer-averaged attention [B, T, S].
-  std::pair<at::Tensor, at::Tensor> decode(const at::Tensor& tgt, ConvS2SDecoderState& state);
-  /// decode() with the output layer's logits [B, T, V] (before log-softmax) instead of log-probs.
-  std::pair<at::Tensor, at::Tensor> decode_logits(const at::Tensor& tgt, ConvS2SDecoderState& state);
+  /// Decoder over the next T target tokens tgt [B, T] (positions state.position ...) up to the
+  /// output layer, advancing the state. Returns the output layer's input [B, T, E] and the
+  /// layer-averaged attention [B, T, S].
+  std::pair<at::Tensor, at::Tensor> decode_hidden(const at::Tensor& tgt, ConvS2SDecoderState& state);
+  /// The output layer applied to its input hidden [B, T, E] → logits [B, T, V].
+  at::Tensor output_logits(const at::Tensor& hidden);
+  /// The output layer and its input hidden [B, T, E] for the training loss.
+  OutputLayerInput output_layer(const at::Tensor& hidden);
   /// Token plus learned position embeddings, with dropout: tokens [B, L] at positions
   /// start .. start + L − 1 → [B, L, E].
   at::Tensor embed(const at::Tensor& tokens, torch::nn::Embedding& table, torch::nn::Embedding& positions,

@@ -40,4 +40,24 @@ at::Tensor dropout_add(const at::Tensor& x, const at::Tensor& y, double p, bool 
 /// Otherwise the separate operations. Throws c10::Error unless 0 ≤ p < 1 and bias is [F].
 at::Tensor bias_relu_dropout(const at::Tensor& y, const at::Tensor& bias, double p, bool training);
 
+/// The probabilities of scaled dot-product attention (Vaswani et al. 2017, eq. 1) and their
+/// dropout: `probs` = softmax(scale·scores + bias) over the last dimension, computed in fp32, and
+/// `dropped` = dropout(probs, p, training), the context product's operand.
+struct AttentionProbs {
+  at::Tensor dropped;  ///< [N, H, T, S]; probs itself when nothing is dropped
+  at::Tensor probs;    ///< [N, H, T, S]
+};
+
+/// AttentionProbs of scores [N, H, T, S] (fp32 or bf16: the raw products Q·Kᵀ) and an additive
+/// fp32 bias broadcastable to [N, H, T, S] with unit stride along S (−inf masks a key: padding
+/// [N, 1, 1, S], causal [T, S]) or undefined. For contiguous CPU scores in training (p < 1 −
+/// 2^-17) it is one pass, and so is its backward pass (the softmax's from the saved probs, with
+/// the mask recomputed from its key and the scale applied), both in scores' dtype: no fp32
+/// copies of bf16 scores, and dropped = dropout(probs) bit for bit from the same generator
+/// state. Otherwise the separate ATen operations, probs and dropped in fp32 (the products cast
+/// them under autocast). The exponentials differ from ATen's in the last bits.
+/// Throws c10::Error unless 0 ≤ p < 1, or when bias does not broadcast to scores.
+AttentionProbs attention_softmax_dropout(const at::Tensor& scores, double scale, const at::Tensor& bias, double p,
+                                         bool training);
+
 }  // namespace nmt::models

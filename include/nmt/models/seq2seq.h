@@ -53,17 +53,30 @@ struct AlignmentDiagnostics {
   at::Tensor correct_prior;  ///< scalar count: the same under the prior (the exact marginal)
 };
 
+/// An affine output layer and its input, whose logits hidden·weightᵀ + bias have log_softmax =
+/// log p(y_t | y_<t, x). In bf16 autocast `weight` is already the bf16 operand (autocast_operand
+/// of the fp32 parameter, differentiable); `bias` stays fp32.
+struct OutputLayerInput {
+  at::Tensor hidden;  ///< [B, T, E] the output layer's input (bf16 under autocast)
+  at::Tensor weight;  ///< [V, E]
+  at::Tensor bias;    ///< [V], or undefined for a layer without bias
+  bool defined() const { return hidden.defined(); }
+};
+
+/// {hidden, autocast_operand(weight), bias}.
+OutputLayerInput output_layer_input(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& bias);
+
 /// Output of a teacher-forced pass over a whole batch.
 struct ForwardOutput {
   /// [B, T, V] log p(y_t | y_<t, x) for every target position. In training mode a latent-
   /// alignment model may leave it undefined and give `nll` instead (variational attention), or
   /// return the term its token loss is taken of: log p(v | sampled z_t) (hard attention).
   at::Tensor log_probs;
-  /// [B, T, V] output-layer scores (bf16 under autocast) instead of log_probs, whose log-softmax
-  /// log_probs would be: set only in training mode with autograd recording and
-  /// set_logits_for_loss(true) (Transformer, ConvS2S, soft-attention RNN); log_probs is then
-  /// undefined and the loss is the fused cross-entropy of the logits (train::token_loss).
-  at::Tensor logits;
+  /// The output layer left to the loss instead of log_probs: set only in training mode with
+  /// autograd recording and set_output_layer_for_loss(true) (Transformer, ConvS2S, soft-attention
+  /// RNN); log_probs is then undefined, and train::token_loss computes the logits of the real
+  /// target positions only, fused with the cross-entropy.
+  OutputLayerInput output_layer;
   /// Scalar Σ over real target tokens of the model's own token loss, in nats, when the model
   /// computes it itself (variational attention: −E_q[log p(y_t | z_t)] in training, −log p(y_t)
   /// exact in eval mode); label smoothing never applies to it. Undefined otherwise: the loss is
@@ -96,17 +109,18 @@ class Seq2SeqImpl : public torch::nn::Module {
   /// layer's) in int8 and uses them in eval mode; false returns to fp32. Training mode always
   /// computes in fp32. Throws std::runtime_error when LibTorch has no int8 engine.
   virtual void set_int8(bool on);
-  /// true: forward() in training mode, while autograd records, gives ForwardOutput::logits
-  /// instead of log_probs where the model supports it, so that the loss needs no [B, T, V]
-  /// log-softmax (the trainer sets it; every other caller sees log_probs).
-  void set_logits_for_loss(bool on) { logits_for_loss_ = on; }
+  /// true: forward() in training mode, while autograd records, gives ForwardOutput::output_layer
+  /// instead of log_probs where the model supports it, so that the loss forms no [B, T, V]
+  /// logits or log-softmax (the trainer sets it; every other caller sees log_probs).
+  void set_output_layer_for_loss(bool on) { output_layer_for_loss_ = on; }
 
  protected:
-  /// Whether this forward() should give logits instead of log_probs (see set_logits_for_loss).
-  bool logits_wanted() const;
+  /// Whether this forward() should give output_layer instead of log_probs (see
+  /// set_output_layer_for_loss).
+  bool output_layer_wanted() const;
 
  private:
-  bool logits_for_loss_ = false;
+  bool output_layer_for_loss_ = false;
 };
 using Seq2Seq = std::shared_ptr<Seq2SeqImpl>;
 

@@ -183,11 +183,14 @@ class TransformerSeq2SeqImpl : public Seq2SeqImpl {
   at::Tensor encode(const at::Tensor& src, const at::Tensor& src_bias);
   /// Initial decoder state for encoder output `memory`.
   std::unique_ptr<TransformerDecoderState> init_state(const at::Tensor& memory, const at::Tensor& src_mask);
-  /// Decoder over the next T target tokens tgt [B, T] (positions state.position ...), advancing
-  /// the state. Returns log-probs [B, T, V] and the head-averaged attention [B, T, S].
-  std::pair<at::Tensor, at::Tensor> decode(const at::Tensor& tgt, TransformerDecoderState& state);
-  /// decode() with the output layer's logits [B, T, V] (before log-softmax) instead of log-probs.
-  std::pair<at::Tensor, at::Tensor> decode_logits(const at::Tensor& tgt, TransformerDecoderState& state);
+  /// Decoder over the next T target tokens tgt [B, T] (positions state.position ...) up to the
+  /// output layer, advancing the state. Returns the output layer's input [B, T, E] and the
+  /// head-averaged attention [B, T, S].
+  std::pair<at::Tensor, at::Tensor> decode_hidden(const at::Tensor& tgt, TransformerDecoderState& state);
+  /// The output layer applied to its input hidden [B, T, E] → logits [B, T, V].
+  at::Tensor output_logits(const at::Tensor& hidden);
+  /// The output layer and its input hidden [B, T, E] for the training loss.
+  OutputLayerInput output_layer(const at::Tensor& hidden);
   /// Scaled token embeddings plus positions, with dropout: tokens [B, L] → [B, L, d].
   at::Tensor embed(const at::Tensor& tokens, torch::nn::Embedding& table,
                    torch::nn::Embedding& positions, int64_t start);

@@ -24,13 +24,26 @@ LossOutput sequence_loss(const at::Tensor& log_probs, const at::Tensor& targets,
 /// rounding (LossFromLogits.* tests).
 LossOutput sequence_loss_from_logits(const at::Tensor& logits, const at::Tensor& targets, double label_smoothing);
 
+/// sequence_loss_from_logits of the logits hidden·weightᵀ + bias (layer.hidden [B, T, E],
+/// layer.weight [V, E], layer.bias [V] or undefined), formed for the real (non-pad) target
+/// positions only: on the CPU (fp32 or bf16 weight; the hidden states are cast to its dtype) the
+/// padded rows are never multiplied, the fp32 bias is added as the logits are read, and the
+/// backward pass sums the bias gradient (in fixed blocks of rows: the same for any thread count)
+/// while it writes the logits' gradient; padded positions get a zero gradient. Elsewhere the
+/// logits of every position, then sequence_loss_from_logits. Equal to
+/// sequence_loss(log_softmax(linear(...))) in value and gradient up to rounding
+/// (LossFromOutputLayer.* tests). Throws c10::Error when the shapes do not make a layer or a
+/// target lies outside [0, V).
+LossOutput sequence_loss_from_output_layer(const models::OutputLayerInput& layer, const at::Tensor& targets,
+                                           double label_smoothing);
+
 }  // namespace nmt::train
 
 namespace nmt::train {
 
 /// The token loss of a forward pass: the model's own `nll` when it gives one (label smoothing
-/// never applies to it), else sequence_loss_from_logits of its logits when it gives those, else
-/// sequence_loss of its log_probs. The aux_loss is not included.
+/// never applies to it), else sequence_loss_from_output_layer of its output_layer when it gives
+/// that, else sequence_loss of its log_probs. The aux_loss is not included.
 LossOutput token_loss(const models::ForwardOutput& out, const at::Tensor& targets, double label_smoothing);
 
 }  // namespace nmt::train
