@@ -102,6 +102,42 @@ NMT_INLINE void add_mask_lanes(const float* x, const T* y, float* out, int64_t i
   });
 }
 
+/// Lanes [i, i + n) of a row-major [·, F] tensor's bias: bias[column], bias[column + 1], ...,
+/// wrapping at the end of a row; advances column (the column of element i) by n.
+NMT_INLINE simd::f32x16 bias_lanes(const float* bias, int64_t F, int64_t& column, int64_t n) {
+  simd::f32x16 b;
+  if (column + n <= F) {
+    b = simd::load(bias + column, n, 0.0f);
+    column += n;
+  } else {  // the chunk crosses the end of a row
+    b = simd::splat(0.0f);
+    for (int64_t l = 0; l < n; ++l, ++column) b[l] = bias[column < F ? column : (column -= F)];
+  }
+  if (column == F) column = 0;
+  return b;
+}
+
+/// out[i] = x[i] + round_T(round_T(y[i] + bias[i mod F])·factor) for i in [i0, i1).
+template <class T>
+NMT_INLINE void add_bias_mask_lanes(const float* x, const T* y, const float* bias, float* out, int64_t F, int64_t i0,
+                                    int64_t i1, MaskKey key, uint32_t threshold, float scale) {
+  int64_t column = i0 % F;  // of element i in the calls below, which cover [i0, i1) in order
+  for_each_mask_chunk(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32x16 keep) {
+    const auto branch = round_to(simd::load(y + i, n, 0.0f) + bias_lanes(bias, F, column, n), y);
+    simd::store(out + i, simd::load(x + i, n, 0.0f) + round_to(branch * keep, y), n);
+  });
+}
+
+/// sums[F] += the rows [r0, r1) of a row-major [·, F] tensor (fp32 sums).
+template <class T>
+NMT_INLINE void add_column_sums(const T* x, float* sums, int64_t F, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t j = 0; j < F; j += simd::kLanes) {
+      const int64_t n = std::min(simd::kLanes, F - j);
+      simd::store(sums + j, simd::load(sums + j, n, 0.0f) + simd::load(x + r * F + j, n, 0.0f), n);
+    }
+}
+
 /// The same for other dtypes, one element at a time in Acc.
 template <class T, class Acc>
 void mask_range(const T* src, T* dst, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold, Acc scale) {
@@ -148,6 +184,34 @@ void add_mask_bf16(const float* x, const uint16_t* y, float* out, int64_t i0, in
   add_mask_lanes(x, y, out, i0, i1, key, threshold, scale);
 }
 
+NMT_VECTOR_CLONES NMT_NO_FP_CONTRACT
+void add_bias_mask_fp32(const float* x, const float* y, const float* bias, float* out, int64_t F, int64_t i0,
+                        int64_t i1, MaskKey key, uint32_t threshold, float scale) {
+  add_bias_mask_lanes(x, y, bias, out, F, i0, i1, key, threshold, scale);
+}
+
+NMT_VECTOR_CLONES NMT_NO_FP_CONTRACT
+void add_bias_mask_bf16(const float* x, const uint16_t* y, const float* bias, float* out, int64_t F, int64_t i0,
+                        int64_t i1, MaskKey key, uint32_t threshold, float scale) {
+  add_bias_mask_lanes(x, y, bias, out, F, i0, i1, key, threshold, scale);
+}
+
+// Rows [r0, r1) of [·, F] of the backward pass with a bias: dy = round_T(dout·factor), then dy
+// (as rounded, while in cache) added to dbias[F] (this block's sums).
+NMT_VECTOR_CLONES
+void bias_mask_backward_fp32(const float* dout, float* dy, float* dbias, int64_t F, int64_t r0, int64_t r1,
+                             MaskKey key, uint32_t threshold, float scale) {
+  mask_lanes(dout, dy, r0 * F, r1 * F, key, threshold, scale);
+  add_column_sums(dy, dbias, F, r0, r1);
+}
+
+NMT_VECTOR_CLONES
+void bias_mask_backward_bf16(const float* dout, uint16_t* dy, float* dbias, int64_t F, int64_t r0, int64_t r1,
+                             MaskKey key, uint32_t threshold, float scale) {
+  mask_lanes(dout, dy, r0 * F, r1 * F, key, threshold, scale);
+  add_column_sums(dy, dbias, F, r0, r1);
+}
+
 /// out[i] = round_T(max(y[i] + bias[i mod F], 0)·factor) for i in [i0, i1).
 template <class T>
 NMT_INLINE void bias_relu_mask_lanes(const T* y, const float* bias, T* out, int64_t F, int64_t i0, int64_t i1,
@@ -155,15 +219,7 @@ NMT_INLINE void bias_relu_mask_lanes(const T* y, const float* bias, T* out, int6
   const simd::f32x16 zero = simd::splat(0.0f);
   int64_t column = i0 % F;  // of element i in the calls below, which cover [i0, i1) in order
   for_each_mask_chunk(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32x16 keep) {
-    simd::f32x16 b;
-    if (column + n <= F) {
-      b = simd::load(bias + column, n, 0.0f);
-      column += n;
-    } else {  // the chunk crosses the end of a row
-      b = zero;
-      for (int64_t l = 0; l < n; ++l, ++column) b[l] = bias[column < F ? column : (column -= F)];
-    }
-    if (column == F) column = 0;
+    const auto b = bias_lanes(bias, F, column, n);
     // maximum(0, v): NaN stays NaN, as at::relu keeps it (maximum(v, 0) would give 0).
     simd::store(out + i, simd::maximum(zero, simd::load(y + i, n, 0.0f) + b) * keep, n);
   });
@@ -390,48 +446,74 @@ struct MaskedDropout : torch::autograd::Function<MaskedDropout> {
   }
 };
 
-/// x + dropout(y) in one pass (x fp32, y fp32 or bf16, both contiguous, one shape); the
-/// backward pass gives x the gradient itself and y the masked gradient in y's dtype, also in
-/// one pass.
+/// x + dropout(y (+ bias)) in one pass (x fp32, y fp32 or bf16, both contiguous, one shape;
+/// bias fp32 [F] for y's last dimension F, or [0] for none: LibTorch 1.13's Function takes no
+/// undefined input); the backward pass gives x the gradient itself and y the masked gradient in
+/// y's dtype, also in one pass, which with a bias also sums its gradient in blocks of rows.
 struct DropoutAdd : torch::autograd::Function<DropoutAdd> {
+  static constexpr int64_t kBlockRows = 32;  // rows per block of the bias gradient sums
+
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& y,
-                            int64_t threshold) {
+                            const at::Tensor& bias, int64_t threshold) {
     const uint64_t draw = draw_key();
     ctx->saved_data["key"] = static_cast<int64_t>(draw);
     ctx->saved_data["threshold"] = threshold;
     ctx->saved_data["bf16"] = y.scalar_type() == at::kBFloat16;
+    ctx->saved_data["bias"] = bias.numel();
     const MaskKey key = key_of(draw);
     const auto t = static_cast<uint32_t>(threshold);
     const auto scale = static_cast<float>(keep_scale(threshold));
     auto out = at::empty_like(x, at::MemoryFormat::Contiguous);
     const float* xp = x.data_ptr<float>();
     float* op = out.data_ptr<float>();
-    if (y.scalar_type() == at::kBFloat16) {
-      const auto* yp = reinterpret_cast<const uint16_t*>(y.data_ptr<at::BFloat16>());
-      at::parallel_for(0, x.numel(), kGrain, [&](int64_t i0, int64_t i1) { add_mask_bf16(xp, yp, op, i0, i1, key, t, scale); });
-    } else {
-      const float* yp = y.data_ptr<float>();
-      at::parallel_for(0, x.numel(), kGrain, [&](int64_t i0, int64_t i1) { add_mask_fp32(xp, yp, op, i0, i1, key, t, scale); });
-    }
+    const bool bf16 = y.scalar_type() == at::kBFloat16;
+    const void* yp = y.data_ptr();
+    const auto* y16 = static_cast<const uint16_t*>(yp);
+    const auto* y32 = static_cast<const float*>(yp);
+    const int64_t F = bias.numel();
+    const float* b = F > 0 ? bias.data_ptr<float>() : nullptr;
+    at::parallel_for(0, x.numel(), kGrain, [&](int64_t i0, int64_t i1) {
+      if (b && bf16) add_bias_mask_bf16(xp, y16, b, op, F, i0, i1, key, t, scale);
+      else if (b) add_bias_mask_fp32(xp, y32, b, op, F, i0, i1, key, t, scale);
+      else if (bf16) add_mask_bf16(xp, y16, op, i0, i1, key, t, scale);
+      else add_mask_fp32(xp, y32, op, i0, i1, key, t, scale);
+    });
     return out;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto draw = static_cast<uint64_t>(ctx->saved_data["key"].toInt());
-    const int64_t threshold = ctx->saved_data["threshold"].toInt();
-    const auto& dy = grads[0];
-    if (!ctx->saved_data["bf16"].toBool() || dy.scalar_type() != at::kFloat)
-      return {dy, apply_mask(dy, key_of(draw), threshold), at::Tensor()};  // autograd casts it if needed
-    const auto g = dy.contiguous();
-    auto dbranch = at::empty(g.sizes(), g.options().dtype(at::kBFloat16));
-    const float* src = g.data_ptr<float>();
-    auto* dst = reinterpret_cast<uint16_t*>(dbranch.data_ptr<at::BFloat16>());
+    const int64_t threshold = ctx->saved_data["threshold"].toInt(), F = ctx->saved_data["bias"].toInt();
+    const bool bf16 = ctx->saved_data["bf16"].toBool();
+    const auto& dout = grads[0];
     const MaskKey key = key_of(draw);
     const auto t = static_cast<uint32_t>(threshold);
     const auto scale = static_cast<float>(keep_scale(threshold));
-    at::parallel_for(0, g.numel(), kGrain, [&](int64_t i0, int64_t i1) { mask_fp32_to_bf16(src, dst, i0, i1, key, t, scale); });
-    return {dy, dbranch, at::Tensor()};
+    if (F == 0 && (!bf16 || dout.scalar_type() != at::kFloat))
+      return {dout, apply_mask(dout, key, threshold), at::Tensor(), at::Tensor()};  // autograd casts it if needed
+    const auto g = dout.to(at::kFloat).contiguous();
+    auto dbranch = at::empty(g.sizes(), g.options().dtype(bf16 ? at::kBFloat16 : at::kFloat));
+    const float* src = g.data_ptr<float>();
+    void* dst = dbranch.data_ptr();
+    if (F == 0) {
+      at::parallel_for(0, g.numel(), kGrain, [&](int64_t i0, int64_t i1) {
+        mask_fp32_to_bf16(src, static_cast<uint16_t*>(dst), i0, i1, key, t, scale);
+      });
+      return {dout, dbranch, at::Tensor(), at::Tensor()};
+    }
+    const int64_t N = g.numel() / F, blocks = std::max<int64_t>(1, (N + kBlockRows - 1) / kBlockRows);
+    auto partial = at::zeros({blocks, F}, g.options());
+    float* db = partial.data_ptr<float>();
+    const int64_t grain = std::max<int64_t>(1, simd::rows_per_task(F) / kBlockRows);
+    at::parallel_for(0, blocks, grain, [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k) {
+        const int64_t r0 = k * kBlockRows, r1 = std::min(N, r0 + kBlockRows);
+        if (bf16) bias_mask_backward_bf16(src, static_cast<uint16_t*>(dst), db + k * F, F, r0, r1, key, t, scale);
+        else bias_mask_backward_fp32(src, static_cast<float*>(dst), db + k * F, F, r0, r1, key, t, scale);
+      }
+    });
+    return {dout, dbranch, partial.sum(0), at::Tensor()};  // the blocks summed in a fixed order
   }
 };
 
@@ -594,13 +676,21 @@ at::Tensor dropout(const at::Tensor& x, double p, bool training) {
   return MaskedDropout::apply(x, threshold);
 }
 
-at::Tensor dropout_add(const at::Tensor& x, const at::Tensor& y, double p, bool training) {
+at::Tensor dropout_add(const at::Tensor& x, const at::Tensor& y, double p, bool training, const at::Tensor& bias) {
   const int64_t threshold = threshold_of(p);
+  TORCH_CHECK(!bias.defined() || (y.dim() >= 1 && bias.dim() == 1 && bias.size(0) == y.size(-1)), "dropout_add: bias of ",
+              bias.defined() ? bias.sizes() : at::IntArrayRef{}, " for y of ", y.sizes(), ": expected [",
+              y.dim() >= 1 ? y.size(-1) : 0, "]");
   const bool fused = training && threshold > 0 && threshold < kLevels && x.device().is_cpu() && y.device().is_cpu() &&
                      x.scalar_type() == at::kFloat && (y.scalar_type() == at::kFloat || y.scalar_type() == at::kBFloat16) &&
-                     x.sizes() == y.sizes() && x.is_contiguous() && y.is_contiguous() && x.numel() <= (int64_t{1} << 33);
-  if (!fused) return x + models::dropout(y, p, training);
-  return DropoutAdd::apply(x, y, threshold);
+                     x.sizes() == y.sizes() && x.is_contiguous() && y.is_contiguous() && x.numel() <= (int64_t{1} << 33) &&
+                     (!bias.defined() || (bias.device().is_cpu() && bias.scalar_type() == at::kFloat &&
+                                          bias.is_contiguous() && bias.numel() > 0));
+  if (!fused) {
+    const auto branch = bias.defined() ? (y.to(at::kFloat) + bias).to(y.scalar_type()) : y;
+    return x + models::dropout(branch, p, training);
+  }
+  return DropoutAdd::apply(x, y, bias.defined() ? bias : at::empty({0}, x.options()), threshold);
 }
 
 at::Tensor bias_relu_dropout(const at::Tensor& y, const at::Tensor& bias, double p, bool training) {

@@ -22,11 +22,19 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 /// Residual connection around `sublayer`: pre-norm x + dropout(f(LN(x))), post-norm LN(x + dropout(f(x))).
 /// In pre-norm, LN(x) only feeds f's first product: under bf16 autocast it is written in bf16.
+/// sublayer(in, bias) returns f(in); in training it may leave out its last product's bias and
+/// give it in *bias instead, for dropout_add to add in its pass (bias is null otherwise).
 template <class F>
 at::Tensor residual(const at::Tensor& x, torch::nn::LayerNorm& norm, bool pre_norm, double p,
                     bool training, F&& sublayer) {
-  if (pre_norm) return models::dropout_add(x, sublayer(layer_norm_for_product(norm, x)), p, training);
-  return norm(models::dropout_add(x, sublayer(x), p, training));
+  at::Tensor bias;
+  at::Tensor* out_bias = training ? &bias : nullptr;
+  if (pre_norm) {
+    auto y = sublayer(layer_norm_for_product(norm, x), out_bias);
+    return models::dropout_add(x, y, p, training, bias);
+  }
+  auto y = sublayer(x, out_bias);
+  return norm(models::dropout_add(x, y, p, training, bias));
 }
 
 torch::nn::LayerNorm layer_norm(int64_t d) {
@@ -125,7 +133,7 @@ std::vector<at::Tensor> MultiHeadAttentionImpl::project_kv(const at::Tensor& mem
 }
 
 at::Tensor MultiHeadAttentionImpl::attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                          const at::Tensor& bias, at::Tensor* weights) {
+                                          const at::Tensor& bias, at::Tensor* weights, at::Tensor* out_bias) {
   const int64_t B = q.size(0), H = heads_, T = q.size(2), dk = d_model_ / heads_;
   const int64_t N = k.size(0), g = B / N, S = k.size(2);
   TORCH_CHECK(g * N == B, "attend: ", N, " key rows cannot serve ", B, " query rows");
@@ -141,7 +149,10 @@ at::Tensor MultiHeadAttentionImpl::attend(const at::Tensor& q, const at::Tensor&
   }
   auto context = models::batched_matmul(attention.dropped, v);  // [N, H, g·T, d_k]
   // → [N, g, T, H, d_k] → [B, T, d]
-  return out_proj_(context.view({N, H, g, T, dk}).permute({0, 2, 3, 1, 4}).reshape({B, T, d_model_}));
+  auto heads = context.view({N, H, g, T, dk}).permute({0, 2, 3, 1, 4}).reshape({B, T, d_model_});
+  if (!out_bias) return out_proj_(heads);
+  *out_bias = out_proj_->bias;
+  return at::linear(heads, out_proj_->weight);
 }
 
 // ---- feed-forward --------------------------------------------------------------------------
@@ -152,12 +163,17 @@ FeedForwardImpl::FeedForwardImpl(int64_t d_model, int64_t ff_dim, double activat
   w2_ = register_module("w2", Linear(ff_dim, d_model));
 }
 
-at::Tensor FeedForwardImpl::forward(const at::Tensor& x) {
+at::Tensor FeedForwardImpl::forward(const at::Tensor& x, at::Tensor* out_bias) {
+  at::Tensor hidden;
   if (is_training() && x.is_cpu()) {
     // The first product without its bias; the bias, ReLU and dropout in one pass after it.
-    return w2_(bias_relu_dropout(at::linear(x, w1_->weight), w1_->bias, activation_dropout_, true));
+    hidden = bias_relu_dropout(at::linear(x, w1_->weight), w1_->bias, activation_dropout_, true);
+  } else {
+    hidden = models::dropout(at::relu(w1_(x)), activation_dropout_, is_training());
   }
-  return w2_(models::dropout(at::relu(w1_(x)), activation_dropout_, is_training()));
+  if (!out_bias) return w2_(hidden);
+  *out_bias = w2_->bias;
+  return at::linear(hidden, w2_->weight);
 }
 
 // ---- layers --------------------------------------------------------------------------------
@@ -172,11 +188,12 @@ TransformerEncoderLayerImpl::TransformerEncoderLayerImpl(const ModelConfig& c)
 
 at::Tensor TransformerEncoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& src_bias) {
   const bool training = is_training();
-  auto h = residual(x, norm1_, pre_norm_, dropout_, training, [&](const at::Tensor& in) {
+  auto h = residual(x, norm1_, pre_norm_, dropout_, training, [&](const at::Tensor& in, at::Tensor* out_bias) {
     auto qkv = self_attn_->project_qkv(in);
-    return self_attn_->attend(qkv[0], qkv[1], qkv[2], src_bias);
+    return self_attn_->attend(qkv[0], qkv[1], qkv[2], src_bias, nullptr, out_bias);
   });
-  return residual(h, norm2_, pre_norm_, dropout_, training, [&](const at::Tensor& in) { return ffn_(in); });
+  return residual(h, norm2_, pre_norm_, dropout_, training,
+                  [&](const at::Tensor& in, at::Tensor* out_bias) { return ffn_->forward(in, out_bias); });
 }
 
 TransformerDecoderLayerImpl::TransformerDecoderLayerImpl(const ModelConfig& c)
@@ -202,16 +219,17 @@ at::Tensor TransformerDecoderLayerImpl::forward(const at::Tensor& x, DecoderLaye
                                                 const at::Tensor& cross_k, const at::Tensor& cross_v,
                                                 at::Tensor* cross_weights) {
   const bool training = is_training();
-  auto h = residual(x, norm1_, pre_norm_, dropout_, training, [&](const at::Tensor& in) {
+  auto h = residual(x, norm1_, pre_norm_, dropout_, training, [&](const at::Tensor& in, at::Tensor* out_bias) {
     auto qkv = self_attn_->project_qkv(in);
     cache.self_k = cache.self_k.defined() ? at::cat({cache.self_k, qkv[1]}, 2) : qkv[1];
     cache.self_v = cache.self_v.defined() ? at::cat({cache.self_v, qkv[2]}, 2) : qkv[2];
-    return self_attn_->attend(qkv[0], cache.self_k, cache.self_v, self_bias);
+    return self_attn_->attend(qkv[0], cache.self_k, cache.self_v, self_bias, nullptr, out_bias);
   });
-  h = residual(h, norm2_, pre_norm_, dropout_, training, [&](const at::Tensor& in) {
-    return cross_attn_->attend(cross_attn_->project_q(in), cross_k, cross_v, src_bias, cross_weights);
+  h = residual(h, norm2_, pre_norm_, dropout_, training, [&](const at::Tensor& in, at::Tensor* out_bias) {
+    return cross_attn_->attend(cross_attn_->project_q(in), cross_k, cross_v, src_bias, cross_weights, out_bias);
   });
-  return residual(h, norm3_, pre_norm_, dropout_, training, [&](const at::Tensor& in) { return ffn_(in); });
+  return residual(h, norm3_, pre_norm_, dropout_, training,
+                  [&](const at::Tensor& in, at::Tensor* out_bias) { return ffn_->forward(in, out_bias); });
 }
 
 // ---- decoder state -------------------------------------------------------------------------

@@ -93,35 +93,53 @@ void gradient_bf16(const uint16_t* x, const float* bias, uint16_t* g, float* col
     row_gradient(x + r * V, bias, g + r * V, colsum, V, targets[r], lse[r], uniform, gold, scale[r]);
 }
 
-/// The row statistics of logits [N, V] (+ bias [V] if defined) into lse, sum, picked [N], on
-/// ATen's threads. Checks that every target lies in [0, V): the row loops read x[target].
-void statistics(const at::Tensor& logits, const at::Tensor& bias, const at::Tensor& targets, at::Tensor& lse,
-                at::Tensor& sum, at::Tensor& picked) {
-  const int64_t N = logits.size(0), V = logits.size(1);
-  TORCH_CHECK(N == 0 || (targets.min().item<int64_t>() >= 0 && targets.max().item<int64_t>() < V),
+/// Per-row statistics of logits [N, V]: lse = log Σ_v exp(x_v), sum = Σ_v x_v, picked = x[target]
+/// (x including the bias), fp32 [N] each.
+struct RowStatistics {
+  at::Tensor lse, sum, picked;
+};
+
+/// Checks that every target lies in [0, V): the row loops read x[target] unchecked.
+void check_targets(const at::Tensor& targets, int64_t V) {
+  TORCH_CHECK(targets.numel() == 0 || (targets.min().item<int64_t>() >= 0 && targets.max().item<int64_t>() < V),
               "sequence_loss_from_logits: a target id lies outside the vocabulary of ", V);
+}
+
+/// Rows r0..r1 of the statistics of logits [N, V] (+ bias b, or null).
+void statistics_rows(const at::Tensor& logits, const float* b, const int64_t* y, int64_t r0, int64_t r1,
+                     RowStatistics& stats) {
+  const int64_t V = logits.size(1);
+  float *l = stats.lse.data_ptr<float>(), *s = stats.sum.data_ptr<float>(), *p = stats.picked.data_ptr<float>();
+  if (logits.scalar_type() == at::kFloat)
+    statistics_fp32(logits.data_ptr<float>(), b, y, r0, r1, V, l, s, p);
+  else
+    statistics_bf16(reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>()), b, y, r0, r1, V, l, s, p);
+}
+
+/// The row statistics of logits [N, V] (+ bias [V] if defined), on ATen's threads.
+void statistics(const at::Tensor& logits, const at::Tensor& bias, const at::Tensor& targets, RowStatistics& stats) {
+  check_targets(targets, logits.size(1));
   const int64_t* y = targets.data_ptr<int64_t>();
   const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
-  float *l = lse.data_ptr<float>(), *s = sum.data_ptr<float>(), *p = picked.data_ptr<float>();
-  at::parallel_for(0, N, simd::rows_per_task(V), [&](int64_t r0, int64_t r1) {
-    if (logits.scalar_type() == at::kFloat)
-      statistics_fp32(logits.data_ptr<float>(), b, y, r0, r1, V, l, s, p);
-    else
-      statistics_bf16(reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>()), b, y, r0, r1, V, l, s, p);
-  });
+  at::parallel_for(0, logits.size(0), simd::rows_per_task(logits.size(1)),
+                   [&](int64_t r0, int64_t r1) { statistics_rows(logits, b, y, r0, r1, stats); });
 }
 
 /// Rows of the gradient of a block, for the bias gradient's partial sums.
 constexpr int64_t kBlockRows = 32;
 
 /// The gradient of logits [N, V] (+ bias) into grad [N, V] (logits' dtype; may be logits itself),
-/// row r scaled by row_scale[r]; with `partial` ([⌈N/32⌉, V] fp32 zeros, defined) also the column sums of each
-/// block of 32 rows, so that the bias gradient partial.sum(0) does not depend on the threads.
-void gradient(const at::Tensor& logits, const at::Tensor& bias, const at::Tensor& targets, const at::Tensor& lse,
-              const at::Tensor& row_scale, double eps, at::Tensor& grad, at::Tensor* partial) {
+/// row r scaled by row_scale[r], in blocks of 32 rows on ATen's threads; with `partial`
+/// ([⌈N/32⌉, V] fp32 zeros) also each block's column sums, so that the bias gradient
+/// partial.sum(0) does not depend on the threads. With `first`, each block's statistics are
+/// computed into it just before its gradient, while its rows are in cache (the targets are
+/// checked first); otherwise stats holds them already.
+void gradient(const at::Tensor& logits, const at::Tensor& bias, const at::Tensor& targets, RowStatistics& stats,
+              const at::Tensor& row_scale, double eps, at::Tensor& grad, at::Tensor* partial, bool first) {
   const int64_t N = logits.size(0), V = logits.size(1);
+  if (first) check_targets(targets, V);
   const int64_t* y = targets.data_ptr<int64_t>();
-  const float *l = lse.data_ptr<float>(), *sc = row_scale.data_ptr<float>();
+  const float *l = stats.lse.data_ptr<float>(), *sc = row_scale.data_ptr<float>();
   const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
   float* sums = partial ? partial->data_ptr<float>() : nullptr;
   const auto uniform = static_cast<float>(eps / static_cast<double>(V)), gold = static_cast<float>(1.0 - eps);
@@ -130,6 +148,7 @@ void gradient(const at::Tensor& logits, const at::Tensor& bias, const at::Tensor
   at::parallel_for(0, blocks, grain, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k) {
       const int64_t r0 = k * kBlockRows, r1 = std::min(N, r0 + kBlockRows);
+      if (first) statistics_rows(logits, b, y, r0, r1, stats);
       float* colsum = sums ? sums + k * V : nullptr;
       if (logits.scalar_type() == at::kFloat)
         gradient_fp32(logits.data_ptr<float>(), b, grad.data_ptr<float>(), colsum, y, l, sc, r0, r1, V, uniform, gold);
@@ -161,7 +180,8 @@ struct FusedCrossEntropy : torch::autograd::Function<FusedCrossEntropy> {
     auto f32 = logits.options().dtype(at::kFloat);
     auto lse = at::empty({N}, f32), sum = at::empty({N}, f32), picked = at::empty({N}, f32);
     if (row_kernels_apply(logits)) {
-      statistics(logits, at::Tensor(), targets, lse, sum, picked);
+      RowStatistics stats{lse, sum, picked};
+      statistics(logits, at::Tensor(), targets, stats);
     } else {
       for (int64_t r = 0; r < N; r += step) {
         const int64_t n = std::min(step, N - r);
@@ -192,7 +212,8 @@ struct FusedCrossEntropy : torch::autograd::Function<FusedCrossEntropy> {
     auto scale = (mask * grads[0].to(at::kFloat)).unsqueeze(1);  // [N, 1]: dL/dloss on real positions, 0 on padding
     auto grad = at::empty_like(logits, at::MemoryFormat::Contiguous);
     if (row_kernels_apply(logits)) {
-      gradient(logits, at::Tensor(), targets, lse, scale.squeeze(1).contiguous(), eps, grad, nullptr);
+      RowStatistics stats{lse, at::Tensor(), at::Tensor()};
+      gradient(logits, at::Tensor(), targets, stats, scale.squeeze(1).contiguous(), eps, grad, nullptr, false);
       return {grad, at::Tensor(), at::Tensor()};
     }
     for (int64_t r = 0; r < N; r += step) {
@@ -207,22 +228,16 @@ struct FusedCrossEntropy : torch::autograd::Function<FusedCrossEntropy> {
   }
 };
 
-/// Rows of the output layer's logits per chunk of OutputLayerLoss: about 4 MB of logits (256
-/// rows of 8,000 in bf16), a multiple of the bias gradient's blocks.
-int64_t output_chunk_rows(int64_t vocab, int64_t element_size) {
-  const int64_t rows = (int64_t{4} << 20) / std::max<int64_t>(1, vocab * element_size);
-  return std::max<int64_t>(1, rows / kBlockRows) * kBlockRows;
-}
-
 /// The smoothed cross-entropy of the logits hidden·weightᵀ + bias at the real target positions
 /// (hidden [N, E], weight [V, E] of one dtype, fp32 or bf16, CPU; bias [V] fp32, or [0] for none:
 /// LibTorch 1.13's Function takes no undefined input; targets [N]). The padded rows are never
-/// multiplied. The forward pass goes through the real rows in chunks of about 4 MB of logits:
-/// the chunk's product, its row statistics (the bias added as the logits are read) and the
-/// gradient of the loss with respect to its logits (written over them, with the bias gradient's
-/// partial sums) while the chunk is in cache, as Liger-Kernel's fused linear cross-entropy does.
-/// So no [n, V] logits tensor is read back from memory, and only that gradient is kept; the
-/// backward pass is its two products, scaled by the incoming gradient.
+/// multiplied. The forward pass makes the logits in one product (smaller products would cost
+/// more than they save: the weight is packed for each), then goes through them in blocks of 32
+/// rows: the block's row statistics (the bias added as the logits are read) and, while it is in
+/// cache, the gradient of the loss sum with respect to its logits, written over them with the
+/// bias gradient's column sums, as Liger-Kernel's fused linear cross-entropy computes the
+/// gradient in the forward pass. Only that gradient is kept; the backward pass is its two
+/// products, scaled by the incoming gradient.
 struct OutputLayerLoss : torch::autograd::Function<OutputLayerLoss> {
   /// Returns {smoothed loss sum, nll sum (not differentiable)}.
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& hidden,
@@ -236,21 +251,12 @@ struct OutputLayerLoss : torch::autograd::Function<OutputLayerLoss> {
     auto f32 = h.options().dtype(at::kFloat);
     auto lse = at::empty({n}, f32), sum = at::empty({n}, f32), picked = at::empty({n}, f32);
     const auto ones = at::ones({n}, f32);  // the gradient of the loss sum: scaled in backward()
-    auto grad = at::empty({n, V}, h.options());  // each chunk's logits, then their gradient
+    auto grad = at::empty({n, V}, h.options());  // the logits, then their gradient
     const bool bias_grad = bias.defined() && bias.requires_grad();
     auto partial = bias_grad ? at::zeros({(n + kBlockRows - 1) / kBlockRows, V}, f32) : at::Tensor();
-    const int64_t chunk = output_chunk_rows(V, h.element_size());
-    const auto weight_t = weight.t();
-    for (int64_t r = 0; r < n; r += chunk) {
-      const int64_t m = std::min(chunk, n - r);
-      auto g = grad.narrow(0, r, m);
-      at::mm_out(g, h.narrow(0, r, m), weight_t);  // the logits without the bias
-      const auto y_c = y.narrow(0, r, m);
-      auto lse_c = lse.narrow(0, r, m), sum_c = sum.narrow(0, r, m), picked_c = picked.narrow(0, r, m);
-      statistics(g, bias, y_c, lse_c, sum_c, picked_c);
-      auto blocks = bias_grad ? partial.narrow(0, r / kBlockRows, (m + kBlockRows - 1) / kBlockRows) : at::Tensor();
-      gradient(g, bias, y_c, lse_c, ones.narrow(0, r, m), eps, g, bias_grad ? &blocks : nullptr);
-    }
+    at::mm_out(grad, h, weight.t());  // the logits without the bias
+    RowStatistics stats{lse, sum, picked};
+    gradient(grad, bias, y, stats, ones, eps, grad, bias_grad ? &partial : nullptr, /*first=*/true);
     auto nll = lse - picked;  // −log p(y)
     auto token = eps > 0 ? (1.0 - eps) * nll + eps * (lse - sum / static_cast<double>(V)) : nll;
     ctx->save_for_backward({h, weight, grad, partial, rows});

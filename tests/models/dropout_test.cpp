@@ -174,6 +174,60 @@ TEST(DropoutAdd, EqualsTheResidualPlusDropoutBitwiseForwardAndBackward) {
   at::set_num_threads(threads);
 }
 
+TEST(DropoutAdd, WithABiasEqualsTheSeparateOperationsBitwise) {
+  // The branch is a product without its bias: x + dropout(round(y + bias)). Rows of 256 (the
+  // model width) and of 37 (16-lane chunks cross the ends of rows), fp32 and bf16 y, two threads.
+  const int threads = at::get_num_threads();
+  at::set_num_threads(std::max(2, threads));
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  for (int64_t F : {256, 37})
+    for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      SCOPED_TRACE(::testing::Message() << "F " << F << ", " << dtype);
+      torch::manual_seed(23);
+      auto x = torch::randn({77, F}), y = torch::randn({77, F}).to(dtype), bias = torch::randn({F});
+      auto xa = x.clone().requires_grad_(), ya = y.clone().requires_grad_(), ba = bias.clone().requires_grad_();
+      auto state = generator.get_state();
+      auto fused = nmt::models::dropout_add(xa, ya, 0.3, true, ba);
+      const auto after = generator.get_state();
+      generator.set_state(state);
+      auto xb = x.clone().requires_grad_(), yb = y.clone().requires_grad_(), bb = bias.clone().requires_grad_();
+      auto reference = xb + nmt::models::dropout((yb.to(torch::kFloat) + bb).to(dtype), 0.3, true);
+      EXPECT_TRUE(torch::equal(generator.get_state(), after)) << "the same draws from the generator";
+      EXPECT_TRUE(torch::equal(fused, reference));
+      auto g = torch::randn({77, F});
+      fused.backward(g);
+      reference.backward(g);
+      EXPECT_TRUE(torch::equal(xa.grad(), g));
+      // y's gradient: g times the mask's factor in fp32, rounded once to y's dtype; the bias's:
+      // its column sums, in fp32.
+      generator.set_state(state);
+      auto factor = nmt::models::dropout(torch::ones({77, F}), 0.3, true);
+      const auto dy = (g * factor).to(dtype);
+      ASSERT_EQ(ya.grad().scalar_type(), dtype);
+      EXPECT_TRUE(torch::equal(ya.grad(), dy));
+      ASSERT_EQ(ba.grad().scalar_type(), torch::kFloat);
+      EXPECT_TRUE(torch::allclose(ba.grad(), dy.to(torch::kFloat).sum(0), 1e-5, 1e-5));
+      // The separate operations round y's gradient twice in bf16 (g, then g·factor): each term
+      // within 2^-7 of its value.
+      EXPECT_TRUE((ba.grad() - bb.grad()).abs().le(dy.to(torch::kFloat).abs().sum(0) / 128 + 1e-6).all().item<bool>());
+    }
+  at::set_num_threads(threads);
+}
+
+TEST(DropoutAdd, TheBiasGradientDoesNotDependOnTheNumberOfThreads) {
+  const int threads = at::get_num_threads();
+  auto bias_gradient = [](int n) {
+    at::set_num_threads(n);
+    torch::manual_seed(24);
+    auto x = torch::randn({1000, 64}), y = torch::randn({1000, 64}), bias = torch::randn({64}).requires_grad_();
+    nmt::models::dropout_add(x, y, 0.2, true, bias).backward(torch::randn({1000, 64}));
+    return bias.grad();
+  };
+  const auto one = bias_gradient(1);
+  EXPECT_TRUE(torch::equal(one, bias_gradient(std::max(2, threads))));
+  at::set_num_threads(threads);
+}
+
 TEST(DropoutAdd, OtherCasesAreTheTwoOperations) {
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   torch::manual_seed(22);
@@ -185,7 +239,14 @@ TEST(DropoutAdd, OtherCasesAreTheTwoOperations) {
   EXPECT_TRUE(torch::equal(strided, x + nmt::models::dropout(y.t(), 0.3, true)));
   auto broadcast = nmt::models::dropout_add(x, torch::ones({10}), 0.0, true);  // p = 0, broadcast
   EXPECT_TRUE(torch::equal(broadcast, x + 1));
+  auto bias = torch::randn({10});
+  EXPECT_TRUE(torch::equal(nmt::models::dropout_add(x, y.t(), 0.3, false, bias), x + (y.t() + bias)));
+  state = generator.get_state();
+  auto strided_bias = nmt::models::dropout_add(x, y.t(), 0.3, true, bias);
+  generator.set_state(state);
+  EXPECT_TRUE(torch::equal(strided_bias, x + nmt::models::dropout(y.t() + bias, 0.3, true)));
   EXPECT_THROW(nmt::models::dropout_add(x, x, 1.0, true), c10::Error);
+  EXPECT_THROW(nmt::models::dropout_add(x, x, 0.3, true, torch::zeros({6})), c10::Error);  // bias [6] for rows of 10
 }
 
 /// dropout(relu(y + bias)) by the separate operations, in fp32, rounded once to y's dtype.

@@ -153,8 +153,7 @@ double relative_error(const at::Tensor& a, const at::Tensor& b) {
 TEST(LossFromOutputLayer, EqualsTheLossOfTheLogSoftmaxOfItsLogitsInValueAndGradient) {
   torch::manual_seed(4);
   // V = 1,003 is not a multiple of the 16 lanes; the 16·11 = 176 positions less the padding
-  // make blocks of 32 rows with a partial last one, and for V = 8,000 (128 fp32 rows per chunk)
-  // two chunks, the second partial.
+  // make blocks of 32 rows with a partial last one.
   for (int64_t V : {5, 1003, 8000}) {
     for (bool with_bias : {true, false}) {
       for (double eps : {0.0, 0.1}) {

@@ -24,11 +24,16 @@ at::Tensor dropout(const at::Tensor& x, double p, bool training);
 
 /// x + dropout(y, p, training), the residual connection around a dropped-out sublayer: the same
 /// mask and the same result bit for bit (the dropped-out y rounded to y's dtype, then added in
-/// fp32) from the same generator state. For fp32 CPU x and an fp32 or bf16 y of x's shape, both
-/// contiguous, it is one pass, and so is its backward pass (x's gradient passed on, y's masked and
-/// written in y's dtype: no separate cast of the gradient to bf16); otherwise the two operations.
-/// Throws c10::Error unless 0 ≤ p < 1, or when the shapes do not add.
-at::Tensor dropout_add(const at::Tensor& x, const at::Tensor& y, double p, bool training);
+/// fp32) from the same generator state. With `bias` ([F] fp32, F = y's last dimension) the
+/// branch is the sublayer's last product without its bias: x + dropout(y + bias), where y + bias
+/// is summed in fp32 and rounded to y's dtype first (as the product with its bias would round
+/// it). For fp32 CPU x and an fp32 or bf16 y of x's shape, both contiguous, it is one pass, and
+/// so is its backward pass (x's gradient passed on, y's masked and written in y's dtype: no
+/// separate cast of the gradient to bf16; the bias gradient summed in fp32 over fixed blocks of
+/// rows, the same for any thread count); otherwise the separate operations.
+/// Throws c10::Error unless 0 ≤ p < 1, or when the shapes do not add or bias is not [F].
+at::Tensor dropout_add(const at::Tensor& x, const at::Tensor& y, double p, bool training,
+                       const at::Tensor& bias = at::Tensor());
 
 /// dropout(relu(y + bias), p, training), the first half of a position-wise feed-forward network
 /// after a product without bias: y [..., F] (fp32 or bf16), bias [F] (fp32) → y's shape and

@@ -63,8 +63,10 @@ class MultiHeadAttentionImpl : public torch::nn::Module {
   /// [g·T, S] product instead of g copies of the keys. Returns the output projection of the
   /// concatenated heads [B, T, d]; when `weights` is non-null it receives the attention
   /// probabilities [B, H, T, S] (before attention dropout; exactly zero where the bias is −∞).
+  /// When `out_bias` is non-null, the output projection's bias [d] is not added but given there
+  /// (for the residual's dropout_add to add).
   at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                    const at::Tensor& bias, at::Tensor* weights = nullptr);
+                    const at::Tensor& bias, at::Tensor* weights = nullptr, at::Tensor* out_bias = nullptr);
 
   int64_t heads() const { return heads_; }
 
@@ -83,8 +85,9 @@ TORCH_MODULE(MultiHeadAttention);
 class FeedForwardImpl : public torch::nn::Module {
  public:
   FeedForwardImpl(int64_t d_model, int64_t ff_dim, double activation_dropout);
-  /// x [..., d] → [..., d].
-  at::Tensor forward(const at::Tensor& x);
+  /// x [..., d] → [..., d]. When `out_bias` is non-null, W_2's bias b_2 [d] is not added but
+  /// given there (for the residual's dropout_add to add).
+  at::Tensor forward(const at::Tensor& x, at::Tensor* out_bias = nullptr);
 
  private:
   double activation_dropout_;

@@ -26,11 +26,16 @@ LossOutput sequence_loss_from_logits(const at::Tensor& logits, const at::Tensor&
 
 /// sequence_loss_from_logits of the logits hidden·weightᵀ + bias (layer.hidden [B, T, E],
 /// layer.weight [V, E], layer.bias [V] or undefined), formed for the real (non-pad) target
-/// positions only: on the CPU (fp32 or bf16 weight; the hidden states are cast to its dtype) the
-/// padded rows are never multiplied, the fp32 bias is added as the logits are read, and the
-/// backward pass sums the bias gradient (in fixed blocks of rows: the same for any thread count)
-/// while it writes the logits' gradient; padded positions get a zero gradient. Elsewhere the
-/// logits of every position, then sequence_loss_from_logits. Equal to
+/// positions only. On the CPU (fp32 or bf16 weight; the hidden states are cast to its dtype) the
+/// padded rows are never multiplied, and the forward pass, after the product, goes through the
+/// logits in blocks of 32 rows that stay in cache: row statistics (the fp32 bias added as the
+/// logits are read), then the gradient of the loss sum with respect to the logits, written over
+/// them with the bias gradient's sums (per block: the same for any thread count), as
+/// Liger-Kernel's fused linear cross-entropy computes the gradient in the forward pass; the
+/// backward pass is then the two gradient products, scaled by the incoming gradient. No [n, V]
+/// tensor but that gradient is kept.
+/// Padded positions get a zero gradient. Elsewhere the logits of every position, then
+/// sequence_loss_from_logits. Equal to
 /// sequence_loss(log_softmax(linear(...))) in value and gradient up to rounding
 /// (LossFromOutputLayer.* tests). Throws c10::Error when the shapes do not make a layer or a
 /// target lies outside [0, V).
