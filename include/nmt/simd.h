@@ -24,6 +24,17 @@
 #define NMT_INLINE inline
 #endif
 
+// For a lambda that takes or returns vectors and runs inside such a function (the per-chunk
+// operations of the dropout loops): out of line, GCC compiles a lambda once, for the baseline
+// target, and an AVX-512 clone then passes it vectors in registers that the baseline code does
+// not read (what GCC's -Wpsabi note warns of): seen on 2026-12-07 as masks of garbage in a bf16
+// backward pass. Forced inline, it is compiled within each clone. Placed after the parameters.
+#if defined(__GNUC__)
+#define NMT_LAMBDA_INLINE __attribute__((always_inline))
+#else
+#define NMT_LAMBDA_INLINE
+#endif
+
 namespace nmt::simd {
 
 /// The fp32 value of bf16 bits `h` (exact).

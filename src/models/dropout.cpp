@@ -56,7 +56,7 @@ template <class Op>
 NMT_INLINE void for_each_mask_chunk(int64_t i0, int64_t i1, MaskKey key, uint32_t threshold, float scale, Op op) {
   using simd::f32x16;
   using simd::u32x16;
-  auto one = [&](int64_t i) {
+  auto one = [&](int64_t i) NMT_LAMBDA_INLINE {
     op(i, 1, simd::splat(element_bits(static_cast<uint64_t>(i), key) >= threshold ? scale : 0.0f));
   };
   int64_t i = i0;
@@ -79,7 +79,7 @@ NMT_INLINE void for_each_mask_chunk(int64_t i0, int64_t i1, MaskKey key, uint32_
 template <class Src, class Dst>
 NMT_INLINE void mask_lanes(const Src* src, Dst* dst, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold,
                            float scale) {
-  for_each_mask_chunk(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32x16 keep) {
+  for_each_mask_chunk(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32x16 keep) NMT_LAMBDA_INLINE {
     simd::store(dst + i, simd::load(src + i, n, 0.0f) * keep, n);
   });
 }
@@ -97,7 +97,7 @@ NMT_INLINE simd::f32x16 round_to(simd::f32x16 v, const uint16_t*) {
 template <class T>
 NMT_INLINE void add_mask_lanes(const float* x, const T* y, float* out, int64_t i0, int64_t i1, MaskKey key,
                                uint32_t threshold, float scale) {
-  for_each_mask_chunk(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32x16 keep) {
+  for_each_mask_chunk(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32x16 keep) NMT_LAMBDA_INLINE {
     simd::store(out + i, simd::load(x + i, n, 0.0f) + round_to(simd::load(y + i, n, 0.0f) * keep, y), n);
   });
 }
@@ -122,7 +122,7 @@ template <class T>
 NMT_INLINE void add_bias_mask_lanes(const float* x, const T* y, const float* bias, float* out, int64_t F, int64_t i0,
                                     int64_t i1, MaskKey key, uint32_t threshold, float scale) {
   int64_t column = i0 % F;  // of element i in the calls below, which cover [i0, i1) in order
-  for_each_mask_chunk(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32x16 keep) {
+  for_each_mask_chunk(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32x16 keep) NMT_LAMBDA_INLINE {
     const auto branch = round_to(simd::load(y + i, n, 0.0f) + bias_lanes(bias, F, column, n), y);
     simd::store(out + i, simd::load(x + i, n, 0.0f) + round_to(branch * keep, y), n);
   });
@@ -218,7 +218,7 @@ NMT_INLINE void bias_relu_mask_lanes(const T* y, const float* bias, T* out, int6
                                      MaskKey key, uint32_t threshold, float scale) {
   const simd::f32x16 zero = simd::splat(0.0f);
   int64_t column = i0 % F;  // of element i in the calls below, which cover [i0, i1) in order
-  for_each_mask_chunk(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32x16 keep) {
+  for_each_mask_chunk(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32x16 keep) NMT_LAMBDA_INLINE {
     const auto b = bias_lanes(bias, F, column, n);
     // maximum(0, v): NaN stays NaN, as at::relu keeps it (maximum(v, 0) would give 0).
     simd::store(out + i, simd::maximum(zero, simd::load(y + i, n, 0.0f) + b) * keep, n);
@@ -368,7 +368,7 @@ NMT_INLINE void mask_factors(F* factor, int64_t i0, int64_t i1, MaskKey key, uin
     return;
   }
   for_each_mask_chunk(i0, i1, key, threshold, keep,
-                      [&](int64_t i, int64_t n, simd::f32x16 k) { simd::store(factor + (i - i0), k, n); });
+                      [&](int64_t i, int64_t n, simd::f32x16 k) NMT_LAMBDA_INLINE { simd::store(factor + (i - i0), k, n); });
 }
 
 NMT_VECTOR_CLONES
