@@ -152,6 +152,13 @@ NMT_INLINE bool any_lane(i32x16 m) {
   return any != 0;
 }
 
+/// The largest lane; NaN lanes are passed over (−∞ when every lane is NaN or −∞).
+NMT_INLINE float lanes_max(f32x16 v) {
+  float m = -__builtin_inff();
+  for (int64_t l = 0; l < kLanes; ++l) m = v[l] > m ? v[l] : m;
+  return m;
+}
+
 /// Σ of the lanes, in double.
 NMT_INLINE double lanes_sum(f32x16 v) {
   double total = 0;

@@ -285,8 +285,7 @@ NMT_INLINE void softmax_row(const T* s, const float* bias, T* p, float* z, int64
     simd::store(z + c, v, n);
     max = simd::maximum(max, v);
   }
-  float m = kNegInf;
-  for (int64_t l = 0; l < simd::kLanes; ++l) m = max[l] > m ? max[l] : m;
+  const float m = simd::lanes_max(max);
   f32x16 total = {};
   for (int64_t c = 0; c < S; c += simd::kLanes) {
     const int64_t n = std::min(simd::kLanes, S - c);
@@ -446,13 +445,28 @@ struct MaskedDropout : torch::autograd::Function<MaskedDropout> {
   }
 };
 
+/// The bias gradient [F] of rows [N, F], summed in blocks of 32 rows on ATen's threads and then
+/// over the blocks in a fixed order, so that it does not depend on the thread count:
+/// block(r0, r1, sums) adds rows [r0, r1) to sums [F] (zeros), and writes whatever else its
+/// pass writes.
+template <class Block>
+at::Tensor blockwise_bias_gradient(int64_t N, int64_t F, const at::TensorOptions& options, Block block) {
+  constexpr int64_t kBlockRows = 32;
+  const int64_t blocks = std::max<int64_t>(1, (N + kBlockRows - 1) / kBlockRows);
+  auto partial = at::zeros({blocks, F}, options.dtype(at::kFloat));
+  float* sums = partial.data_ptr<float>();
+  const int64_t grain = std::max<int64_t>(1, simd::rows_per_task(F) / kBlockRows);
+  at::parallel_for(0, blocks, grain, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) block(k * kBlockRows, std::min(N, (k + 1) * kBlockRows), sums + k * F);
+  });
+  return partial.sum(0);
+}
+
 /// x + dropout(y (+ bias)) in one pass (x fp32, y fp32 or bf16, both contiguous, one shape;
 /// bias fp32 [F] for y's last dimension F, or [0] for none: LibTorch 1.13's Function takes no
 /// undefined input); the backward pass gives x the gradient itself and y the masked gradient in
 /// y's dtype, also in one pass, which with a bias also sums its gradient in blocks of rows.
 struct DropoutAdd : torch::autograd::Function<DropoutAdd> {
-  static constexpr int64_t kBlockRows = 32;  // rows per block of the bias gradient sums
-
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& y,
                             const at::Tensor& bias, int64_t threshold) {
     const uint64_t draw = draw_key();
@@ -502,26 +516,17 @@ struct DropoutAdd : torch::autograd::Function<DropoutAdd> {
       });
       return {dout, dbranch, at::Tensor(), at::Tensor()};
     }
-    const int64_t N = g.numel() / F, blocks = std::max<int64_t>(1, (N + kBlockRows - 1) / kBlockRows);
-    auto partial = at::zeros({blocks, F}, g.options());
-    float* db = partial.data_ptr<float>();
-    const int64_t grain = std::max<int64_t>(1, simd::rows_per_task(F) / kBlockRows);
-    at::parallel_for(0, blocks, grain, [&](int64_t k0, int64_t k1) {
-      for (int64_t k = k0; k < k1; ++k) {
-        const int64_t r0 = k * kBlockRows, r1 = std::min(N, r0 + kBlockRows);
-        if (bf16) bias_mask_backward_bf16(src, static_cast<uint16_t*>(dst), db + k * F, F, r0, r1, key, t, scale);
-        else bias_mask_backward_fp32(src, static_cast<float*>(dst), db + k * F, F, r0, r1, key, t, scale);
-      }
+    auto dbias = blockwise_bias_gradient(g.numel() / F, F, g.options(), [&](int64_t r0, int64_t r1, float* db) {
+      if (bf16) bias_mask_backward_bf16(src, static_cast<uint16_t*>(dst), db, F, r0, r1, key, t, scale);
+      else bias_mask_backward_fp32(src, static_cast<float*>(dst), db, F, r0, r1, key, t, scale);
     });
-    return {dout, dbranch, partial.sum(0), at::Tensor()};  // the blocks summed in a fixed order
+    return {dout, dbranch, dbias, at::Tensor()};
   }
 };
 
 /// dropout(relu(y + bias)) in one pass (y fp32 or bf16 [N, F], contiguous; bias fp32 [F]); the
 /// backward pass reads the output instead of recomputing the mask.
 struct BiasReluDropout : torch::autograd::Function<BiasReluDropout> {
-  static constexpr int64_t kBlockRows = 32;  // rows per block of the bias gradient sums
-
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& y, const at::Tensor& bias,
                             int64_t threshold) {
     const MaskKey key = key_of(threshold > 0 ? draw_key() : 0);  // p = 0 draws nothing, as dropout()
@@ -551,26 +556,19 @@ struct BiasReluDropout : torch::autograd::Function<BiasReluDropout> {
     const auto scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
     const int64_t F = out.size(-1), N = out.numel() / std::max<int64_t>(1, F);
     auto dy = at::empty_like(out);
-    const int64_t blocks = std::max<int64_t>(1, (N + kBlockRows - 1) / kBlockRows);
-    auto partial = at::zeros({blocks, F}, out.options().dtype(at::kFloat));
-    float* db = partial.data_ptr<float>();
-    const int64_t grain = std::max<int64_t>(1, simd::rows_per_task(F) / kBlockRows);
     const bool bf16 = out.scalar_type() == at::kBFloat16;
     const void* dout_p = dout.data_ptr();
     const void* out_p = out.data_ptr();
     void* dy_p = dy.data_ptr();
-    at::parallel_for(0, blocks, grain, [&](int64_t k0, int64_t k1) {
-      for (int64_t k = k0; k < k1; ++k) {
-        const int64_t r0 = k * kBlockRows, r1 = std::min(N, r0 + kBlockRows);
-        if (bf16)
-          bias_relu_mask_backward_bf16(static_cast<const uint16_t*>(dout_p), static_cast<const uint16_t*>(out_p),
-                                       static_cast<uint16_t*>(dy_p), db + k * F, F, r0, r1, scale);
-        else
-          bias_relu_mask_backward_fp32(static_cast<const float*>(dout_p), static_cast<const float*>(out_p),
-                                       static_cast<float*>(dy_p), db + k * F, F, r0, r1, scale);
-      }
+    auto dbias = blockwise_bias_gradient(N, F, out.options(), [&](int64_t r0, int64_t r1, float* db) {
+      if (bf16)
+        bias_relu_mask_backward_bf16(static_cast<const uint16_t*>(dout_p), static_cast<const uint16_t*>(out_p),
+                                     static_cast<uint16_t*>(dy_p), db, F, r0, r1, scale);
+      else
+        bias_relu_mask_backward_fp32(static_cast<const float*>(dout_p), static_cast<const float*>(out_p),
+                                     static_cast<float*>(dy_p), db, F, r0, r1, scale);
     });
-    return {dy, partial.sum(0), at::Tensor()};  // the blocks summed in a fixed order
+    return {dy, dbias, at::Tensor()};
   }
 };
 

@@ -45,8 +45,7 @@ NMT_INLINE void row_statistics(const T* x, const float* bias, int64_t V, int64_t
     max = simd::maximum(max, v);
     total += n == simd::kLanes ? v : load_logits(x, bias, c, n, 0.0f);  // the tail's missing lanes add 0
   }
-  float m = kNegInf;
-  for (int64_t l = 0; l < simd::kLanes; ++l) m = max[l] > m ? max[l] : m;
+  const float m = simd::lanes_max(max);
   f32x16 exps = {};
   for (int64_t c = 0; c < V; c += simd::kLanes)
     exps += simd::exp_nonpositive(load_logits(x, bias, c, std::min(simd::kLanes, V - c), kNegInf) - m);
