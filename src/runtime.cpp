@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "nmt/config.h"
+#include "nmt/openmp_env.h"
 
 namespace nmt {
 
@@ -28,8 +29,7 @@ void tune_process(char** argv) {
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   bound_onednn_primitive_cache();
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("NMT_NO_REEXEC") == nullptr) {
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  if (std::getenv("NMT_NO_REEXEC") == nullptr && set_openmp_waiting()) {
     setenv("NMT_NO_REEXEC", "1", 1);  // never loop, whatever happens to the variable
     // Exec the resolved path (not /proc/self/exe) so the process keeps its name in ps/top.
     std::error_code ec;

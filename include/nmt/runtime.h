@@ -14,9 +14,10 @@ namespace nmt {
 ///  - glibc malloc, where it is the allocator (builds without tcmalloc, see memory_allocator), is
 ///    told to keep freed memory instead of returning large blocks to the kernel (otherwise every
 ///    training step re-faults hundreds of MB of fresh pages);
-///  - ATen's OpenMP workers must wait passively between operators, or they spin and starve
-///    OpenBLAS's own threads. libgomp reads OMP_WAIT_POLICY only when it is loaded, so when the
-///    variable is unset this re-executes the program once with OMP_WAIT_POLICY=PASSIVE;
+///  - ATen's OpenMP workers must not spin long between operators, or they starve OpenBLAS's own
+///    threads (nmt/openmp_env.h). libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT only when it
+///    is loaded, so when both are unset (and NMT_NO_REEXEC is too: the front end has set them)
+///    this sets them (set_openmp_waiting) and re-executes the program once;
 ///  - oneDNN's primitive cache is bounded (bound_onednn_primitive_cache).
 /// Returns normally when no re-execution was needed (or it failed).
 void tune_process(char** argv);

@@ -16,6 +16,7 @@
 #include "nmt/cli/eval_cmd.h"
 #include "nmt/cli/model_library.h"
 #include "nmt/library_paths.h"
+#include "nmt/openmp_env.h"
 
 namespace {
 
@@ -24,9 +25,10 @@ std::vector<std::string> model_library_paths() {
 }
 
 int run_in_model_library(int argc, char** argv) {
-  // libgomp reads OMP_WAIT_POLICY when it is loaded, which is now: passive OpenMP workers, without
-  // re-executing the program (nmt::tune_process sees the variables and does not).
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+  // libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT when it is loaded, which is now: briefly
+  // spinning OpenMP workers (nmt/openmp_env.h), without re-executing the program
+  // (nmt::tune_process sees NMT_NO_REEXEC and does not).
+  nmt::set_openmp_waiting();
   setenv("NMT_NO_REEXEC", "1", 1);
   std::string tried;
   for (const auto& path : model_library_paths()) {

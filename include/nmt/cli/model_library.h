@@ -5,8 +5,8 @@
 /// The executable `nmt` links neither LibTorch nor OpenMP: `nmt --help`, `--version` and
 /// `nmt eval` without a model run in it and start in milliseconds. Every other command is run by
 /// the model library `libnmt_commands.so` (LibTorch, all subcommands), which the front end loads
-/// with dlopen after setting OMP_WAIT_POLICY=PASSIVE (libgomp reads it when it is loaded, so the
-/// process is never re-executed for it; see nmt::tune_process).
+/// with dlopen after setting how OpenMP workers wait (nmt/openmp_env.h; libgomp reads it when it
+/// is loaded, so the process is never re-executed for it; see nmt::tune_process).
 
 namespace nmt::cli {
 

@@ -1,0 +1,14 @@
+#include "nmt/openmp_env.h"
+
+#include <cstdlib>
+
+namespace nmt {
+
+bool set_openmp_waiting() {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return false;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  setenv("GOMP_SPINCOUNT", kOpenMpSpinCount, 1);
+  return true;
+}
+
+}  // namespace nmt
