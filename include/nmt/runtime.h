@@ -16,8 +16,8 @@ namespace nmt {
 ///    training step re-faults hundreds of MB of fresh pages);
 ///  - ATen's OpenMP workers must not spin long between operators, or they starve OpenBLAS's own
 ///    threads (nmt/openmp_env.h). libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT only when it
-///    is loaded, so when both are unset (and NMT_NO_REEXEC is too: the front end has set them)
-///    this sets them (set_openmp_waiting) and re-executes the program once;
+///    is loaded, so when both are unset, and so is NMT_NO_REEXEC (which the front end sets after
+///    setting them), this sets them (set_openmp_waiting) and re-executes the program once;
 ///  - oneDNN's primitive cache is bounded (bound_onednn_primitive_cache).
 /// Returns normally when no re-execution was needed (or it failed).
 void tune_process(char** argv);

@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <set>
 #include <memory>
+#include <string>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -249,8 +251,14 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   for (auto& p : model->parameters()) params += p.numel();
   out << fmt::format("nmt bench: {} ({}, {:.2f}M parameters, vocabulary {}), {} threads\n", o.config_file,
                      model_type, params / 1e6, tgt_vocab.size(), threads);
-  out << fmt::format("CPU: {} (bf16 units: {}); memory allocator: {}\n", cpu_model_name(),
-                     feature.empty() ? "none" : feature, memory_allocator());
+  // How the OpenMP workers wait (nmt/openmp_env.h): libgomp read these when it was loaded.
+  const auto env_or_unset = [](const char* name) {
+    const char* value = std::getenv(name);
+    return std::string(value ? value : "unset");
+  };
+  out << fmt::format("CPU: {} (bf16 units: {}); memory allocator: {}; OpenMP: OMP_WAIT_POLICY={} GOMP_SPINCOUNT={}\n",
+                     cpu_model_name(), feature.empty() ? "none" : feature, memory_allocator(),
+                     env_or_unset("OMP_WAIT_POLICY"), env_or_unset("GOMP_SPINCOUNT"));
   out << fmt::format("GEMM ceilings (at::mm, n = {}, {} s each): fp32 {:.1f} GFLOP/s, bf16 {:.1f} GFLOP/s "
                      "({:.2f}x)\n", kCeilingSize, kCeilingSeconds, fp32_ceiling, bf16_ceiling, bf16_ceiling / fp32_ceiling);
   out << fmt::format("precision: {}\n", choice.reason);

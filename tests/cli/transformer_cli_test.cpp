@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "nmt/openmp_env.h"
 #include "support/test_util.h"
 
 namespace {
@@ -13,6 +14,7 @@ namespace {
 using nmt::testing::bleu_of;
 using nmt::testing::contains;
 using nmt::testing::run_nmt;
+using nmt::testing::run_shell;
 using nmt::testing::TempDir;
 namespace fs = std::filesystem;
 
@@ -43,16 +45,20 @@ class BenchCli : public ::testing::TestWithParam<BenchCase> {};
 
 TEST_P(BenchCli, ReportsSpeedFlopsMemoryAndProfile) {
   TempDir dir;
-  auto r = run_nmt(std::string("bench -c ") + GetParam().config + " --work-dir " + dir.file("work") +
-                   " --threads 1 --warmup 1 --steps 2 --profile-steps 1 --sentences 4 --beam 2 --top 5" +
-                   " --set train.precision=" + GetParam().precision);
+  // Without the OpenMP variables (ctest sets OMP_WAIT_POLICY), as a user runs it: the front end
+  // sets both before it loads the model library, and bench reports what the process runs with.
+  auto r = run_shell(std::string("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT \"$NMT\" bench -c ") + GetParam().config +
+                     " --work-dir " + dir.file("work") +
+                     " --threads 1 --warmup 1 --steps 2 --profile-steps 1 --sentences 4 --beam 2 --top 5" +
+                     " --set train.precision=" + GetParam().precision);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(contains(r.output, std::string("(") + GetParam().model_type + ", ")) << r.output;
   EXPECT_TRUE(contains(r.output, std::string(" model=") + GetParam().model_type + " ")) << r.output;
   const std::string precision = GetParam().precision;
   for (const std::string& field : std::vector<std::string>{"CPU: ", "GEMM ceilings (at::mm", "GFLOP/s, bf16 ", "precision: train.precision",
                                   "target tokens/s", "MFLOP per target token", "of the " + precision + " GEMM ceiling",
-                                  "sentences/s", "peak resident memory", "self CPU time", " precision=" + precision})
+                                  "sentences/s", "peak resident memory", "self CPU time", " precision=" + precision,
+                                  std::string("OpenMP: OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=") + nmt::kOpenMpSpinCount})
     EXPECT_NE(r.output.find(field), std::string::npos) << "no '" << field << "' in:\n" << r.output;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.output, m, std::regex("train_mflop_per_tok=([0-9.]+)"))) << r.output;
