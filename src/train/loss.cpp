@@ -98,10 +98,11 @@ struct RowStatistics {
   at::Tensor lse, sum, picked;
 };
 
-/// Checks that every target lies in [0, V): the row loops read x[target] unchecked.
-void check_targets(const at::Tensor& targets, int64_t V) {
+/// Checks that every target lies in [0, V): the row loops read x[target] unchecked. `caller`
+/// names the public function in the error.
+void check_targets(const at::Tensor& targets, int64_t V, const char* caller) {
   TORCH_CHECK(targets.numel() == 0 || (targets.min().item<int64_t>() >= 0 && targets.max().item<int64_t>() < V),
-              "sequence_loss_from_logits: a target id lies outside the vocabulary of ", V);
+              caller, ": a target id lies outside the vocabulary of ", V);
 }
 
 /// Rows r0..r1 of the statistics of logits [N, V] (+ bias b, or null).
@@ -117,7 +118,7 @@ void statistics_rows(const at::Tensor& logits, const float* b, const int64_t* y,
 
 /// The row statistics of logits [N, V] (+ bias [V] if defined), on ATen's threads.
 void statistics(const at::Tensor& logits, const at::Tensor& bias, const at::Tensor& targets, RowStatistics& stats) {
-  check_targets(targets, logits.size(1));
+  check_targets(targets, logits.size(1), "sequence_loss_from_logits");
   const int64_t* y = targets.data_ptr<int64_t>();
   const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
   at::parallel_for(0, logits.size(0), simd::rows_per_task(logits.size(1)),
@@ -136,7 +137,7 @@ constexpr int64_t kBlockRows = 32;
 void gradient(const at::Tensor& logits, const at::Tensor& bias, const at::Tensor& targets, RowStatistics& stats,
               const at::Tensor& row_scale, double eps, at::Tensor& grad, at::Tensor* partial, bool first) {
   const int64_t N = logits.size(0), V = logits.size(1);
-  if (first) check_targets(targets, V);
+  if (first) check_targets(targets, V, "sequence_loss_from_output_layer");
   const int64_t* y = targets.data_ptr<int64_t>();
   const float *l = stats.lse.data_ptr<float>(), *sc = row_scale.data_ptr<float>();
   const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;

@@ -5,6 +5,8 @@
 // models give their output layer in training only when asked to.
 #include "nmt/train/loss.h"
 
+#include <string>
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -239,6 +241,11 @@ TEST(LossFromOutputLayer, OtherDtypesTakeTheLogitsOfEveryPositionAndTargetsAreCh
   auto bad = targets.clone();
   bad[1][2] = V;
   EXPECT_THROW(nmt::train::sequence_loss_from_output_layer(layer.input(), bad, 0.1), c10::Error);
+  try {
+    nmt::train::sequence_loss_from_output_layer(layer.input(), bad, 0.1);
+  } catch (const c10::Error& e) {  // the error names the function that was called
+    EXPECT_NE(std::string(e.what()).find("sequence_loss_from_output_layer: a target id"), std::string::npos) << e.what();
+  }
   nmt::models::OutputLayerInput mismatched{layer.hidden, layer.weight, torch::zeros({V + 1})};
   EXPECT_THROW(nmt::train::sequence_loss_from_output_layer(mismatched, targets, 0.1), c10::Error);
 }
