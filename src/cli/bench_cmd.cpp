@@ -296,7 +296,9 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   const std::vector<std::string> profiled_lines(lines.begin(), lines.begin() + std::min<size_t>(lines.size(), o.profile_sentences));
   auto time_and_profile = [&](const search::Translator& translator) {
     tr = time_translation(translator, lines);
-    if (!profiled_lines.empty()) decoding_profile = profiled(false, [&] { time_translation(translator, profiled_lines); });
+    // With --shapes the decoding profile records input shapes too (every call is then slower).
+    if (!profiled_lines.empty())
+      decoding_profile = profiled(o.shapes > 0, [&] { time_translation(translator, profiled_lines); });
   };
   std::string which;
   if (!o.model_dir.empty()) {
@@ -327,9 +329,11 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
                      "per operator call inflates the many small operators)\n",
                      profiled_tokens / profiled_s, train_tps);
   if (o.shapes > 0) print_shapes(out, counted, o.top, o.shapes, fmt::format("{} training updates", o.profile_steps));
-  if (!profiled_lines.empty())
-    print_profile(out, decoding_profile, o.top,
-                  fmt::format("translating the first {} of those sentences again (beam {})", profiled_lines.size(), o.beam));
+  if (!profiled_lines.empty()) {
+    const auto what = fmt::format("translating the first {} of those sentences again (beam {})", profiled_lines.size(), o.beam);
+    print_profile(out, decoding_profile, o.top, what);
+    if (o.shapes > 0) print_shapes(out, decoding_profile, o.top, o.shapes, what);
+  }
   out << fmt::format("summary: config={} model={} threads={} train_tgt_tok_s={:.0f} train_mflop_per_tok={:.1f} "
                      "train_gflops={:.1f} precision={} gemm_ceiling_gflops={:.1f} fp32_ceiling_gflops={:.1f} "
                      "bf16_ceiling_gflops={:.1f} ceiling_fraction={:.3f} "
@@ -361,7 +365,7 @@ void setup_bench(CLI::App& app) {
   cmd->add_option("-b,--beam", o->beam, "beam size")->capture_default_str()->check(positive_integer());
   cmd->add_option("--threads", o->threads, "CPU threads (default: the config's train.threads)");
   cmd->add_option("--top", o->top, "operators listed in the profile")->capture_default_str()->check(positive_integer());
-  cmd->add_option("--shapes", o->shapes, "for each listed training operator, its N heaviest input shapes (0: none)")
+  cmd->add_option("--shapes", o->shapes, "for each listed operator (training and translation), its N heaviest input shapes (0: none)")
       ->capture_default_str()->check(non_negative());
   cmd->callback([o] { run_bench(*o, std::cout); });
 }

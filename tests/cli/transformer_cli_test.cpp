@@ -68,6 +68,21 @@ TEST_P(BenchCli, ReportsSpeedFlopsMemoryAndProfile) {
   EXPECT_TRUE(std::regex_search(r.output, std::regex("aten::(addmm|mm|bmm)"))) << r.output;
 }
 
+TEST(BenchShapes, ListsTheInputShapesOfTrainingAndDecodingOperators) {
+  TempDir dir;
+  auto r = run_shell(std::string("\"$NMT\" bench -c configs/toy_transformer.yaml --work-dir ") + dir.file("work") +
+                     " --threads 1 --warmup 0 --steps 1 --profile-steps 1 --sentences 3 --profile-sentences 2 --beam 2"
+                     " --top 4 --shapes 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const std::string& what : {std::string("1 training updates"), std::string("translating the first 2 of those sentences")}) {
+    const auto at = r.output.find("input shapes of the top 4 operators of " + what);
+    ASSERT_NE(at, std::string::npos) << "no shapes for " << what << " in:\n" << r.output;
+    // The first listed operator, then at least one line "  self-ms  calls  [shape], ..." under it.
+    EXPECT_TRUE(std::regex_search(r.output.substr(at), std::regex("\n  aten::[a-z_]+ \\([0-9.]+ ms\\)\n +[0-9.]+ +[0-9]+  \\[")))
+        << r.output.substr(at);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, BenchCli,
                          ::testing::Values(BenchCase{"configs/toy_transformer.yaml", "transformer"},
                                            BenchCase{"configs/toy_convs2s.yaml", "convs2s"},
