@@ -7,6 +7,7 @@
 
 #include "nmt/precision.h"
 #include "nmt/models/embeddings.h"
+#include "nmt/models/packed_rnn.h"
 
 namespace nmt::models {
 namespace {
@@ -78,21 +79,9 @@ torch::nn::utils::rnn::PackedSequence RnnSeq2SeqImpl::encoder_layers(const torch
     return lstm_ ? std::get<0>(enc_lstm_->forward_with_packed_input(packed))
                  : std::get<0>(enc_gru_->forward_with_packed_input(packed));
   const auto weights = lstm_ ? enc_lstm_->all_weights() : enc_gru_->all_weights();
-  const int64_t layers = config_.encoder_layers;
-  const int64_t per_layer = static_cast<int64_t>(weights.size()) / layers;  // w_ih, w_hh, b_ih, b_hh per direction
-  TORCH_CHECK(per_layer == 8, "encoder: expected 8 weight tensors per bidirectional layer, got ", per_layer);
-  const auto& batch_sizes = packed.batch_sizes();
-  auto x = packed.data();
-  const auto h0 = at::zeros({2, batch_sizes[0].item<int64_t>(), config_.hidden_size / 2}, x.options());
-  for (int64_t l = 0; l < layers; ++l) {
-    if (l > 0) x = drop(x);
-    const at::TensorList params(weights.data() + l * per_layer, static_cast<size_t>(per_layer));
-    x = lstm_ ? std::get<0>(at::lstm(x, batch_sizes, {h0, h0}, params, /*has_biases=*/true, /*num_layers=*/1,
-                                     /*dropout=*/0.0, is_training(), /*bidirectional=*/true))
-              : std::get<0>(at::gru(x, batch_sizes, h0, params, /*has_biases=*/true, /*num_layers=*/1, /*dropout=*/0.0,
-                                    is_training(), /*bidirectional=*/true));
-  }
-  return torch::nn::utils::rnn::PackedSequence(x, batch_sizes, packed.sorted_indices(), packed.unsorted_indices());
+  const auto x = packed_bidirectional_rnn(packed.data(), packed.batch_sizes(), weights, config_.encoder_layers, lstm_,
+                                          [this](const at::Tensor& y) { return drop(y); });
+  return torch::nn::utils::rnn::PackedSequence(x, packed.batch_sizes(), packed.sorted_indices(), packed.unsorted_indices());
 }
 
 std::unique_ptr<RnnDecoderState> RnnSeq2SeqImpl::encode(const at::Tensor& src) {

@@ -5,6 +5,8 @@
 
 #include "nmt/models/batched_matmul.h"
 #include "nmt/models/attention.h"
+#include "nmt/models/dropout.h"
+#include "nmt/models/packed_rnn.h"
 
 namespace nmt::models {
 
@@ -52,8 +54,18 @@ at::Tensor InferenceNetworkImpl::encode(const at::Tensor& emb, const at::Tensor&
   auto packed = rnn::pack_padded_sequence(emb, lengths, /*batch_first=*/true, /*enforce_sorted=*/false);
   auto& lstm = source ? src_lstm_ : tgt_lstm_;
   auto& gru = source ? src_gru_ : tgt_gru_;
-  auto out = lstm ? std::get<0>(lstm->forward_with_packed_input(packed))
-                  : std::get<0>(gru->forward_with_packed_input(packed));
+  if (!emb.is_cpu()) {
+    auto out = lstm ? std::get<0>(lstm->forward_with_packed_input(packed)) : std::get<0>(gru->forward_with_packed_input(packed));
+    return std::get<0>(rnn::pad_packed_sequence(out, true, 0.0, L));  // [B, L, H]
+  }
+  // Layer by layer (packed_rnn.h: a backward pass linear in the length), models::dropout between.
+  const double p = lstm ? lstm->options.dropout() : gru->options.dropout();
+  const int64_t layers = lstm ? lstm->options.num_layers() : gru->options.num_layers();
+  const bool training = is_training();
+  auto y = packed_bidirectional_rnn(packed.data(), packed.batch_sizes(), lstm ? lstm->all_weights() : gru->all_weights(),
+                                    layers, static_cast<bool>(lstm),
+                                    [p, training](const at::Tensor& x) { return models::dropout(x, p, training); });
+  rnn::PackedSequence out(y, packed.batch_sizes(), packed.sorted_indices(), packed.unsorted_indices());
   return std::get<0>(rnn::pad_packed_sequence(out, true, 0.0, L));  // [B, L, H]
 }
 

@@ -58,8 +58,9 @@ class RnnSeq2SeqImpl : public Seq2SeqImpl {
   /// src [B, S] → initial state with memory [B, S, H].
   std::unique_ptr<RnnDecoderState> encode(const at::Tensor& src);
   /// The bidirectional encoder over a packed batch [Σ lengths, E] → [Σ lengths, H]. On the CPU
-  /// one layer at a time with the module's own weights and models::dropout between the layers
-  /// (LibTorch's multi-layer call draws Bernoulli masks there); elsewhere the module itself.
+  /// one layer at a time (packed_bidirectional_layer, packed_rnn.h) with the module's own weights
+  /// and models::dropout between the layers (LibTorch's multi-layer call draws Bernoulli masks
+  /// there); elsewhere the module itself.
   torch::nn::utils::rnn::PackedSequence encoder_layers(const torch::nn::utils::rnn::PackedSequence& packed);
   /// One decoder step from embedded input emb [B, E]; updates state (and state.step).
   /// Shared by forward() and step(), so teacher forcing and decoding compute the same thing.
