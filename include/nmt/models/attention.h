@@ -38,6 +38,14 @@ class GlobalAttentionImpl : public torch::nn::Module {
 };
 TORCH_MODULE(GlobalAttention);
 
+/// Additive (Bahdanau) scores e_bs = Σ_a v_a·tanh(k_bsa + q_ba): proj_keys [B, S, A], query
+/// [B, A] (the projected query), v [1, A] or [A] → [B, S] fp32. On the CPU (fp32 or bf16 keys and
+/// query, fp32 v) one pass over the keys that writes no [B, S, A] tensor, and a backward pass
+/// that recomputes tanh in one more (the keys' gradient in their dtype; v's summed per sentence,
+/// then over sentences in order, so it does not depend on the thread count); elsewhere ATen's
+/// tanh and product. Differentiable in all three. Throws c10::Error when the shapes do not fit.
+at::Tensor additive_scores(const at::Tensor& proj_keys, const at::Tensor& query, const at::Tensor& v);
+
 /// Softmax over the last dimension with masked (false) positions given exactly zero weight.
 at::Tensor masked_softmax(const at::Tensor& scores, const at::Tensor& mask);
 
