@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 #include <sstream>
@@ -89,6 +90,7 @@ class Reader {
       if (!YAML::convert<T>::decode(v, parsed))
         fail(key, std::is_integral_v<T> ? "an integer" : "a number", v.Scalar());
       double d = static_cast<double>(parsed);
+      if (std::isnan(d)) fail(key, "a number, not NaN", v.Scalar());  // YAML's .nan passes every comparison below
       if (d < range.lo || d > range.hi || (range.open_lo && d == range.lo))
         fail(key, "a value " + describe(range), v.Scalar());
       value = parsed;
