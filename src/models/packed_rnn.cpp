@@ -42,10 +42,11 @@ State concat(const State& a, const State& b) {
 }
 
 /// One direction over the steps (input projections per step, `sizes` rows each) → [N, H].
+/// The states start as zeros of `options` (the layer input's: fp32 under bf16 autocast, as
+/// LibTorch's zero states are, so that c and h stay fp32 while the gate products are bf16).
 at::Tensor direction(const std::vector<at::Tensor>& steps, const std::vector<int64_t>& sizes, const at::Tensor& w_hh,
-                     const at::Tensor& b_hh, bool lstm, bool reverse) {
+                     const at::Tensor& b_hh, bool lstm, bool reverse, const at::TensorOptions& options) {
   const int64_t S = static_cast<int64_t>(sizes.size()), H = w_hh.size(1);
-  const auto options = steps.front().options();
   std::vector<at::Tensor> outputs(static_cast<size_t>(S));
   State s = zeros(reverse ? sizes.back() : sizes.front(), H, options, lstm);
   for (int64_t k = 0; k < S; ++k) {
@@ -78,7 +79,7 @@ at::Tensor packed_bidirectional_layer(const at::Tensor& x, const at::Tensor& bat
     const auto& b_hh = params[4 * d + 3];
     // All steps' input projections in one product; one split, whose backward is one concatenation.
     const auto steps = at::linear(x, w_ih, b_ih).split_with_sizes(sizes, 0);
-    outputs.push_back(direction(steps, sizes, w_hh, b_hh, lstm, /*reverse=*/d == 1));
+    outputs.push_back(direction(steps, sizes, w_hh, b_hh, lstm, /*reverse=*/d == 1, x.options()));
   }
   return at::cat(outputs, -1);
 }

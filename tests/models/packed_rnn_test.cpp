@@ -7,6 +7,8 @@
 
 #include <torch/torch.h>
 
+#include "nmt/precision.h"
+
 namespace {
 
 namespace rnn = torch::nn::utils::rnn;
@@ -81,6 +83,21 @@ TEST(PackedBidirectionalLayer, ReverseDirectionStartsAtEachSequencesOwnEnd) {
   auto y_alone = nmt::models::packed_bidirectional_layer(short_alone, torch::tensor({int64_t{1}, int64_t{1}}),
                                                          pair.params, true);
   EXPECT_TRUE(torch::allclose(torch::stack({y[1], y[3]}), y_alone, 1e-6, 1e-6));
+}
+
+TEST(PackedBidirectionalLayer, UnderBf16AutocastStatesStayFp32AsLibTorchs) {
+  // The gate products run in bf16; the cell and hidden states, and so the output, stay fp32.
+  for (bool lstm : {true, false}) {
+    auto c = make_case({6, 2, 5}, 8, 8, lstm ? 4 : 3);
+    nmt::AutocastGuard bf16(nmt::Precision::kBf16, torch::kCPU);
+    auto y = nmt::models::packed_bidirectional_layer(c.data, c.batch_sizes, c.params, lstm);
+    const auto h0 = torch::zeros({2, 3, 8});
+    auto y_ref = lstm ? std::get<0>(at::lstm(c.data, c.batch_sizes, {h0, h0}, c.params, true, 1, 0.0, true, true))
+                      : std::get<0>(at::gru(c.data, c.batch_sizes, h0, c.params, true, 1, 0.0, true, true));
+    EXPECT_EQ(y.scalar_type(), y_ref.scalar_type());
+    EXPECT_EQ(y.scalar_type(), torch::kFloat);
+    EXPECT_TRUE(torch::allclose(y, y_ref, 1e-2, 1e-2)) << (y - y_ref).abs().max();
+  }
 }
 
 TEST(PackedBidirectionalLayer, WrongNumberOfWeightsIsAnError) {
