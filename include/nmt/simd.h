@@ -3,7 +3,8 @@
 /// Helpers for the few hand-written CPU loops (dropout masks, the log-softmax top-k of beam
 /// search, the loss from logits): a function attribute that compiles a loop for AVX-512, AVX2
 /// and the baseline and picks one at load time, bf16 ↔ fp32 conversions by bit operations,
-/// and 16-lane fp32 vectors (GCC vector extensions) with loads, stores, e^x and tanh.
+/// and 16-lane fp32 vectors (GCC vector extensions) with loads, stores, e^x, tanh and
+/// the logistic function.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -162,6 +163,16 @@ NMT_INLINE f32x16 tanh(f32x16 x) {
   const f32x16 small = p * z * a + a;
   const f32x16 r = a < 0.625f ? small : large;
   return reinterpret_cast<f32x16>(reinterpret_cast<u32x16>(r) | sign);
+}
+
+/// The logistic function 1/(1 + e^{−x}) lane by lane, from e = e^{−|x|}: 1/(1 + e) for x ≥ 0,
+/// e/(1 + e) below (no overflow, about 2 ulp). NaN stays NaN.
+NMT_INLINE f32x16 sigmoid(f32x16 x) {
+  const f32x16 a = reinterpret_cast<f32x16>(reinterpret_cast<u32x16>(x) & 0x7fffffffu);  // |x|
+  const f32x16 e = exp_nonpositive(-a);
+  const f32x16 r = 1.0f / (1.0f + e);
+  const f32x16 y = x < 0.0f ? e * r : r;
+  return x != x ? x : y;  // NaN lanes: exp_nonpositive clamps them
 }
 
 /// Whether some lane of a comparison's result is set.

@@ -1,5 +1,7 @@
 #include "nmt/models/packed_rnn.h"
 
+#include "nmt/models/lstm_cell.h"
+
 #include <vector>
 
 namespace nmt::models {
@@ -11,18 +13,13 @@ struct State {
   State rows(int64_t n) const { return {h.narrow(0, 0, n), c.defined() ? c.narrow(0, 0, n) : c}; }
 };
 
-/// One cell step from the precomputed input projection gi [b, G·H] (x·w_ihᵀ + b_ih), as
-/// LibTorch 1.13's LSTMCell / GRUCell compute it with pre_compute_input.
+/// One cell step from the precomputed input projection gi [b, G·H] (x·w_ihᵀ + b_ih): LibTorch
+/// 1.13's GRUCell arithmetic with pre_compute_input; the LSTM's gates as LibTorch sums them, and
+/// its element-wise part in one pass (lstm_cell.h).
 State cell(const at::Tensor& gi, const State& s, const at::Tensor& w_hh, const at::Tensor& b_hh, bool lstm) {
   if (lstm) {
-    const auto gates = at::linear(s.h, w_hh, b_hh).add_(gi);
-    auto chunked = gates.unsafe_chunk(4, 1);
-    auto in = chunked[0].sigmoid_();
-    auto forget = chunked[1].sigmoid_();
-    auto candidate = chunked[2].tanh_();
-    auto out = chunked[3].sigmoid_();
-    auto c = forget.mul(s.c).add_(in.mul(candidate));
-    return {out.mul(c.tanh()), c};
+    auto [h, c] = lstm_cell_pointwise(at::linear(s.h, w_hh, b_hh).add_(gi), s.c);
+    return {h, c};
   }
   const auto igates = gi.unsafe_chunk(3, 1);
   const auto hgates = at::linear(s.h, w_hh, b_hh).unsafe_chunk(3, 1);

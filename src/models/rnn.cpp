@@ -7,6 +7,7 @@
 
 #include "nmt/precision.h"
 #include "nmt/models/embeddings.h"
+#include "nmt/models/lstm_cell.h"
 #include "nmt/models/packed_rnn.h"
 
 namespace nmt::models {
@@ -126,7 +127,12 @@ RnnSeq2SeqImpl::DecodeStep RnnSeq2SeqImpl::decode_step(const at::Tensor& emb, Rn
   }
   for (size_t l = 0; l < cells_->size(); ++l) {
     if (l > 0) x = drop(x);
-    if (lstm_) {
+    if (lstm_ && x.is_cpu()) {
+      // LibTorch's gate products and sum, then the element-wise part in one pass (lstm_cell.h).
+      const auto& cell = *cells_[l]->as<torch::nn::LSTMCell>();
+      auto gates = at::linear(x, cell.weight_ih, cell.bias_ih).add_(at::linear(s.h[l], cell.weight_hh, cell.bias_hh));
+      std::tie(s.h[l], s.c[l]) = lstm_cell_pointwise(gates, s.c[l]);
+    } else if (lstm_) {
       auto hc = cells_[l]->as<torch::nn::LSTMCell>()->forward(x, std::make_tuple(s.h[l], s.c[l]));
       s.h[l] = std::get<0>(hc);
       s.c[l] = std::get<1>(hc);

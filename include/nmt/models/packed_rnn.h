@@ -1,8 +1,9 @@
 #pragma once
 /// @file packed_rnn.h
 /// One bidirectional LSTM or GRU layer over a packed batch, computed as LibTorch's at::lstm /
-/// at::gru compute it on the CPU (the same cell arithmetic in the same order, so the same values)
-/// but with a backward pass linear in the sequence length.
+/// at::gru compute it on the CPU (the same products and gate sums; the LSTM's element-wise part
+/// fused, lstm_cell.h, equal to LibTorch's within float rounding) but with a backward pass
+/// linear in the sequence length.
 ///
 /// Why: LibTorch 1.13's packed layer projects the whole input once ([N, G·H] for N packed
 /// tokens) and takes each time step's rows with `narrow`. The backward pass of every `narrow`
