@@ -1,6 +1,6 @@
-// Additive (Bahdanau) attention scores in one pass (nmt/models/attention.h: additive_scores) and
-// the vectorised tanh under it (nmt/simd.h), against ATen: values, gradients of keys, query and
-// v, bf16 inputs, masked positions, and thread counts.
+// Additive (Bahdanau) attention scores in one pass (nmt/models/attention.h: additive_scores)
+// against ATen: values, gradients of keys, query and v, bf16 inputs, masked positions, and
+// thread counts. (simd::tanh under it: tests/simd_test.cpp.)
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -11,38 +11,10 @@
 #include <torch/torch.h>
 
 #include "nmt/models/attention.h"
-#include "nmt/simd.h"
 
 namespace {
 
 using nmt::models::additive_scores;
-
-TEST(SimdTanh, AgreesWithStdTanhToAFewUlp) {
-  std::vector<float> xs;
-  for (float x = -12.0f; x <= 12.0f; x += 0.001953125f) xs.push_back(x);  // across 0.625 and the polynomial
-  for (float x : {1e-30f, 1e-8f, 1e-4f, 0.6249999f, 0.625f, 0.6250001f, 20.0f, 88.0f, 1e30f}) {
-    xs.push_back(x);
-    xs.push_back(-x);
-  }
-  for (size_t i = 0; i < xs.size(); i += nmt::simd::kLanes) {
-    const int64_t n = std::min<int64_t>(nmt::simd::kLanes, static_cast<int64_t>(xs.size() - i));
-    const auto t = nmt::simd::tanh(nmt::simd::load(xs.data() + i, n, 0.0f));
-    for (int64_t l = 0; l < n; ++l) {
-      const double want = std::tanh(static_cast<double>(xs[i + l]));
-      EXPECT_NEAR(t[l], want, 4 * std::numeric_limits<float>::epsilon() * std::max(std::abs(want), 1e-30))
-          << "tanh(" << xs[i + l] << ")";
-      EXPECT_EQ(std::signbit(t[l]), std::signbit(xs[i + l])) << xs[i + l];
-    }
-  }
-  const float special[] = {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
-                           std::numeric_limits<float>::quiet_NaN(), 0.0f, -0.0f};
-  const auto t = nmt::simd::tanh(nmt::simd::load(special, 5, 0.0f));
-  EXPECT_EQ(t[0], 1.0f);
-  EXPECT_EQ(t[1], -1.0f);
-  EXPECT_TRUE(std::isnan(t[2]));
-  EXPECT_EQ(t[3], 0.0f);
-  EXPECT_TRUE(std::signbit(t[4]));
-}
 
 struct Inputs {
   torch::Tensor keys, query, v;

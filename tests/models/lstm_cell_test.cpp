@@ -1,6 +1,6 @@
-// The LSTM cell's element-wise part in one pass (nmt/models/lstm_cell.h) and the logistic function
-// under it (nmt/simd.h), against LibTorch's LSTMCell arithmetic: values and gradients, fp32 and
-// bf16 gates, fp32 and bf16 states, and a state whose gradient is not needed.
+// The LSTM cell's element-wise part in one pass (nmt/models/lstm_cell.h) against LibTorch's
+// LSTMCell arithmetic: values and gradients, fp32 and bf16 gates, fp32 and bf16 states, and a
+// state whose gradient is not needed. (simd::sigmoid under it: tests/simd_test.cpp.)
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -10,35 +10,10 @@
 #include <torch/torch.h>
 
 #include "nmt/models/lstm_cell.h"
-#include "nmt/simd.h"
 
 namespace {
 
 using nmt::models::lstm_cell_pointwise;
-
-TEST(SimdSigmoid, AgreesWithTheLogisticFunctionToAFewUlp) {
-  std::vector<float> xs;
-  for (float x = -100.0f; x <= 100.0f; x += 0.0078125f) xs.push_back(x);
-  for (float x : {1e-30f, 1e-6f, 30.0f, 88.0f, 1e30f}) {
-    xs.push_back(x);
-    xs.push_back(-x);
-  }
-  for (size_t i = 0; i < xs.size(); i += nmt::simd::kLanes) {
-    const int64_t n = std::min<int64_t>(nmt::simd::kLanes, static_cast<int64_t>(xs.size() - i));
-    const auto y = nmt::simd::sigmoid(nmt::simd::load(xs.data() + i, n, 0.0f));
-    for (int64_t l = 0; l < n; ++l) {
-      const double want = 1.0 / (1.0 + std::exp(-static_cast<double>(xs[i + l])));
-      // Relative to the value down to e^-87.3, where exp_nonpositive gives 0 (absolute below).
-      EXPECT_NEAR(y[l], want, std::max(4 * std::numeric_limits<float>::epsilon() * want, 2e-38)) << "σ(" << xs[i + l] << ")";
-    }
-  }
-  const float special[] = {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
-                           std::numeric_limits<float>::quiet_NaN()};
-  const auto y = nmt::simd::sigmoid(nmt::simd::load(special, 3, 0.0f));
-  EXPECT_EQ(y[0], 1.0f);
-  EXPECT_EQ(y[1], 0.0f);
-  EXPECT_TRUE(std::isnan(y[2]));
-}
 
 /// LibTorch 1.13's LSTMCell after its gate products.
 std::pair<torch::Tensor, torch::Tensor> reference(const torch::Tensor& gates, const torch::Tensor& c) {
