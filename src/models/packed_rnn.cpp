@@ -1,8 +1,8 @@
 #include "nmt/models/packed_rnn.h"
 
-#include "nmt/models/lstm_cell.h"
-
 #include <vector>
+
+#include "nmt/models/lstm_cell.h"
 
 namespace nmt::models {
 namespace {
