@@ -19,9 +19,20 @@ at::Tensor rows_of(const at::Tensor& t, const at::Tensor& rows) {
 
 std::unique_ptr<DecoderState> RnnDecoderState::select(const at::Tensor& rows) const {
   auto s = std::make_unique<RnnDecoderState>();
-  s->memory = rows_of(memory, rows);
-  s->proj_keys = rows_of(proj_keys, rows);
-  s->src_mask = rows_of(src_mask, rows);
+  // The encoder-side tensors hold the same values in every row of a source sentence: when each
+  // new row reads the sentence the old row at its place read (beam search reordering the beams
+  // of each sentence), they are shared instead of copied.
+  const auto cpu_rows = rows.to(at::kCPU, at::kLong).contiguous();
+  const int64_t n = cpu_rows.numel(), *r = cpu_rows.data_ptr<int64_t>();
+  s->source_rows.resize(static_cast<size_t>(n));
+  bool same_sources = n == memory.size(0);
+  for (int64_t i = 0; i < n; ++i) {
+    s->source_rows[i] = source_rows.empty() ? r[i] : source_rows[r[i]];
+    same_sources = same_sources && s->source_rows[i] == (source_rows.empty() ? i : source_rows[i]);
+  }
+  s->memory = same_sources ? memory : rows_of(memory, rows);
+  s->proj_keys = same_sources ? proj_keys : rows_of(proj_keys, rows);
+  s->src_mask = same_sources ? src_mask : rows_of(src_mask, rows);
   for (auto& t : h) s->h.push_back(rows_of(t, rows));
   for (auto& t : c) s->c.push_back(rows_of(t, rows));
   s->feed = rows_of(feed, rows);

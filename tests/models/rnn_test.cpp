@@ -174,6 +174,31 @@ TEST_P(RnnVariants, StateSelectReordersRows) {
   EXPECT_TRUE(torch::allclose(b, a.index_select(0, torch::tensor({2, 0, 1, 1}, torch::kLong))));
 }
 
+TEST_P(RnnVariants, StateSelectWithinEachSentenceSharesTheEncoderSide) {
+  torch::NoGradGuard no_grad;
+  auto batch = batch_of(examples());
+  auto beams = model_->start(batch.src)->select(torch::tensor({0, 0, 1, 1, 2, 2}, torch::kLong));  // 2 beams each
+  const auto& expanded = dynamic_cast<const nmt::models::RnnDecoderState&>(*beams);
+  model_->step(torch::tensor({4, 5, 6, 7, 8, 9}, torch::kLong), *beams);  // the beams' decoder states now differ
+  // Beams reordered within each sentence: the encoder side is shared, the decoder side reordered.
+  const auto within_rows = torch::tensor({1, 0, 3, 3, 5, 4}, torch::kLong);
+  auto within = beams->select(within_rows);
+  const auto& w = dynamic_cast<const nmt::models::RnnDecoderState&>(*within);
+  EXPECT_EQ(w.memory.data_ptr(), expanded.memory.data_ptr());
+  EXPECT_EQ(w.src_mask.data_ptr(), expanded.src_mask.data_ptr());
+  EXPECT_TRUE(torch::equal(w.h.back(), expanded.h.back().index_select(0, within_rows)));
+  // Sentences that change places are copied.
+  auto across = beams->select(torch::tensor({2, 3, 0, 1, 4, 5}, torch::kLong));
+  const auto& x = dynamic_cast<const nmt::models::RnnDecoderState&>(*across);
+  EXPECT_NE(x.memory.data_ptr(), expanded.memory.data_ptr());
+  EXPECT_TRUE(torch::equal(x.memory, expanded.memory.index_select(0, torch::tensor({2, 3, 0, 1, 4, 5}, torch::kLong))));
+  // The shared state decodes as the reordered rows of the original.
+  const auto prev = torch::full({6}, 3, torch::kLong);
+  auto shared = log_probs_of(model_->step(prev, *within));
+  auto original = log_probs_of(model_->step(prev, *beams));
+  EXPECT_TRUE(torch::allclose(shared, original.index_select(0, within_rows), 1e-6, 1e-6));
+}
+
 TEST_P(RnnVariants, GradientsReachEveryParameter) {
   model_->train();
   auto out = model_->forward(batch_of(examples()));

@@ -36,6 +36,11 @@ struct RnnDecoderState : DecoderState {
   std::vector<at::Tensor> h, c;  ///< per decoder layer, [B, H] (c empty for GRU)
   at::Tensor feed;       ///< [B, H] attentional vector h̃_{t-1} (input feeding)
   int64_t step = 0;      ///< target position t of the next step (local-m's p_t = t)
+  /// The source sentence (row of start()'s batch) each row's memory, proj_keys and src_mask
+  /// hold; empty: row i holds sentence i.
+  std::vector<int64_t> source_rows;
+  /// Rows `rows` of every tensor; memory, proj_keys and src_mask are shared, not copied, when
+  /// every new row holds the same source sentence as the old row at its position.
   std::unique_ptr<DecoderState> select(const at::Tensor& rows) const override;
 };
 
