@@ -1,7 +1,7 @@
 #pragma once
 /// @file simd.h
 /// Helpers for the few hand-written CPU loops (dropout masks, the log-softmax top-k of beam
-/// search, the loss from logits): a function attribute that compiles a loop for AVX-512, AVX2
+/// search, the loss from logits, Bahdanau scores, the LSTM cell): a function attribute that compiles a loop for AVX-512, AVX2
 /// and the baseline and picks one at load time, bf16 ↔ fp32 conversions by bit operations,
 /// and 16-lane fp32 vectors (GCC vector extensions) with loads, stores, e^x, tanh and
 /// the logistic function.
