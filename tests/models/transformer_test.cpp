@@ -73,7 +73,7 @@ TEST_P(TransformerVariants, StepwiseDecodingWithCacheEqualsTeacherForcedForward)
   const int64_t T = batch_of(examples()).tgt_in.size(1);
   auto& s = dynamic_cast<nmt::models::TransformerDecoderState&>(*state);
   EXPECT_EQ(s.position, T);
-  for (auto& layer : s.layers) EXPECT_EQ(layer.self_k.size(2), T);
+  for (auto& layer : s.layers) EXPECT_EQ(layer.keys().size(2), T);
 }
 
 TEST_P(TransformerVariants, StepwiseDecodingOfFortyPositionsWithReorderedStatesEqualsForward) {
@@ -96,6 +96,39 @@ TEST_P(TransformerVariants, StepwiseDecodingOfFortyPositionsWithReorderedStatesE
     if (t % 5 == 4) state = state->reorder(swap)->reorder(swap);
     auto out = model_->step(batch.tgt_in.select(1, t), *state);
     EXPECT_TRUE(close(log_probs_of(out), full.log_probs.select(1, t))) << "step " << t;
+  }
+}
+
+TEST_P(TransformerVariants, AReorderedStateTakesTheNextPositionInPlace) {
+  // reorder() leaves one position of room in the self-attention caches: the next step writes
+  // its keys and values there (the same storage) instead of concatenating; a step with no room
+  // concatenates. Every step equals the teacher-forced forward pass.
+  torch::NoGradGuard no_grad;
+  auto batch = batch_of(examples());
+  ASSERT_GE(batch.tgt_in.size(1), 3);
+  auto full = model_->forward(batch);
+  auto state = model_->start(batch.src);
+  auto out = model_->step(batch.tgt_in.select(1, 0), *state);
+  const int64_t B = batch.src.size(0);
+  state = state->reorder(torch::arange(B));
+  auto& s = dynamic_cast<nmt::models::TransformerDecoderState&>(*state);
+  std::vector<const void*> storage;
+  for (auto& layer : s.layers) {
+    EXPECT_EQ(layer.self_length, 1);
+    EXPECT_EQ(layer.self_k.size(2), 2);
+    storage.push_back(layer.self_k.data_ptr());
+  }
+  out = model_->step(batch.tgt_in.select(1, 1), *state);
+  EXPECT_TRUE(close(log_probs_of(out), full.log_probs.select(1, 1)));
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    EXPECT_EQ(s.layers[i].self_length, 2);
+    EXPECT_EQ(s.layers[i].self_k.data_ptr(), storage[i]) << "layer " << i;
+  }
+  out = model_->step(batch.tgt_in.select(1, 2), *state);  // no room left
+  EXPECT_TRUE(close(log_probs_of(out), full.log_probs.select(1, 2)));
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    EXPECT_EQ(s.layers[i].keys().size(2), 3);
+    EXPECT_NE(s.layers[i].self_k.data_ptr(), storage[i]) << "layer " << i;
   }
 }
 

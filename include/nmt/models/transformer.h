@@ -114,8 +114,15 @@ TORCH_MODULE(TransformerEncoderLayer);
 /// Per-layer decoder caches: keys and values of the target prefix (self-attention; grown by the
 /// new positions at every call) and of the encoder output (cross-attention; fixed).
 struct DecoderLayerCache {
-  at::Tensor self_k, self_v;    ///< [B, H, t, d_k], t = positions decoded so far (undefined at first)
+  /// [B, H, capacity, d_k] (undefined at first): the first `self_length` positions are the
+  /// prefix's keys and values; a reordered state leaves room for one more position, which the
+  /// next step writes in place (no copy of the prefix per step; grad mode off).
+  at::Tensor self_k, self_v;
+  int64_t self_length = 0;      ///< positions decoded so far
   at::Tensor cross_k, cross_v;  ///< [N, H, S, d_k], one row per source sentence (see source_rows)
+  /// The prefix's keys and values, [B, H, self_length, d_k] (views).
+  at::Tensor keys() const { return self_k.narrow(2, 0, self_length); }
+  at::Tensor values() const { return self_v.narrow(2, 0, self_length); }
 };
 
 /// One decoder layer: causal self-attention, attention over the encoder output, feed-forward.
