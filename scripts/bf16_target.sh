@@ -7,7 +7,7 @@
 # "amx_bf16"); on a CPU with AVX512-BF16 only, bf16 products run at about 2x fp32, which bounds
 # the ratio there.
 #
-# Usage: scripts/bf16_target.sh [ROUNDS]   (default 3; about 40 s per round on 2 cores)
+# Usage: scripts/bf16_target.sh [ROUNDS]   (default 3; about a minute per round on 2 cores)
 # Environment: NMT (the binary; default build/nmt).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
