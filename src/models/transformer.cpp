@@ -267,8 +267,9 @@ at::Tensor pick_rows_with_room(const at::Tensor& t, int64_t length, const at::Te
     at::index_select_out(prefix, t.narrow(2, 0, length), 0, rows);
     return out;
   }
-  // One copy of `length` positions per (new row, head): ATen's index_select into the strided
-  // prefix goes through TensorIterator, about 1.5x slower than these copies.
+  // One copy of `length` positions per (new row, head). ATen's index_select into the strided
+  // prefix goes through TensorIterator: 66 ms against 44 ms for its contiguous index_select in a
+  // decoding profile, more than the concatenation this room saves.
   const auto index = rows.to(at::kCPU, at::kLong).contiguous();
   const int64_t* r = index.data_ptr<int64_t>();
   for (int64_t i = 0; i < n; ++i) TORCH_CHECK(r[i] >= 0 && r[i] < B, "decoder state: row ", r[i], " of ", B, " selected");
