@@ -328,6 +328,11 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   out << fmt::format("  (profiled updates ran at {:.0f} target tokens/s against {:.0f} unprofiled: the profiler's cost "
                      "per operator call inflates the many small operators)\n",
                      profiled_tokens / profiled_s, train_tps);
+  // Time the profiler saw no operator for: between calls, and loops no operator records.
+  out << fmt::format("  (the operators' self times add up to {:.0f} ms of the profiled updates' {:.0f} ms: {:.1f}% "
+                     "outside any recorded operator)\n",
+                     profile.total_self_us / 1e3, profiled_s * 1e3,
+                     100.0 * std::max(0.0, 1.0 - profile.total_self_us / 1e6 / std::max(profiled_s, 1e-9)));
   if (o.shapes > 0) print_shapes(out, counted, o.top, o.shapes, fmt::format("{} training updates", o.profile_steps));
   if (!profiled_lines.empty()) {
     const auto what = fmt::format("translating the first {} of those sentences again (beam {})", profiled_lines.size(), o.beam);

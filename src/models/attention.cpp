@@ -3,6 +3,7 @@
 #include <limits>
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/autograd.h>
 
 #include "nmt/models/batched_matmul.h"
@@ -84,6 +85,7 @@ int64_t sentences_per_task(int64_t S, int64_t A) { return simd::rows_per_task(S 
 struct AdditiveScores : torch::autograd::Function<AdditiveScores> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& keys, const at::Tensor& query,
                             const at::Tensor& v) {
+    RECORD_USER_SCOPE("nmt::additive_scores");
     const int64_t B = keys.size(0), S = keys.size(1), A = keys.size(2);
     auto k = keys.contiguous(), q = query.contiguous();
     auto w = v.reshape({A}).contiguous();
@@ -100,6 +102,7 @@ struct AdditiveScores : torch::autograd::Function<AdditiveScores> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    RECORD_USER_SCOPE("nmt::additive_scores_backward");
     const auto saved = ctx->get_saved_variables();
     const auto &k = saved[0], &q = saved[1], &w = saved[2];
     const int64_t B = k.size(0), S = k.size(1), A = k.size(2);

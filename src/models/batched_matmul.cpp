@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/autograd.h>
 
 #include "nmt/precision.h"
@@ -75,6 +76,7 @@ bool blas_applies(const at::Tensor& a, const at::Tensor& b) {
 
 /// a·b by one sgemm_ per matrix (blas_applies(a, b) holds).
 at::Tensor blas_matmul(const at::Tensor& a_in, const at::Tensor& b_in) {
+  RECORD_USER_SCOPE("nmt::batched_matmul");
   const Operand a = as_blas(a_in), b = as_blas(b_in);
   const int64_t M = a.t.size(-2), K = a.t.size(-1), N = b.t.size(-1);
   std::vector<int64_t> sizes(a.t.sizes().begin(), a.t.sizes().end() - 2);

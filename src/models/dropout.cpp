@@ -10,6 +10,7 @@
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/record_function.h>
 #include <torch/autograd.h>
 
 #include "nmt/precision.h"
@@ -432,6 +433,7 @@ uint64_t draw_key() {
 /// Dropout with a recomputed mask: saves only the key, not the [..] mask.
 struct MaskedDropout : torch::autograd::Function<MaskedDropout> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, int64_t threshold) {
+    RECORD_USER_SCOPE("nmt::masked_dropout");
     const uint64_t draw = draw_key();
     ctx->saved_data["key"] = static_cast<int64_t>(draw);
     ctx->saved_data["threshold"] = threshold;
@@ -440,6 +442,7 @@ struct MaskedDropout : torch::autograd::Function<MaskedDropout> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    RECORD_USER_SCOPE("nmt::masked_dropout_backward");
     const auto draw = static_cast<uint64_t>(ctx->saved_data["key"].toInt());
     return {apply_mask(grads[0], key_of(draw), ctx->saved_data["threshold"].toInt()), at::Tensor()};
   }
@@ -469,6 +472,7 @@ at::Tensor blockwise_bias_gradient(int64_t N, int64_t F, const at::TensorOptions
 struct DropoutAdd : torch::autograd::Function<DropoutAdd> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& y,
                             const at::Tensor& bias, int64_t threshold) {
+    RECORD_USER_SCOPE("nmt::dropout_add");
     const uint64_t draw = draw_key();
     ctx->saved_data["key"] = static_cast<int64_t>(draw);
     ctx->saved_data["threshold"] = threshold;
@@ -497,6 +501,7 @@ struct DropoutAdd : torch::autograd::Function<DropoutAdd> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    RECORD_USER_SCOPE("nmt::dropout_add_backward");
     const auto draw = static_cast<uint64_t>(ctx->saved_data["key"].toInt());
     const int64_t threshold = ctx->saved_data["threshold"].toInt(), F = ctx->saved_data["bias"].toInt();
     const bool bf16 = ctx->saved_data["bf16"].toBool();
@@ -529,6 +534,7 @@ struct DropoutAdd : torch::autograd::Function<DropoutAdd> {
 struct BiasReluDropout : torch::autograd::Function<BiasReluDropout> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& y, const at::Tensor& bias,
                             int64_t threshold) {
+    RECORD_USER_SCOPE("nmt::bias_relu_dropout");
     const MaskKey key = key_of(threshold > 0 ? draw_key() : 0);  // p = 0 draws nothing, as dropout()
     const auto t = static_cast<uint32_t>(threshold);
     const auto scale = static_cast<float>(keep_scale(threshold));
@@ -551,6 +557,7 @@ struct BiasReluDropout : torch::autograd::Function<BiasReluDropout> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    RECORD_USER_SCOPE("nmt::bias_relu_dropout_backward");
     const auto out = ctx->get_saved_variables()[0];
     const auto dout = grads[0].to(out.scalar_type()).contiguous();
     const auto scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
@@ -582,6 +589,7 @@ struct AttentionSoftmaxDropout : torch::autograd::Function<AttentionSoftmaxDropo
 
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& scores,
                                                 const at::Tensor& bias, double scale, int64_t threshold) {
+    RECORD_USER_SCOPE("nmt::attention_softmax_dropout");
     const uint64_t draw = threshold > 0 ? draw_key() : 0;  // p = 0 draws nothing, as dropout()
     const MaskKey key = key_of(draw);
     const auto t = static_cast<uint32_t>(threshold);
@@ -618,6 +626,7 @@ struct AttentionSoftmaxDropout : torch::autograd::Function<AttentionSoftmaxDropo
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    RECORD_USER_SCOPE("nmt::attention_softmax_dropout_backward");
     const auto probs = ctx->get_saved_variables()[0];
     const int64_t threshold = ctx->saved_data["threshold"].toInt();
     const auto type = probs.scalar_type();

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/autograd.h>
 
 #include "nmt/precision.h"
@@ -106,6 +107,7 @@ int64_t rows_per_task(int64_t D) { return std::max<int64_t>(1, 16384 / std::max<
 struct LayerNormCast : torch::autograd::Function<LayerNormCast> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& weight,
                             const at::Tensor& bias, double eps, at::ScalarType out_dtype) {
+    RECORD_USER_SCOPE("nmt::layer_norm_cast");
     const auto x = x_in.contiguous();
     const int64_t D = x.size(-1), N = x.numel() / std::max<int64_t>(1, D);
     auto y = at::empty(x.sizes(), x.options().dtype(out_dtype));
@@ -129,6 +131,7 @@ struct LayerNormCast : torch::autograd::Function<LayerNormCast> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    RECORD_USER_SCOPE("nmt::layer_norm_cast_backward");
     const auto saved = ctx->get_saved_variables();
     const auto& x = saved[0];
     const auto& weight = saved[1];

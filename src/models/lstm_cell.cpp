@@ -1,6 +1,7 @@
 #include "nmt/models/lstm_cell.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/autograd.h>
 
 #include "nmt/simd.h"
@@ -112,6 +113,7 @@ void run_backward(const uint16_t* a, const uint16_t* c, const uint16_t* co, cons
 struct LstmPointwise : torch::autograd::Function<LstmPointwise> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& gates_in,
                                                 const at::Tensor& c_in) {
+    RECORD_USER_SCOPE("nmt::lstm_pointwise");
     const auto gates = gates_in.contiguous(), c = c_in.contiguous();
     const int64_t B = c.size(0), H = c.size(1);
     auto act = at::empty_like(gates);
@@ -129,6 +131,7 @@ struct LstmPointwise : torch::autograd::Function<LstmPointwise> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    RECORD_USER_SCOPE("nmt::lstm_pointwise_backward");
     const auto saved = ctx->get_saved_variables();
     const auto &act = saved[0], &c = saved[1], &c_out = saved[2];
     const int64_t B = c.size(0), H = c.size(1);

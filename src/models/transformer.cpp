@@ -9,6 +9,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/autograd.h>
 #include <torch/nn/init.h>
 #include <torch/utils.h>
@@ -86,6 +87,7 @@ namespace {
 struct SplitHeads : torch::autograd::Function<SplitHeads> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                                                 int64_t n, int64_t heads, bool copy) {
+    RECORD_USER_SCOPE("nmt::split_heads");
     const int64_t B = x.size(0), L = x.size(1), dk = x.size(2) / (n * heads);
     ctx->saved_data["sizes"] = std::vector<int64_t>{B, L, n, heads, dk};
     ctx->saved_data["dtype"] = static_cast<int64_t>(x.scalar_type());
@@ -95,6 +97,7 @@ struct SplitHeads : torch::autograd::Function<SplitHeads> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    RECORD_USER_SCOPE("nmt::split_heads_backward");
     const auto sizes = ctx->saved_data["sizes"].toIntVector();
     const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["dtype"].toInt());
     at::TensorOptions options;
@@ -277,6 +280,7 @@ PickedRows picked_rows(const at::Tensor& rows) {
 /// Rows `picked` of the first `length` positions of a cache [B, H, capacity, d_k], in a new one
 /// [rows, H, length + 1, d_k] whose last position is left for the next step to write.
 at::Tensor pick_rows_with_room(const at::Tensor& t, int64_t length, const PickedRows& picked) {
+  RECORD_USER_SCOPE("nmt::pick_rows_with_room");
   if (!t.defined()) return t;
   const auto& rows = picked.rows;
   const int64_t n = rows.size(0), H = t.size(1), dk = t.size(3);

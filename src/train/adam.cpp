@@ -11,6 +11,7 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 
 #include "nmt/simd.h"
 
@@ -95,6 +96,7 @@ at::Tensor FusedAdam::step(LossClosure closure) {
 }
 
 void FusedAdam::step_scaled(double grad_scale) {
+  RECORD_USER_SCOPE("nmt::adam_step");
   at::NoGradGuard no_grad;
   if (!fusable()) {
     for (auto& group : param_groups_)
@@ -150,6 +152,7 @@ void FusedAdam::clear_gradients() {
 }
 
 double gradient_norm(const std::vector<at::Tensor>& params) {
+  RECORD_USER_SCOPE("nmt::gradient_norm");
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> norms;
   for (const auto& p : params)

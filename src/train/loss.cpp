@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/autograd.h>
 
 #include "nmt/data/batch.h"
@@ -176,6 +177,7 @@ struct FusedCrossEntropy : torch::autograd::Function<FusedCrossEntropy> {
   /// Returns {smoothed loss sum, nll sum (not differentiable)}.
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits,
                                                 const at::Tensor& targets, double eps) {
+    RECORD_USER_SCOPE("nmt::fused_cross_entropy");
     const int64_t N = logits.size(0), V = logits.size(1), step = chunk_rows(V);
     auto f32 = logits.options().dtype(at::kFloat);
     auto lse = at::empty({N}, f32), sum = at::empty({N}, f32), picked = at::empty({N}, f32);
@@ -204,6 +206,7 @@ struct FusedCrossEntropy : torch::autograd::Function<FusedCrossEntropy> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    RECORD_USER_SCOPE("nmt::fused_cross_entropy_backward");
     const auto saved = ctx->get_saved_variables();
     const auto &logits = saved[0], &targets = saved[1], &lse = saved[2], &mask = saved[3];
     const double eps = ctx->saved_data["eps"].toDouble();
@@ -243,6 +246,7 @@ struct OutputLayerLoss : torch::autograd::Function<OutputLayerLoss> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& hidden,
                                                 const at::Tensor& weight, const at::Tensor& given_bias,
                                                 const at::Tensor& targets, double eps) {
+    RECORD_USER_SCOPE("nmt::output_layer_loss");
     const auto bias = given_bias.numel() > 0 ? given_bias : at::Tensor();
     const auto rows = targets.ne(data::kPad).nonzero().squeeze(1);  // [n]
     const auto h = hidden.index_select(0, rows);                     // [n, E]
@@ -268,6 +272,7 @@ struct OutputLayerLoss : torch::autograd::Function<OutputLayerLoss> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    RECORD_USER_SCOPE("nmt::output_layer_loss_backward");
     const auto saved = ctx->get_saved_variables();
     const auto &h = saved[0], &weight = saved[1], &grad = saved[2], &partial = saved[3], &rows = saved[4];
     torch::autograd::variable_list out(5);
