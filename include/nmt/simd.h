@@ -70,6 +70,8 @@ using u16x16 = uint16_t __attribute__((vector_size(32)));
 constexpr int64_t kLanes = 16;
 
 NMT_INLINE f32x16 splat(float v) { return f32x16{} + v; }
+/// 0, 1, ..., 15: each lane's index.
+NMT_INLINE i32x16 lane_indices() { return i32x16{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}; }
 /// Lane-wise maximum.
 NMT_INLINE f32x16 maximum(f32x16 a, f32x16 b) { return a > b ? a : b; }
 
