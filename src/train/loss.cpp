@@ -36,7 +36,7 @@ NMT_INLINE simd::f32x16 load_logits(const T* x, const float* bias, int64_t c, in
 /// vectorised passes: the row's log Σ exp, Σ x and x[target]. Each pass runs over the full
 /// vectors first and the tail once after them: a tail test inside the loop (a vector chosen by a
 /// scalar condition, a lane written at a variable index) made GCC keep the vectors in memory in
-/// the AVX2 clone (the loss's own work took about 1.4× as long).
+/// the AVX2 clone (the loss's own work took about 1.5× as long).
 template <class T>
 NMT_INLINE void row_statistics(const T* x, const float* bias, int64_t V, int64_t target, float& lse, float& sum,
                                float& picked) {
