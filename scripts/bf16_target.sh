@@ -3,9 +3,9 @@
 # speed on an Intel machine with AMX. Runs scripts/bench_ab.sh with one binary, fp32 (A) against
 # bf16 (B), alternating, 2 threads, at the config's batches (2,500 target tokens) and at Marian's
 # (4,900; README "Marian side by side"); then oneDNN's primitive creation in a bf16 run
-# (scripts/onednn_primitives.sh) and a profile of two bf16 updates. Prints the CPU first: the target is for AMX (cpu.sh shows
-# "amx_bf16"); on a CPU with AVX512-BF16 only, bf16 products run at about 2x fp32, which bounds
-# the ratio there.
+# (scripts/onednn_primitives.sh) and a profile of two bf16 updates. Prints the CPU first: the
+# target is for AMX (cpu.sh shows "amx_bf16"); on a CPU with AVX512-BF16 only, bf16 products
+# run at about 2x fp32, which bounds the ratio there.
 #
 # Usage: scripts/bf16_target.sh [ROUNDS]   (default 3; about a minute per round on 2 cores)
 # Environment: NMT (the binary; default build/nmt); FORCE=1 runs on a CPU without bf16 units.
