@@ -3,7 +3,7 @@
 /// Helpers for the few hand-written CPU loops (dropout masks, the log-softmax top-k of beam
 /// search, the loss from logits, Bahdanau scores, the LSTM cell): a function attribute that compiles a loop for AVX-512, AVX2
 /// and the baseline and picks one at load time, bf16 ↔ fp32 conversions by bit operations,
-/// and 16-lane fp32 vectors (GCC vector extensions) with loads, stores, e^x, tanh and
+/// and fp32 vectors of 16 or 8 lanes (GCC vector extensions) with loads, stores, e^x, tanh and
 /// the logistic function.
 #include <algorithm>
 #include <cstdint>
@@ -61,19 +61,85 @@ NMT_INLINE uint16_t float_to_bf16_bits(float f) {
   return (u & 0x7fffffffu) > 0x7f800000u ? uint16_t{0x7fc0} : rounded;
 }
 
-// GCC/Clang vector extensions: 16 fp32 lanes, one AVX-512 register (two AVX2 ones, four SSE
-// ones in the other clones of NMT_VECTOR_CLONES).
-using f32x16 = float __attribute__((vector_size(64)));
-using i32x16 = int32_t __attribute__((vector_size(64)));
-using u32x16 = uint32_t __attribute__((vector_size(64)));
-using u16x16 = uint16_t __attribute__((vector_size(32)));
+// GCC/Clang vector extensions of W fp32 lanes: W = 16 is one AVX-512 register, W = 8 one AVX2
+// register. In an AVX2 clone GCC 12 splits 16-lane arithmetic into two halves but lowers a
+// 16-lane comparison or select lane by lane (122 instructions for one compare-and-select loop
+// against 15 at 8 lanes). So the kernels that compare or select (dropout masks, ReLU, softmax,
+// the loss, top-k, and all that use exp_nonpositive, tanh or sigmoid) are templates over W and
+// run at the width vector_lanes() names: 16 where the CPU has AVX-512, 8 elsewhere (README "A
+// seventh session"). Layer norm stays at 16 lanes: plain arithmetic in fp32 (its bf16 store's
+// NaN select runs where bf16 is used, on CPUs with AVX-512).
+template <int W>
+struct Lanes;
+template <>
+struct Lanes<16> {
+  using f32 = float __attribute__((vector_size(64)));
+  using i32 = int32_t __attribute__((vector_size(64)));
+  using u32 = uint32_t __attribute__((vector_size(64)));
+  using u16 = uint16_t __attribute__((vector_size(32)));
+};
+template <>
+struct Lanes<8> {
+  using f32 = float __attribute__((vector_size(32)));
+  using i32 = int32_t __attribute__((vector_size(32)));
+  using u32 = uint32_t __attribute__((vector_size(32)));
+  using u16 = uint16_t __attribute__((vector_size(16)));
+};
+template <int W>
+using f32v = typename Lanes<W>::f32;
+template <int W>
+using i32v = typename Lanes<W>::i32;
+template <int W>
+using u32v = typename Lanes<W>::u32;
+/// The number of lanes of a vector type of 32-bit lanes.
+template <class V>
+constexpr int kWidthOf = static_cast<int>(sizeof(V) / 4);
+
+using f32x16 = f32v<16>;
+using i32x16 = i32v<16>;
+using u32x16 = u32v<16>;
+using u16x16 = Lanes<16>::u16;
 constexpr int64_t kLanes = 16;
 
-NMT_INLINE f32x16 splat(float v) { return f32x16{} + v; }
-/// 0, 1, ..., 15: each lane's index.
-NMT_INLINE i32x16 lane_indices() { return i32x16{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}; }
+/// The width the kernels run at: 16 on a CPU with AVX-512F, else 8; read once, when the library
+/// is loaded. set_vector_lanes() changes it (tests compare the two widths on one CPU).
+inline int& vector_lanes_setting() {
+  static int lanes = [] {
+#if defined(__GNUC__) && defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") ? 16 : 8;
+#else
+    return 8;
+#endif
+  }();
+  return lanes;
+}
+inline int vector_lanes() { return vector_lanes_setting(); }
+/// Sets the kernels' width; `lanes` must be 8 or 16 (either runs on any CPU, as GCC lowers the
+/// wider vectors where the target lacks them; only the speed differs). Not thread-safe: for tests.
+inline void set_vector_lanes(int lanes) { vector_lanes_setting() = lanes == 16 ? 16 : 8; }
+
+// kernel<16>(args...) or kernel<8>(args...), by vector_lanes(). Inside an NMT_VECTOR_CLONES
+// function both instantiations are compiled for the clone's target.
+#define NMT_BY_LANES(kernel, ...) \
+  (::nmt::simd::vector_lanes() == 16 ? kernel<16>(__VA_ARGS__) : kernel<8>(__VA_ARGS__))
+
+template <class F = f32x16>
+NMT_INLINE F splat(float v) {
+  return F{} + v;
+}
+/// 0, 1, ..., W − 1: each lane's index.
+template <int W = 16>
+NMT_INLINE i32v<W> lane_indices() {
+  i32v<W> v;
+  for (int l = 0; l < W; ++l) v[l] = l;
+  return v;
+}
 /// Lane-wise maximum.
-NMT_INLINE f32x16 maximum(f32x16 a, f32x16 b) { return a > b ? a : b; }
+template <class F>
+NMT_INLINE F maximum(F a, F b) {
+  return a > b ? a : b;
+}
 
 /// Rows of `row_length` elements per task of at::parallel_for in the row loops (about 64k
 /// elements, at least one row).
@@ -84,45 +150,50 @@ inline int64_t rows_per_task(int64_t row_length) {
 NMT_INLINE float to_float(float v) { return v; }
 NMT_INLINE float to_float(uint16_t bf16) { return bf16_bits_to_float(bf16); }
 
-/// Elements p[0..n) as fp32 lanes (n ≤ 16), the missing lanes `pad`.
-NMT_INLINE f32x16 load(const float* p, int64_t n, float pad) {
-  f32x16 v;
-  if (n == kLanes) {
+/// Elements p[0..n) as W fp32 lanes (n ≤ W), the missing lanes `pad`.
+template <int W = 16>
+NMT_INLINE f32v<W> load(const float* p, int64_t n, float pad) {
+  f32v<W> v;
+  if (n == W) {
     std::memcpy(&v, p, sizeof v);
   } else {
-    v = splat(pad);
+    v = splat<f32v<W>>(pad);
     for (int64_t i = 0; i < n; ++i) v[i] = p[i];
   }
   return v;
 }
-NMT_INLINE f32x16 load(const uint16_t* p, int64_t n, float pad) {
-  if (n < kLanes) {
-    f32x16 v = splat(pad);
+template <int W = 16>
+NMT_INLINE f32v<W> load(const uint16_t* p, int64_t n, float pad) {
+  if (n < W) {
+    f32v<W> v = splat<f32v<W>>(pad);
     for (int64_t i = 0; i < n; ++i) v[i] = to_float(p[i]);
     return v;
   }
-  u16x16 h;
+  typename Lanes<W>::u16 h;
   std::memcpy(&h, p, sizeof h);
-  return reinterpret_cast<f32x16>(__builtin_convertvector(h, u32x16) << 16);  // bf16 is fp32's top half
+  return reinterpret_cast<f32v<W>>(__builtin_convertvector(h, u32v<W>) << 16);  // bf16 is fp32's top half
 }
 
-/// Stores the first n ≤ 16 lanes of v at p (bf16: rounded to nearest even, as float_to_bf16_bits).
-NMT_INLINE void store(float* p, f32x16 v, int64_t n) {
-  if (n == kLanes) {
+/// Stores the first n ≤ W lanes of v at p (bf16: rounded to nearest even, as float_to_bf16_bits).
+template <class F>
+NMT_INLINE void store(float* p, F v, int64_t n) {
+  if (n == kWidthOf<F>) {
     std::memcpy(p, &v, sizeof v);
   } else {
     for (int64_t i = 0; i < n; ++i) p[i] = v[i];
   }
 }
-NMT_INLINE void store(uint16_t* p, f32x16 v, int64_t n) {
-  if (n < kLanes) {
+template <class F>
+NMT_INLINE void store(uint16_t* p, F v, int64_t n) {
+  constexpr int W = kWidthOf<F>;
+  if (n < W) {
     for (int64_t i = 0; i < n; ++i) p[i] = float_to_bf16_bits(v[i]);
     return;
   }
-  const u32x16 u = reinterpret_cast<u32x16>(v);
-  const u32x16 rounded = bf16_rounding_sum(u) >> 16;
-  const u32x16 bits = (u & 0x7fffffffu) > 0x7f800000u ? u32x16{} + 0x7fc0u : rounded;  // NaN stays NaN
-  const u16x16 h = __builtin_convertvector(bits, u16x16);
+  const auto u = reinterpret_cast<u32v<W>>(v);
+  const u32v<W> rounded = bf16_rounding_sum(u) >> 16;
+  const u32v<W> bits = (u & 0x7fffffffu) > 0x7f800000u ? u32v<W>{} + 0x7fc0u : rounded;  // NaN stays NaN
+  const auto h = __builtin_convertvector(bits, typename Lanes<W>::u16);
   std::memcpy(p, &h, sizeof h);
 }
 
@@ -130,71 +201,80 @@ NMT_INLINE void store(uint16_t* p, f32x16 v, int64_t n) {
 /// polynomial for expf (about 1 ulp), times 2^n built in the exponent bits. 0 below -87.3
 /// (where e^x leaves the normal floats), which no sum that holds a row maximum's e^0 = 1
 /// notices.
-NMT_INLINE f32x16 exp_nonpositive(f32x16 x) {
-  const f32x16 lo = splat(-87.3f);
-  const i32x16 underflow = x < lo;
+template <class F>
+NMT_INLINE F exp_nonpositive(F x) {
+  using I = i32v<kWidthOf<F>>;
+  const F lo = splat<F>(-87.3f);
+  const I underflow = x < lo;
   x = underflow ? lo : x;
-  const f32x16 n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest: 1.5·2^23
-  const f32x16 r = (x - n * 0.693359375f) + n * 2.12194440e-4f;           // Cody-Waite: ln 2 in two parts
-  f32x16 p = splat(1.9875691500e-4f);
+  const F n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest: 1.5·2^23
+  const F r = (x - n * 0.693359375f) + n * 2.12194440e-4f;           // Cody-Waite: ln 2 in two parts
+  F p = splat<F>(1.9875691500e-4f);
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const i32x16 bits = (__builtin_convertvector(n, i32x16) + 127) << 23;
-  const f32x16 result = p * reinterpret_cast<f32x16>(bits);
-  return underflow ? splat(0.0f) : result;
+  const I bits = (__builtin_convertvector(n, I) + 127) << 23;
+  const F result = p * reinterpret_cast<F>(bits);
+  return underflow ? splat<F>(0.0f) : result;
 }
 
 /// tanh(x) lane by lane, after Cephes' tanhf: an odd polynomial below |x| = 0.625, (1 − e)/(1 + e)
 /// with e = e^{−2|x|} above it (no cancellation there, as e ≤ 0.29); a few ulp. ±1 at ±∞, NaN
 /// stays NaN.
-NMT_INLINE f32x16 tanh(f32x16 x) {
-  const u32x16 sign = reinterpret_cast<u32x16>(x) & 0x80000000u;
-  const f32x16 a = reinterpret_cast<f32x16>(reinterpret_cast<u32x16>(x) & 0x7fffffffu);  // |x|
-  const f32x16 e = exp_nonpositive(-2.0f * a);
-  const f32x16 large = (1.0f - e) / (1.0f + e);
-  const f32x16 z = a * a;
-  f32x16 p = splat(-5.70498872745e-3f);
+template <class F>
+NMT_INLINE F tanh(F x) {
+  using U = u32v<kWidthOf<F>>;
+  const U sign = reinterpret_cast<U>(x) & 0x80000000u;
+  const F a = reinterpret_cast<F>(reinterpret_cast<U>(x) & 0x7fffffffu);  // |x|
+  const F e = exp_nonpositive(-2.0f * a);
+  const F large = (1.0f - e) / (1.0f + e);
+  const F z = a * a;
+  F p = splat<F>(-5.70498872745e-3f);
   p = p * z + 2.06390887954e-2f;
   p = p * z - 5.37397155531e-2f;
   p = p * z + 1.33314422036e-1f;
   p = p * z - 3.33332819422e-1f;
-  const f32x16 small = p * z * a + a;
-  const f32x16 r = a < 0.625f ? small : large;
-  return reinterpret_cast<f32x16>(reinterpret_cast<u32x16>(r) | sign);
+  const F small = p * z * a + a;
+  const F r = a < 0.625f ? small : large;
+  return reinterpret_cast<F>(reinterpret_cast<U>(r) | sign);
 }
 
 /// The logistic function 1/(1 + e^{−x}) lane by lane, from e = e^{−|x|}: 1/(1 + e) for x ≥ 0,
 /// e/(1 + e) below (no overflow, about 2 ulp). NaN stays NaN.
-NMT_INLINE f32x16 sigmoid(f32x16 x) {
-  const f32x16 a = reinterpret_cast<f32x16>(reinterpret_cast<u32x16>(x) & 0x7fffffffu);  // |x|
-  const f32x16 e = exp_nonpositive(-a);
-  const f32x16 r = 1.0f / (1.0f + e);
-  const f32x16 y = x < 0.0f ? e * r : r;
+template <class F>
+NMT_INLINE F sigmoid(F x) {
+  using U = u32v<kWidthOf<F>>;
+  const F a = reinterpret_cast<F>(reinterpret_cast<U>(x) & 0x7fffffffu);  // |x|
+  const F e = exp_nonpositive(-a);
+  const F r = 1.0f / (1.0f + e);
+  const F y = x < 0.0f ? e * r : r;
   return x != x ? x : y;  // NaN lanes: exp_nonpositive clamps them
 }
 
 /// Whether some lane of a comparison's result is set.
-NMT_INLINE bool any_lane(i32x16 m) {
+template <class I>
+NMT_INLINE bool any_lane(I m) {
   int32_t any = 0;
-  for (int64_t l = 0; l < kLanes; ++l) any |= m[l];
+  for (int l = 0; l < kWidthOf<I>; ++l) any |= m[l];
   return any != 0;
 }
 
 /// The largest lane; NaN lanes are passed over (−∞ when every lane is NaN or −∞).
-NMT_INLINE float lanes_max(f32x16 v) {
+template <class F>
+NMT_INLINE float lanes_max(F v) {
   float m = -__builtin_inff();
-  for (int64_t l = 0; l < kLanes; ++l) m = v[l] > m ? v[l] : m;
+  for (int l = 0; l < kWidthOf<F>; ++l) m = v[l] > m ? v[l] : m;
   return m;
 }
 
 /// Σ of the lanes, in double.
-NMT_INLINE double lanes_sum(f32x16 v) {
+template <class F>
+NMT_INLINE double lanes_sum(F v) {
   double total = 0;
-  for (int64_t l = 0; l < kLanes; ++l) total += v[l];
+  for (int l = 0; l < kWidthOf<F>; ++l) total += v[l];
   return total;
 }
 

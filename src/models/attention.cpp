@@ -16,13 +16,14 @@ namespace {
 // ---- additive scores: e_s = vᵀ tanh(k_s + q), one pass over the keys ----------------------
 
 /// Scores of one sentence: keys k [S, A], query q [A], v [A] → e [S] (fp32).
-template <class T>
+template <int W, class T>
 NMT_INLINE void additive_scores_row(const T* k, const T* q, const float* v, float* e, int64_t S, int64_t A) {
   for (int64_t s = 0; s < S; ++s) {
-    simd::f32x16 acc = simd::splat(0.0f);
-    for (int64_t a = 0; a < A; a += simd::kLanes) {
-      const int64_t n = std::min(simd::kLanes, A - a);
-      acc += simd::tanh(simd::load(k + s * A + a, n, 0.0f) + simd::load(q + a, n, 0.0f)) * simd::load(v + a, n, 0.0f);
+    simd::f32v<W> acc = {};
+    for (int64_t a = 0; a < A; a += W) {
+      const int64_t n = std::min<int64_t>(W, A - a);
+      acc += simd::tanh(simd::load<W>(k + s * A + a, n, 0.0f) + simd::load<W>(q + a, n, 0.0f)) *
+             simd::load<W>(v + a, n, 0.0f);
     }
     e[s] = static_cast<float>(simd::lanes_sum(acc));
   }
@@ -31,50 +32,63 @@ NMT_INLINE void additive_scores_row(const T* k, const T* q, const float* v, floa
 /// Gradients of one sentence from g [S] = ∂L/∂e: with t = tanh(k_s + q) recomputed and
 /// d = g_s·v·(1 − t²): dk [S, A] = d (in k's type), dq [A] = Σ_s d, dv [A] = Σ_s g_s·t (fp32).
 /// Positions with g_s = 0 (masked by the softmax) only get dk = 0.
-template <class T>
+template <int W, class T>
 NMT_INLINE void additive_gradients_row(const T* k, const T* q, const float* v, const float* g, T* dk, float* dq,
                                        float* dv, int64_t S, int64_t A) {
   std::fill(dq, dq + A, 0.0f);
   std::fill(dv, dv + A, 0.0f);
   for (int64_t s = 0; s < S; ++s) {
     const float gs = g[s];
-    for (int64_t a = 0; a < A; a += simd::kLanes) {
-      const int64_t n = std::min(simd::kLanes, A - a);
+    for (int64_t a = 0; a < A; a += W) {
+      const int64_t n = std::min<int64_t>(W, A - a);
       if (gs == 0.0f) {
-        simd::store(dk + s * A + a, simd::splat(0.0f), n);
+        simd::store(dk + s * A + a, simd::f32v<W>{}, n);
         continue;
       }
-      const auto t = simd::tanh(simd::load(k + s * A + a, n, 0.0f) + simd::load(q + a, n, 0.0f));
-      const auto d = (gs * simd::load(v + a, n, 0.0f)) * (1.0f - t * t);
+      const auto t = simd::tanh(simd::load<W>(k + s * A + a, n, 0.0f) + simd::load<W>(q + a, n, 0.0f));
+      const auto d = (gs * simd::load<W>(v + a, n, 0.0f)) * (1.0f - t * t);
       simd::store(dk + s * A + a, d, n);
-      simd::store(dq + a, simd::load(dq + a, n, 0.0f) + d, n);
-      simd::store(dv + a, simd::load(dv + a, n, 0.0f) + gs * t, n);
+      simd::store(dq + a, simd::load<W>(dq + a, n, 0.0f) + d, n);
+      simd::store(dv + a, simd::load<W>(dv + a, n, 0.0f) + gs * t, n);
     }
   }
+}
+
+/// Sentences b0..b1 of additive_scores_row.
+template <int W, class T>
+NMT_INLINE void additive_scores_rows(const T* k, const T* q, const float* v, float* e, int64_t b0, int64_t b1, int64_t S,
+                                     int64_t A) {
+  for (int64_t b = b0; b < b1; ++b) additive_scores_row<W>(k + b * S * A, q + b * A, v, e + b * S, S, A);
+}
+
+/// Sentences b0..b1 of additive_gradients_row.
+template <int W, class T>
+NMT_INLINE void additive_gradients_rows(const T* k, const T* q, const float* v, const float* g, T* dk, float* dq,
+                                        float* dv, int64_t b0, int64_t b1, int64_t S, int64_t A) {
+  for (int64_t b = b0; b < b1; ++b)
+    additive_gradients_row<W>(k + b * S * A, q + b * A, v, g + b * S, dk + b * S * A, dq + b * A, dv + b * A, S, A);
 }
 
 // The fp32 and bf16 loops over sentences b0..b1, compiled for AVX-512, AVX2 and the baseline.
 NMT_VECTOR_CLONES
 void additive_scores_fp32(const float* k, const float* q, const float* v, float* e, int64_t b0, int64_t b1, int64_t S,
                           int64_t A) {
-  for (int64_t b = b0; b < b1; ++b) additive_scores_row(k + b * S * A, q + b * A, v, e + b * S, S, A);
+  NMT_BY_LANES(additive_scores_rows, k, q, v, e, b0, b1, S, A);
 }
 NMT_VECTOR_CLONES
 void additive_scores_bf16(const uint16_t* k, const uint16_t* q, const float* v, float* e, int64_t b0, int64_t b1,
                           int64_t S, int64_t A) {
-  for (int64_t b = b0; b < b1; ++b) additive_scores_row(k + b * S * A, q + b * A, v, e + b * S, S, A);
+  NMT_BY_LANES(additive_scores_rows, k, q, v, e, b0, b1, S, A);
 }
 NMT_VECTOR_CLONES
 void additive_gradients_fp32(const float* k, const float* q, const float* v, const float* g, float* dk, float* dq,
                              float* dv, int64_t b0, int64_t b1, int64_t S, int64_t A) {
-  for (int64_t b = b0; b < b1; ++b)
-    additive_gradients_row(k + b * S * A, q + b * A, v, g + b * S, dk + b * S * A, dq + b * A, dv + b * A, S, A);
+  NMT_BY_LANES(additive_gradients_rows, k, q, v, g, dk, dq, dv, b0, b1, S, A);
 }
 NMT_VECTOR_CLONES
 void additive_gradients_bf16(const uint16_t* k, const uint16_t* q, const float* v, const float* g, uint16_t* dk,
                              float* dq, float* dv, int64_t b0, int64_t b1, int64_t S, int64_t A) {
-  for (int64_t b = b0; b < b1; ++b)
-    additive_gradients_row(k + b * S * A, q + b * A, v, g + b * S, dk + b * S * A, dq + b * A, dv + b * A, S, A);
+  NMT_BY_LANES(additive_gradients_rows, k, q, v, g, dk, dq, dv, b0, b1, S, A);
 }
 
 const uint16_t* bf16_bits(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }

@@ -23,7 +23,7 @@ constexpr int64_t kLevels = 65536;  // 16 bits per element
 constexpr int64_t kGrain = 16384;   // elements per task
 
 /// 32-bit integer hash (Wellons' "lowbias32", a bijection of the 32-bit integers with low bias),
-/// on one value or lane by lane (U: uint32_t or simd::u32x16).
+/// on one value or lane by lane (U: uint32_t or a vector of them).
 template <class U>
 NMT_INLINE U mix32(U x) {
   x ^= x >> 16;
@@ -50,68 +50,79 @@ NMT_INLINE uint32_t element_bits(uint64_t i, MaskKey key) {
   return (pair_hash(static_cast<uint32_t>(i >> 1), key) >> (16 * (i & 1))) & 0xffffu;
 }
 
-/// Calls op(i, n, keep) over [i0, i1) in chunks of n ≤ 16 elements, keep lane l holding element
-/// i + l's factor: scale where its bits are ≥ threshold, else 0. 32 elements (16 pair hashes)
-/// at a time; odd ends one element at a time.
-template <class Op>
+/// Calls op(i, n, keep) over [i0, i1) in chunks of n ≤ W elements, keep (W lanes) lane l holding
+/// element i + l's factor: scale where its bits are ≥ threshold, else 0. 2W elements (W pair
+/// hashes) at a time; odd ends one element at a time.
+template <int W, class Op>
 NMT_INLINE void for_each_mask_chunk(int64_t i0, int64_t i1, MaskKey key, uint32_t threshold, float scale, Op op) {
-  using simd::f32x16;
-  using simd::u32x16;
+  using F = simd::f32v<W>;
+  using U = simd::u32v<W>;
   auto one = [&](int64_t i) NMT_LAMBDA_INLINE {
-    op(i, 1, simd::splat(element_bits(static_cast<uint64_t>(i), key) >= threshold ? scale : 0.0f));
+    op(i, 1, simd::splat<F>(element_bits(static_cast<uint64_t>(i), key) >= threshold ? scale : 0.0f));
   };
   int64_t i = i0;
   if (i < i1 && (i & 1)) one(i++);
-  const u32x16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-  const f32x16 kept = simd::splat(scale), dropped = simd::splat(0.0f);
-  for (; i + 2 * simd::kLanes <= i1; i += 2 * simd::kLanes) {
-    const u32x16 h = mix32(mix32((lane + static_cast<uint32_t>(i >> 1)) ^ key.k1) + key.k2);
-    const f32x16 even = (h & 0xffffu) >= threshold ? kept : dropped;  // elements i, i+2, ..., i+30
-    const f32x16 odd = (h >> 16) >= threshold ? kept : dropped;       // elements i+1, i+3, ..., i+31
-    op(i, simd::kLanes, __builtin_shufflevector(even, odd, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
-    op(i + simd::kLanes, simd::kLanes,
-       __builtin_shufflevector(even, odd, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31));
+  const U lane = reinterpret_cast<U>(simd::lane_indices<W>());
+  const F kept = simd::splat<F>(scale), dropped = simd::splat<F>(0.0f);
+  for (; i + 2 * W <= i1; i += 2 * W) {
+    const U h = mix32(mix32((lane + static_cast<uint32_t>(i >> 1)) ^ key.k1) + key.k2);
+    const F even = (h & 0xffffu) >= threshold ? kept : dropped;  // elements i, i+2, ..., i+2W−2
+    const F odd = (h >> 16) >= threshold ? kept : dropped;       // elements i+1, i+3, ..., i+2W−1
+    if constexpr (W == 16) {
+      op(i, W, __builtin_shufflevector(even, odd, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
+      op(i + W, W, __builtin_shufflevector(even, odd, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31));
+    } else {
+      static_assert(W == 8, "8 or 16 lanes");
+      op(i, W, __builtin_shufflevector(even, odd, 0, 8, 1, 9, 2, 10, 3, 11));
+      op(i + W, W, __builtin_shufflevector(even, odd, 4, 12, 5, 13, 6, 14, 7, 15));
+    }
   }
   for (; i < i1; ++i) one(i);
 }
 
 /// dst[i] = src[i]·factor for i in [i0, i1), the product in fp32 and rounded to Dst (bf16 to
 /// nearest even).
-template <class Src, class Dst>
+template <int W, class Src, class Dst>
 NMT_INLINE void mask_lanes(const Src* src, Dst* dst, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold,
                            float scale) {
-  for_each_mask_chunk(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32x16 keep) NMT_LAMBDA_INLINE {
-    simd::store(dst + i, simd::load(src + i, n, 0.0f) * keep, n);
+  for_each_mask_chunk<W>(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32v<W> keep) NMT_LAMBDA_INLINE {
+    simd::store(dst + i, simd::load<W>(src + i, n, 0.0f) * keep, n);
   });
 }
 
 /// v rounded to T and back: bf16 to nearest even (as simd::store), fp32 as it is.
-NMT_INLINE simd::f32x16 round_to(simd::f32x16 v, const float*) { return v; }
-NMT_INLINE simd::f32x16 round_to(simd::f32x16 v, const uint16_t*) {
-  const auto u = reinterpret_cast<simd::u32x16>(v);
-  const simd::u32x16 rounded = simd::bf16_rounding_sum(u) & 0xffff0000u;
-  return reinterpret_cast<simd::f32x16>((u & 0x7fffffffu) > 0x7f800000u ? u : rounded);  // NaN stays NaN
+template <class F>
+NMT_INLINE F round_to(F v, const float*) {
+  return v;
+}
+template <class F>
+NMT_INLINE F round_to(F v, const uint16_t*) {
+  using U = simd::u32v<simd::kWidthOf<F>>;
+  const auto u = reinterpret_cast<U>(v);
+  const U rounded = simd::bf16_rounding_sum(u) & 0xffff0000u;
+  return reinterpret_cast<F>((u & 0x7fffffffu) > 0x7f800000u ? u : rounded);  // NaN stays NaN
 }
 
 /// out[i] = x[i] + round_T(y[i]·factor) for i in [i0, i1): the residual connection's sum with
 /// the dropped-out branch, rounded as dropout() would round it in y's dtype.
-template <class T>
+template <int W, class T>
 NMT_INLINE void add_mask_lanes(const float* x, const T* y, float* out, int64_t i0, int64_t i1, MaskKey key,
                                uint32_t threshold, float scale) {
-  for_each_mask_chunk(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32x16 keep) NMT_LAMBDA_INLINE {
-    simd::store(out + i, simd::load(x + i, n, 0.0f) + round_to(simd::load(y + i, n, 0.0f) * keep, y), n);
+  for_each_mask_chunk<W>(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32v<W> keep) NMT_LAMBDA_INLINE {
+    simd::store(out + i, simd::load<W>(x + i, n, 0.0f) + round_to(simd::load<W>(y + i, n, 0.0f) * keep, y), n);
   });
 }
 
 /// Lanes [i, i + n) of a row-major [·, F] tensor's bias: bias[column], bias[column + 1], ...,
 /// wrapping at the end of a row; advances column (the column of element i) by n.
-NMT_INLINE simd::f32x16 bias_lanes(const float* bias, int64_t F, int64_t& column, int64_t n) {
-  simd::f32x16 b;
+template <int W>
+NMT_INLINE simd::f32v<W> bias_lanes(const float* bias, int64_t F, int64_t& column, int64_t n) {
+  simd::f32v<W> b;
   if (column + n <= F) {
-    b = simd::load(bias + column, n, 0.0f);
+    b = simd::load<W>(bias + column, n, 0.0f);
     column += n;
   } else {  // the chunk crosses the end of a row
-    b = simd::splat(0.0f);
+    b = simd::splat<simd::f32v<W>>(0.0f);
     for (int64_t l = 0; l < n; ++l, ++column) b[l] = bias[column < F ? column : (column -= F)];
   }
   if (column == F) column = 0;
@@ -119,23 +130,23 @@ NMT_INLINE simd::f32x16 bias_lanes(const float* bias, int64_t F, int64_t& column
 }
 
 /// out[i] = x[i] + round_T(round_T(y[i] + bias[i mod F])·factor) for i in [i0, i1).
-template <class T>
+template <int W, class T>
 NMT_INLINE void add_bias_mask_lanes(const float* x, const T* y, const float* bias, float* out, int64_t F, int64_t i0,
                                     int64_t i1, MaskKey key, uint32_t threshold, float scale) {
   int64_t column = i0 % F;  // of element i in the calls below, which cover [i0, i1) in order
-  for_each_mask_chunk(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32x16 keep) NMT_LAMBDA_INLINE {
-    const auto branch = round_to(simd::load(y + i, n, 0.0f) + bias_lanes(bias, F, column, n), y);
-    simd::store(out + i, simd::load(x + i, n, 0.0f) + round_to(branch * keep, y), n);
+  for_each_mask_chunk<W>(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32v<W> keep) NMT_LAMBDA_INLINE {
+    const auto branch = round_to(simd::load<W>(y + i, n, 0.0f) + bias_lanes<W>(bias, F, column, n), y);
+    simd::store(out + i, simd::load<W>(x + i, n, 0.0f) + round_to(branch * keep, y), n);
   });
 }
 
 /// sums[F] += the rows [r0, r1) of a row-major [·, F] tensor (fp32 sums).
-template <class T>
+template <int W, class T>
 NMT_INLINE void add_column_sums(const T* x, float* sums, int64_t F, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r)
-    for (int64_t j = 0; j < F; j += simd::kLanes) {
-      const int64_t n = std::min(simd::kLanes, F - j);
-      simd::store(sums + j, simd::load(sums + j, n, 0.0f) + simd::load(x + r * F + j, n, 0.0f), n);
+    for (int64_t j = 0; j < F; j += W) {
+      const int64_t n = std::min<int64_t>(W, F - j);
+      simd::store(sums + j, simd::load<W>(sums + j, n, 0.0f) + simd::load<W>(x + r * F + j, n, 0.0f), n);
     }
 }
 
@@ -159,91 +170,97 @@ void mask_range(const T* src, T* dst, int64_t i0, int64_t i1, MaskKey key, uint3
 NMT_VECTOR_CLONES
 void mask_bf16(const uint16_t* src, uint16_t* dst, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold,
                float scale) {
-  mask_lanes(src, dst, i0, i1, key, threshold, scale);
+  NMT_BY_LANES(mask_lanes, src, dst, i0, i1, key, threshold, scale);
 }
 
 NMT_VECTOR_CLONES
 void mask_fp32(const float* src, float* dst, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold, float scale) {
-  mask_lanes(src, dst, i0, i1, key, threshold, scale);
+  NMT_BY_LANES(mask_lanes, src, dst, i0, i1, key, threshold, scale);
 }
 
 NMT_VECTOR_CLONES
 void mask_fp32_to_bf16(const float* src, uint16_t* dst, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold,
                        float scale) {
-  mask_lanes(src, dst, i0, i1, key, threshold, scale);
+  NMT_BY_LANES(mask_lanes, src, dst, i0, i1, key, threshold, scale);
 }
 
 NMT_VECTOR_CLONES NMT_NO_FP_CONTRACT
 void add_mask_fp32(const float* x, const float* y, float* out, int64_t i0, int64_t i1, MaskKey key,
                    uint32_t threshold, float scale) {
-  add_mask_lanes(x, y, out, i0, i1, key, threshold, scale);
+  NMT_BY_LANES(add_mask_lanes, x, y, out, i0, i1, key, threshold, scale);
 }
 
 NMT_VECTOR_CLONES NMT_NO_FP_CONTRACT
 void add_mask_bf16(const float* x, const uint16_t* y, float* out, int64_t i0, int64_t i1, MaskKey key,
                    uint32_t threshold, float scale) {
-  add_mask_lanes(x, y, out, i0, i1, key, threshold, scale);
+  NMT_BY_LANES(add_mask_lanes, x, y, out, i0, i1, key, threshold, scale);
 }
 
 NMT_VECTOR_CLONES NMT_NO_FP_CONTRACT
 void add_bias_mask_fp32(const float* x, const float* y, const float* bias, float* out, int64_t F, int64_t i0,
                         int64_t i1, MaskKey key, uint32_t threshold, float scale) {
-  add_bias_mask_lanes(x, y, bias, out, F, i0, i1, key, threshold, scale);
+  NMT_BY_LANES(add_bias_mask_lanes, x, y, bias, out, F, i0, i1, key, threshold, scale);
 }
 
 NMT_VECTOR_CLONES NMT_NO_FP_CONTRACT
 void add_bias_mask_bf16(const float* x, const uint16_t* y, const float* bias, float* out, int64_t F, int64_t i0,
                         int64_t i1, MaskKey key, uint32_t threshold, float scale) {
-  add_bias_mask_lanes(x, y, bias, out, F, i0, i1, key, threshold, scale);
+  NMT_BY_LANES(add_bias_mask_lanes, x, y, bias, out, F, i0, i1, key, threshold, scale);
 }
 
 // Rows [r0, r1) of [·, F] of the backward pass with a bias: dy = round_T(dout·factor), then dy
 // (as rounded, while in cache) added to dbias[F] (this block's sums).
+template <int W, class T>
+NMT_INLINE void bias_mask_backward_rows(const float* dout, T* dy, float* dbias, int64_t F, int64_t r0, int64_t r1,
+                                        MaskKey key, uint32_t threshold, float scale) {
+  mask_lanes<W>(dout, dy, r0 * F, r1 * F, key, threshold, scale);
+  add_column_sums<W>(dy, dbias, F, r0, r1);
+}
+
 NMT_VECTOR_CLONES
 void bias_mask_backward_fp32(const float* dout, float* dy, float* dbias, int64_t F, int64_t r0, int64_t r1,
                              MaskKey key, uint32_t threshold, float scale) {
-  mask_lanes(dout, dy, r0 * F, r1 * F, key, threshold, scale);
-  add_column_sums(dy, dbias, F, r0, r1);
+  NMT_BY_LANES(bias_mask_backward_rows, dout, dy, dbias, F, r0, r1, key, threshold, scale);
 }
 
 NMT_VECTOR_CLONES
 void bias_mask_backward_bf16(const float* dout, uint16_t* dy, float* dbias, int64_t F, int64_t r0, int64_t r1,
                              MaskKey key, uint32_t threshold, float scale) {
-  mask_lanes(dout, dy, r0 * F, r1 * F, key, threshold, scale);
-  add_column_sums(dy, dbias, F, r0, r1);
+  NMT_BY_LANES(bias_mask_backward_rows, dout, dy, dbias, F, r0, r1, key, threshold, scale);
 }
 
 /// out[i] = round_T(max(y[i] + bias[i mod F], 0)·factor) for i in [i0, i1).
-template <class T>
+template <int W, class T>
 NMT_INLINE void bias_relu_mask_lanes(const T* y, const float* bias, T* out, int64_t F, int64_t i0, int64_t i1,
                                      MaskKey key, uint32_t threshold, float scale) {
-  const simd::f32x16 zero = simd::splat(0.0f);
+  const auto zero = simd::splat<simd::f32v<W>>(0.0f);
   int64_t column = i0 % F;  // of element i in the calls below, which cover [i0, i1) in order
-  for_each_mask_chunk(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32x16 keep) NMT_LAMBDA_INLINE {
-    const auto b = bias_lanes(bias, F, column, n);
+  for_each_mask_chunk<W>(i0, i1, key, threshold, scale, [&](int64_t i, int64_t n, simd::f32v<W> keep) NMT_LAMBDA_INLINE {
+    const auto b = bias_lanes<W>(bias, F, column, n);
     // maximum(0, v): NaN stays NaN, as at::relu keeps it (maximum(v, 0) would give 0).
-    simd::store(out + i, simd::maximum(zero, simd::load(y + i, n, 0.0f) + b) * keep, n);
+    simd::store(out + i, simd::maximum(zero, simd::load<W>(y + i, n, 0.0f) + b) * keep, n);
   });
 }
 
 /// Rows [r0, r1) of the backward pass: dy = dout·factor where out > 0, else 0 (written in T),
 /// and the fp32 dy added to dbias[F] (this block's sums).
-template <class T>
+template <int W, class T>
 NMT_INLINE void bias_relu_mask_backward_rows(const T* dout, const T* out, T* dy, float* dbias, int64_t F, int64_t r0,
                                              int64_t r1, float scale) {
-  const simd::f32x16 factor = simd::splat(scale);
+  using U = simd::u32v<W>;
+  const auto factor = simd::splat<simd::f32v<W>>(scale);
   for (int64_t r = r0; r < r1; ++r) {
-    for (int64_t j = 0; j < F; j += simd::kLanes) {
-      const int64_t n = std::min(simd::kLanes, F - j), i = r * F + j;
+    for (int64_t j = 0; j < F; j += W) {
+      const int64_t n = std::min<int64_t>(W, F - j), i = r * F + j;
       // out > 0 (positive, not NaN) from the bits without a comparison, which GCC 12 either
       // fails on here or leaves scalar: u − 1 and 0x7f800000 − u both have the top bit clear
       // exactly when 0 < u ≤ +∞.
-      const auto u = reinterpret_cast<simd::u32x16>(simd::load(out + i, n, 0.0f));
-      const auto negative = reinterpret_cast<simd::i32x16>((u - 1u) | (0x7f800000u - u)) >> 31;  // all ones or 0
-      const auto g = reinterpret_cast<simd::u32x16>(simd::load(dout + i, n, 0.0f) * factor);
-      const auto d = reinterpret_cast<simd::f32x16>(g & ~reinterpret_cast<simd::u32x16>(negative));
+      const auto u = reinterpret_cast<U>(simd::load<W>(out + i, n, 0.0f));
+      const auto negative = reinterpret_cast<simd::i32v<W>>((u - 1u) | (0x7f800000u - u)) >> 31;  // all ones or 0
+      const auto g = reinterpret_cast<U>(simd::load<W>(dout + i, n, 0.0f) * factor);
+      const auto d = reinterpret_cast<simd::f32v<W>>(g & ~reinterpret_cast<U>(negative));
       simd::store(dy + i, d, n);
-      simd::store(dbias + j, simd::load(dbias + j, n, 0.0f) + d, n);
+      simd::store(dbias + j, simd::load<W>(dbias + j, n, 0.0f) + d, n);
     }
   }
 }
@@ -251,89 +268,89 @@ NMT_INLINE void bias_relu_mask_backward_rows(const T* dout, const T* out, T* dy,
 NMT_VECTOR_CLONES
 void bias_relu_mask_fp32(const float* y, const float* bias, float* out, int64_t F, int64_t i0, int64_t i1, MaskKey key,
                          uint32_t threshold, float scale) {
-  bias_relu_mask_lanes(y, bias, out, F, i0, i1, key, threshold, scale);
+  NMT_BY_LANES(bias_relu_mask_lanes, y, bias, out, F, i0, i1, key, threshold, scale);
 }
 
 NMT_VECTOR_CLONES
 void bias_relu_mask_bf16(const uint16_t* y, const float* bias, uint16_t* out, int64_t F, int64_t i0, int64_t i1,
                          MaskKey key, uint32_t threshold, float scale) {
-  bias_relu_mask_lanes(y, bias, out, F, i0, i1, key, threshold, scale);
+  NMT_BY_LANES(bias_relu_mask_lanes, y, bias, out, F, i0, i1, key, threshold, scale);
 }
 
 NMT_VECTOR_CLONES
 void bias_relu_mask_backward_fp32(const float* dout, const float* out, float* dy, float* dbias, int64_t F, int64_t r0,
                                   int64_t r1, float scale) {
-  bias_relu_mask_backward_rows(dout, out, dy, dbias, F, r0, r1, scale);
+  NMT_BY_LANES(bias_relu_mask_backward_rows, dout, out, dy, dbias, F, r0, r1, scale);
 }
 
 NMT_VECTOR_CLONES
 void bias_relu_mask_backward_bf16(const uint16_t* dout, const uint16_t* out, uint16_t* dy, float* dbias, int64_t F,
                                   int64_t r0, int64_t r1, float scale) {
-  bias_relu_mask_backward_rows(dout, out, dy, dbias, F, r0, r1, scale);
+  NMT_BY_LANES(bias_relu_mask_backward_rows, dout, out, dy, dbias, F, r0, r1, scale);
 }
 
 /// Row `s` [S] of attention scores → p [S] = softmax(scale·s + bias) (bias [S] or null), in
 /// fp32 with one rounding to T; z [S] is scratch.
-template <class T>
+template <int W, class T>
 NMT_INLINE void softmax_row(const T* s, const float* bias, T* p, float* z, int64_t S, float scale) {
-  using simd::f32x16;
+  using F = simd::f32v<W>;
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  f32x16 max = simd::splat(kNegInf);
-  for (int64_t c = 0; c < S; c += simd::kLanes) {
-    const int64_t n = std::min(simd::kLanes, S - c);
-    f32x16 v = simd::load(s + c, n, kNegInf) * scale;  // missing lanes −inf
-    if (bias) v += simd::load(bias + c, n, 0.0f);
+  F max = simd::splat<F>(kNegInf);
+  for (int64_t c = 0; c < S; c += W) {
+    const int64_t n = std::min<int64_t>(W, S - c);
+    F v = simd::load<W>(s + c, n, kNegInf) * scale;  // missing lanes −inf
+    if (bias) v += simd::load<W>(bias + c, n, 0.0f);
     simd::store(z + c, v, n);
     max = simd::maximum(max, v);
   }
   const float m = simd::lanes_max(max);
-  f32x16 total = {};
-  for (int64_t c = 0; c < S; c += simd::kLanes) {
-    const int64_t n = std::min(simd::kLanes, S - c);
-    const f32x16 e = simd::exp_nonpositive(simd::load(z + c, n, kNegInf) - m);  // missing lanes 0
+  F total = {};
+  for (int64_t c = 0; c < S; c += W) {
+    const int64_t n = std::min<int64_t>(W, S - c);
+    const F e = simd::exp_nonpositive(simd::load<W>(z + c, n, kNegInf) - m);  // missing lanes 0
     simd::store(z + c, e, n);
     total += e;
   }
   const float inverse = static_cast<float>(1.0 / simd::lanes_sum(total));
-  for (int64_t c = 0; c < S; c += simd::kLanes) {
-    const int64_t n = std::min(simd::kLanes, S - c);
-    simd::store(p + c, simd::load(z + c, n, 0.0f) * inverse, n);
+  for (int64_t c = 0; c < S; c += W) {
+    const int64_t n = std::min<int64_t>(W, S - c);
+    simd::store(p + c, simd::load<W>(z + c, n, 0.0f) * inverse, n);
   }
 }
 
 /// The softmax's gradient for rows [r0, r1) of S: dp = factor·d_dropped (+ d_probs), then
 /// ds = scale·p·(dp − Σ p·dp), written in T. factor [(r1 − r0)·S] holds each element's dropout
 /// factor (1 without dropout); d_probs may be null; dp [S] is scratch.
-template <class T>
+template <int W, class T>
 NMT_INLINE void softmax_backward_rows(const T* p, const T* d_dropped, const T* d_probs, const float* factor, T* ds,
                                       float* dp, int64_t r0, int64_t r1, int64_t S, float scale) {
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t row = r * S;
     const float* f = factor + (r - r0) * S;
-    simd::f32x16 dot = {};
-    for (int64_t c = 0; c < S; c += simd::kLanes) {
-      const int64_t n = std::min(simd::kLanes, S - c);
-      simd::f32x16 g = simd::load(d_dropped + row + c, n, 0.0f) * simd::load(f + c, n, 0.0f);
-      if (d_probs) g += simd::load(d_probs + row + c, n, 0.0f);
+    simd::f32v<W> dot = {};
+    for (int64_t c = 0; c < S; c += W) {
+      const int64_t n = std::min<int64_t>(W, S - c);
+      simd::f32v<W> g = simd::load<W>(d_dropped + row + c, n, 0.0f) * simd::load<W>(f + c, n, 0.0f);
+      if (d_probs) g += simd::load<W>(d_probs + row + c, n, 0.0f);
       simd::store(dp + c, g, n);
-      dot += simd::load(p + row + c, n, 0.0f) * g;
+      dot += simd::load<W>(p + row + c, n, 0.0f) * g;
     }
     const auto total = static_cast<float>(simd::lanes_sum(dot));
-    for (int64_t c = 0; c < S; c += simd::kLanes) {
-      const int64_t n = std::min(simd::kLanes, S - c);
-      simd::store(ds + row + c, simd::load(p + row + c, n, 0.0f) * (simd::load(dp + c, n, 0.0f) - total) * scale, n);
+    for (int64_t c = 0; c < S; c += W) {
+      const int64_t n = std::min<int64_t>(W, S - c);
+      simd::store(ds + row + c, simd::load<W>(p + row + c, n, 0.0f) * (simd::load<W>(dp + c, n, 0.0f) - total) * scale, n);
     }
   }
 }
 
 /// Rows [r0, r1) of the attention softmax: probs, and dropped (when threshold > 0) masked from
 /// the rounded probs as dropout() masks them. `bias_row(r)` gives row r's bias or null.
-template <class T, class BiasRow>
+template <int W, class T, class BiasRow>
 NMT_INLINE void attention_softmax_rows(const T* scores, T* probs, T* dropped, float* z, int64_t r0, int64_t r1,
                                        int64_t S, float scale, BiasRow bias_row, MaskKey key, uint32_t threshold,
                                        float keep) {
-  for (int64_t r = r0; r < r1; ++r) softmax_row(scores + r * S, bias_row(r), probs + r * S, z, S, scale);
-  if (threshold > 0) mask_lanes(probs, dropped, r0 * S, r1 * S, key, threshold, keep);
+  for (int64_t r = r0; r < r1; ++r) softmax_row<W>(scores + r * S, bias_row(r), probs + r * S, z, S, scale);
+  if (threshold > 0) mask_lanes<W>(probs, dropped, r0 * S, r1 * S, key, threshold, keep);
 }
 
 /// Where row r = (n·H + h)·T + t of [N, H, T, S] finds its bias: base + n·s0 + h·s1 + t·s2.
@@ -348,43 +365,52 @@ struct BiasRows {
 NMT_VECTOR_CLONES
 void attention_softmax_fp32(const float* scores, float* probs, float* dropped, float* z, int64_t r0, int64_t r1,
                             int64_t S, float scale, BiasRows bias, MaskKey key, uint32_t threshold, float keep) {
-  attention_softmax_rows(scores, probs, dropped, z, r0, r1, S, scale, bias, key, threshold, keep);
+  NMT_BY_LANES(attention_softmax_rows, scores, probs, dropped, z, r0, r1, S, scale, bias, key, threshold, keep);
 }
 
 NMT_VECTOR_CLONES
 void attention_softmax_bf16(const uint16_t* scores, uint16_t* probs, uint16_t* dropped, float* z, int64_t r0,
                             int64_t r1, int64_t S, float scale, BiasRows bias, MaskKey key, uint32_t threshold,
                             float keep) {
-  attention_softmax_rows(scores, probs, dropped, z, r0, r1, S, scale, bias, key, threshold, keep);
+  NMT_BY_LANES(attention_softmax_rows, scores, probs, dropped, z, r0, r1, S, scale, bias, key, threshold, keep);
 }
 
 /// factor[i − i0] for i in [i0, i1): the dropout factor of element i (1 when threshold is 0).
 /// (A template, like the other helpers with vector lambdas, so that the lambda is compiled
 /// within each clone of its caller.)
-template <class F>
+template <int W, class F>
 NMT_INLINE void mask_factors(F* factor, int64_t i0, int64_t i1, MaskKey key, uint32_t threshold, float keep) {
   if (threshold == 0) {
     std::fill(factor, factor + (i1 - i0), 1.0f);
     return;
   }
-  for_each_mask_chunk(i0, i1, key, threshold, keep,
-                      [&](int64_t i, int64_t n, simd::f32x16 k) NMT_LAMBDA_INLINE { simd::store(factor + (i - i0), k, n); });
+  for_each_mask_chunk<W>(i0, i1, key, threshold, keep,
+                         [&](int64_t i, int64_t n, simd::f32v<W> k) NMT_LAMBDA_INLINE { simd::store(factor + (i - i0), k, n); });
+}
+
+/// Rows [r0, r1) of the attention softmax's backward pass: the dropout factors, then the gradient.
+template <int W, class T>
+NMT_INLINE void attention_softmax_backward_rows(const T* p, const T* d_dropped, const T* d_probs, T* ds, float* factor,
+                                                float* dp, int64_t r0, int64_t r1, int64_t S, float scale,
+                                                MaskKey key, uint32_t threshold, float keep) {
+  mask_factors<W>(factor, r0 * S, r1 * S, key, threshold, keep);
+  softmax_backward_rows<W>(p, d_dropped, d_probs, factor, ds, dp, r0, r1, S, scale);
 }
 
 NMT_VECTOR_CLONES
 void attention_softmax_backward_fp32(const float* p, const float* d_dropped, const float* d_probs, float* ds,
                                      float* factor, float* dp, int64_t r0, int64_t r1, int64_t S, float scale,
                                      MaskKey key, uint32_t threshold, float keep) {
-  mask_factors(factor, r0 * S, r1 * S, key, threshold, keep);
-  softmax_backward_rows(p, d_dropped, d_probs, factor, ds, dp, r0, r1, S, scale);
+  NMT_BY_LANES(attention_softmax_backward_rows, p, d_dropped, d_probs, ds, factor, dp, r0, r1, S, scale, key, threshold,
+               keep);
 }
 
 NMT_VECTOR_CLONES
 void attention_softmax_backward_bf16(const uint16_t* p, const uint16_t* d_dropped, const uint16_t* d_probs,
                                      uint16_t* ds, float* factor, float* dp, int64_t r0, int64_t r1, int64_t S,
                                      float scale, MaskKey key, uint32_t threshold, float keep) {
-  mask_factors(factor, r0 * S, r1 * S, key, threshold, keep);
-  softmax_backward_rows(p, d_dropped, d_probs, factor, ds, dp, r0, r1, S, scale);
+  NMT_BY_LANES(attention_softmax_backward_rows, p, d_dropped, d_probs, ds, factor, dp, r0, r1, S, scale, key, threshold,
+               keep);
 }
 
 /// The factor of kept elements, 1/(1 − p′) with p′ = threshold / 2^16.

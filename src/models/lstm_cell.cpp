@@ -18,18 +18,18 @@ T* elements(const at::Tensor& t) {
 
 /// Rows r0..r1 forward: gates [., 4H] (type G), c [., H] (type C) → act [., 4H] (G: σ(i), σ(f),
 /// tanh(g), σ(o)), c' and h' [., H] (C).
-template <class G, class C>
+template <int W, class G, class C>
 NMT_INLINE void forward_rows(const G* gates, const C* c, G* act, C* c_out, C* h_out, int64_t r0, int64_t r1, int64_t H) {
   for (int64_t r = r0; r < r1; ++r) {
     const G* g = gates + r * 4 * H;
     G* a = act + r * 4 * H;
-    for (int64_t k = 0; k < H; k += simd::kLanes) {
-      const int64_t n = std::min(simd::kLanes, H - k);
-      const auto in = simd::sigmoid(simd::load(g + k, n, 0.0f));
-      const auto forget = simd::sigmoid(simd::load(g + H + k, n, 0.0f));
-      const auto cell = simd::tanh(simd::load(g + 2 * H + k, n, 0.0f));
-      const auto out = simd::sigmoid(simd::load(g + 3 * H + k, n, 0.0f));
-      const auto c_new = forget * simd::load(c + r * H + k, n, 0.0f) + in * cell;
+    for (int64_t k = 0; k < H; k += W) {
+      const int64_t n = std::min<int64_t>(W, H - k);
+      const auto in = simd::sigmoid(simd::load<W>(g + k, n, 0.0f));
+      const auto forget = simd::sigmoid(simd::load<W>(g + H + k, n, 0.0f));
+      const auto cell = simd::tanh(simd::load<W>(g + 2 * H + k, n, 0.0f));
+      const auto out = simd::sigmoid(simd::load<W>(g + 3 * H + k, n, 0.0f));
+      const auto c_new = forget * simd::load<W>(c + r * H + k, n, 0.0f) + in * cell;
       simd::store(a + k, in, n);
       simd::store(a + H + k, forget, n);
       simd::store(a + 2 * H + k, cell, n);
@@ -42,21 +42,21 @@ NMT_INLINE void forward_rows(const G* gates, const C* c, G* act, C* c_out, C* h_
 
 /// Rows r0..r1 backward from dh, dc' [., H] (C; null for a zero gradient): dgates [., 4H] (G),
 /// dc [., H] (C).
-template <class G, class C>
+template <int W, class G, class C>
 NMT_INLINE void backward_rows(const G* act, const C* c, const C* c_out, const C* dh, const C* dc_out, G* dgates, C* dc,
                               int64_t r0, int64_t r1, int64_t H) {
   for (int64_t r = r0; r < r1; ++r) {
     const G* a = act + r * 4 * H;
     G* d = dgates + r * 4 * H;
-    for (int64_t k = 0; k < H; k += simd::kLanes) {
-      const int64_t n = std::min(simd::kLanes, H - k);
-      const auto in = simd::load(a + k, n, 0.0f), forget = simd::load(a + H + k, n, 0.0f);
-      const auto cell = simd::load(a + 2 * H + k, n, 0.0f), out = simd::load(a + 3 * H + k, n, 0.0f);
-      const auto tc = simd::tanh(simd::load(c_out + r * H + k, n, 0.0f));
-      const auto gh = dh ? simd::load(dh + r * H + k, n, 0.0f) : simd::splat(0.0f);
-      const auto gc = (dc_out ? simd::load(dc_out + r * H + k, n, 0.0f) : simd::splat(0.0f)) + gh * out * (1.0f - tc * tc);
+    for (int64_t k = 0; k < H; k += W) {
+      const int64_t n = std::min<int64_t>(W, H - k);
+      const auto in = simd::load<W>(a + k, n, 0.0f), forget = simd::load<W>(a + H + k, n, 0.0f);
+      const auto cell = simd::load<W>(a + 2 * H + k, n, 0.0f), out = simd::load<W>(a + 3 * H + k, n, 0.0f);
+      const auto tc = simd::tanh(simd::load<W>(c_out + r * H + k, n, 0.0f));
+      const auto gh = dh ? simd::load<W>(dh + r * H + k, n, 0.0f) : simd::f32v<W>{};
+      const auto gc = (dc_out ? simd::load<W>(dc_out + r * H + k, n, 0.0f) : simd::f32v<W>{}) + gh * out * (1.0f - tc * tc);
       simd::store(d + k, gc * cell * in * (1.0f - in), n);
-      simd::store(d + H + k, gc * simd::load(c + r * H + k, n, 0.0f) * forget * (1.0f - forget), n);
+      simd::store(d + H + k, gc * simd::load<W>(c + r * H + k, n, 0.0f) * forget * (1.0f - forget), n);
       simd::store(d + 2 * H + k, gc * in * (1.0f - cell * cell), n);
       simd::store(d + 3 * H + k, gh * tc * out * (1.0f - out), n);
       simd::store(dc + r * H + k, gc * forget, n);
@@ -68,11 +68,11 @@ NMT_INLINE void backward_rows(const G* act, const C* c, const C* c_out, const C*
 #define NMT_LSTM_KERNELS(NAME, G, C)                                                                                    \
   NMT_VECTOR_CLONES void forward_##NAME(const G* gates, const C* c, G* act, C* c_out, C* h_out, int64_t r0, int64_t r1, \
                                         int64_t H) {                                                                   \
-    forward_rows(gates, c, act, c_out, h_out, r0, r1, H);                                                              \
+    NMT_BY_LANES(forward_rows, gates, c, act, c_out, h_out, r0, r1, H);                                                \
   }                                                                                                                    \
   NMT_VECTOR_CLONES void backward_##NAME(const G* act, const C* c, const C* c_out, const C* dh, const C* dc_out,        \
                                          G* dgates, C* dc, int64_t r0, int64_t r1, int64_t H) {                        \
-    backward_rows(act, c, c_out, dh, dc_out, dgates, dc, r0, r1, H);                                                   \
+    NMT_BY_LANES(backward_rows, act, c, c_out, dh, dc_out, dgates, dc, r0, r1, H);                                     \
   }
 NMT_LSTM_KERNELS(fp32, float, float)
 NMT_LSTM_KERNELS(bf16_fp32, uint16_t, float)

@@ -14,14 +14,7 @@
 namespace nmt::search {
 namespace {
 
-using simd::f32x16;
-using simd::i32x16;
-using simd::kLanes;
-using simd::splat;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-NMT_INLINE f32x16 load_lanes(const float* p, int64_t n) { return simd::load(p, n, kNegInf); }
-NMT_INLINE f32x16 load_lanes(const uint16_t* p, int64_t n) { return simd::load(p, n, kNegInf); }
 
 /// Puts (v, i) into the descending list vals/ids of `filled` ≤ k entries if it belongs there;
 /// of equal values the earlier one stays ahead.
@@ -38,21 +31,22 @@ NMT_INLINE void insert(float v, int64_t i, float* vals, int64_t* ids, int64_t k,
 }
 
 /// One row x[0..V) in two vectorised passes: (1) per lane its two largest entries, so the
-/// row maximum m and a lower bound t on the k-th largest entry (the k-th largest of those 32
-/// entries; -inf when k > 32); (2) Σ exp(x − m), and the entries ≥ t, the only candidates,
+/// row maximum m and a lower bound t on the k-th largest entry (the k-th largest of those 2W
+/// entries; -inf when k > 2W); (2) Σ exp(x − m), and the entries ≥ t, the only candidates,
 /// inserted one by one. Writes the k log-probs to vals, their positions to ids.
-template <class T>
+template <int W, class T>
 NMT_INLINE void row_top_k(const T* x, int64_t V, int64_t k, float* vals, int64_t* ids) {
-  f32x16 first = splat(kNegInf), second = splat(kNegInf);
-  for (int64_t c = 0; c < V; c += kLanes) {
-    const f32x16 v = load_lanes(x + c, std::min(kLanes, V - c));
+  using F = simd::f32v<W>;
+  F first = simd::splat<F>(kNegInf), second = simd::splat<F>(kNegInf);
+  for (int64_t c = 0; c < V; c += W) {
+    const F v = simd::load<W>(x + c, std::min<int64_t>(W, V - c), kNegInf);
     second = v > second ? (v > first ? first : v) : second;
     first = simd::maximum(first, v);
   }
-  float top[2 * kLanes];
+  float top[2 * W];
   std::memcpy(top, &first, sizeof first);
-  std::memcpy(top + kLanes, &second, sizeof second);
-  std::sort(top, top + 2 * kLanes, std::greater<float>());
+  std::memcpy(top + W, &second, sizeof second);
+  std::sort(top, top + 2 * W, std::greater<float>());
   const float m = top[0];
   if (m == kNegInf) {  // no finite logit: every log-prob is -inf (log_softmax would give NaN)
     for (int64_t j = 0; j < k; ++j) {
@@ -61,14 +55,14 @@ NMT_INLINE void row_top_k(const T* x, int64_t V, int64_t k, float* vals, int64_t
     }
     return;
   }
-  const float bound = k <= 2 * kLanes ? top[k - 1] : kNegInf;
+  const float bound = k <= 2 * W ? top[k - 1] : kNegInf;
   int64_t filled = 0;
-  f32x16 sum = {};
-  for (int64_t c = 0; c < V; c += kLanes) {
-    const int64_t n = std::min(kLanes, V - c);
-    const f32x16 v = load_lanes(x + c, n);
+  F sum = {};
+  for (int64_t c = 0; c < V; c += W) {
+    const int64_t n = std::min<int64_t>(W, V - c);
+    const F v = simd::load<W>(x + c, n, kNegInf);
     sum += simd::exp_nonpositive(v - m);
-    const i32x16 candidate = v >= splat(bound);
+    const simd::i32v<W> candidate = v >= simd::splat<F>(bound);
     if (simd::any_lane(candidate))
       for (int64_t l = 0; l < n; ++l)
         if (candidate[l]) insert(v[l], c + l, vals, ids, k, filled);
@@ -77,16 +71,20 @@ NMT_INLINE void row_top_k(const T* x, int64_t V, int64_t k, float* vals, int64_t
   for (int64_t j = 0; j < k; ++j) vals[j] = vals[j] - m - log_sum;
 }
 
+/// Rows [r0, r1) of row_top_k.
+template <int W, class T>
+NMT_INLINE void rows_top_k(const T* x, int64_t r0, int64_t r1, int64_t V, int64_t k, float* vals, int64_t* ids) {
+  for (int64_t r = r0; r < r1; ++r) row_top_k<W>(x + r * V, V, k, vals + r * k, ids + r * k);
+}
+
 NMT_VECTOR_CLONES
 void rows_fp32(const float* x, int64_t r0, int64_t r1, int64_t V, int64_t k, float* vals, int64_t* ids) {
-  for (int64_t r = r0; r < r1; ++r)
-    row_top_k(x + r * V, V, k, vals + r * k, ids + r * k);
+  NMT_BY_LANES(rows_top_k, x, r0, r1, V, k, vals, ids);
 }
 
 NMT_VECTOR_CLONES
 void rows_bf16(const uint16_t* x, int64_t r0, int64_t r1, int64_t V, int64_t k, float* vals, int64_t* ids) {
-  for (int64_t r = r0; r < r1; ++r)
-    row_top_k(x + r * V, V, k, vals + r * k, ids + r * k);
+  NMT_BY_LANES(rows_top_k, x, r0, r1, V, k, vals, ids);
 }
 
 }  // namespace

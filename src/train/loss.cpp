@@ -26,10 +26,10 @@ namespace {
 
 /// Lanes [c, c + n) of a row of logits x [V] plus the bias [V] (if any), in fp32; missing lanes
 /// are `fill`.
-template <class T>
-NMT_INLINE simd::f32x16 load_logits(const T* x, const float* bias, int64_t c, int64_t n, float fill) {
-  const simd::f32x16 v = simd::load(x + c, n, fill);
-  return bias ? v + simd::load(bias + c, n, 0.0f) : v;
+template <int W, class T>
+NMT_INLINE simd::f32v<W> load_logits(const T* x, const float* bias, int64_t c, int64_t n, float fill) {
+  const simd::f32v<W> v = simd::load<W>(x + c, n, fill);
+  return bias ? v + simd::load<W>(bias + c, n, 0.0f) : v;
 }
 
 /// Per row of fp32 or bf16 logits x [V] (CPU, contiguous) plus the bias [V] if not null, in
@@ -37,78 +37,91 @@ NMT_INLINE simd::f32x16 load_logits(const T* x, const float* bias, int64_t c, in
 /// vectors first and the tail once after them: a tail test inside the loop (a vector chosen by a
 /// scalar condition, a lane written at a variable index) made GCC keep the vectors in memory in
 /// the AVX2 clone (the loss's own work took about 1.5× as long).
-template <class T>
+template <int W, class T>
 NMT_INLINE void row_statistics(const T* x, const float* bias, int64_t V, int64_t target, float& lse, float& sum,
                                float& picked) {
-  using simd::f32x16;
+  using F = simd::f32v<W>;
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  const int64_t full = V - V % simd::kLanes, tail = V - full;
-  f32x16 max = simd::splat(kNegInf), total = {};
-  for (int64_t c = 0; c < full; c += simd::kLanes) {
-    const f32x16 v = load_logits(x, bias, c, simd::kLanes, 0.0f);
+  const int64_t full = V - V % W, tail = V - full;
+  F max = simd::splat<F>(kNegInf), total = {};
+  for (int64_t c = 0; c < full; c += W) {
+    const F v = load_logits<W>(x, bias, c, W, 0.0f);
     max = simd::maximum(max, v);
     total += v;
   }
   if (tail > 0) {
-    max = simd::maximum(max, load_logits(x, bias, full, tail, kNegInf));
-    total += load_logits(x, bias, full, tail, 0.0f);  // the missing lanes add 0
+    max = simd::maximum(max, load_logits<W>(x, bias, full, tail, kNegInf));
+    total += load_logits<W>(x, bias, full, tail, 0.0f);  // the missing lanes add 0
   }
   const float m = simd::lanes_max(max);
-  f32x16 exps = {};
-  for (int64_t c = 0; c < full; c += simd::kLanes)
-    exps += simd::exp_nonpositive(load_logits(x, bias, c, simd::kLanes, 0.0f) - m);
-  if (tail > 0) exps += simd::exp_nonpositive(load_logits(x, bias, full, tail, kNegInf) - m);
+  F exps = {};
+  for (int64_t c = 0; c < full; c += W) exps += simd::exp_nonpositive(load_logits<W>(x, bias, c, W, 0.0f) - m);
+  if (tail > 0) exps += simd::exp_nonpositive(load_logits<W>(x, bias, full, tail, kNegInf) - m);
   lse = m + static_cast<float>(std::log(simd::lanes_sum(exps)));
   sum = static_cast<float>(simd::lanes_sum(total));
   picked = simd::to_float(x[target]) + (bias ? bias[target] : 0.0f);
 }
 
 /// Lanes [c, c + n) of one row of the gradient (see row_gradient); `hit` marks the target's lane.
-template <class T>
+template <int W, class T>
 NMT_INLINE void gradient_lanes(const T* x, const float* bias, T* g, float* colsum, int64_t c, int64_t n,
-                               simd::i32x16 hit, float lse, float uniform, float gold, float scale) {
-  const auto p = simd::exp_nonpositive(load_logits(x, bias, c, n, -std::numeric_limits<float>::infinity()) - lse);
-  const simd::f32x16 d = (p - uniform - (hit ? simd::splat(gold) : simd::splat(0.0f))) * scale;
+                               simd::i32v<W> hit, float lse, float uniform, float gold, float scale) {
+  using F = simd::f32v<W>;
+  const auto p = simd::exp_nonpositive(load_logits<W>(x, bias, c, n, -std::numeric_limits<float>::infinity()) - lse);
+  const F d = (p - uniform - (hit ? simd::splat<F>(gold) : simd::splat<F>(0.0f))) * scale;
   simd::store(g + c, d, n);
-  if (colsum) simd::store(colsum + c, simd::load(colsum + c, n, 0.0f) + simd::load(g + c, n, 0.0f), n);
+  if (colsum) simd::store(colsum + c, simd::load<W>(colsum + c, n, 0.0f) + simd::load<W>(g + c, n, 0.0f), n);
 }
 
 /// One row of the gradient: g = scale·(exp(x + bias − lse) − ε/V − (1 − ε)·onehot(target)),
 /// and, when `colsum` is not null, g as stored (rounded to T) added to colsum [V].
-template <class T>
+template <int W, class T>
 NMT_INLINE void row_gradient(const T* x, const float* bias, T* g, float* colsum, int64_t V, int64_t target, float lse,
                              float uniform, float gold, float scale) {
-  const int64_t full = V - V % simd::kLanes, tail = V - full;
-  const simd::i32x16 lane = simd::lane_indices();
-  for (int64_t c = 0; c < full; c += simd::kLanes)
-    gradient_lanes(x, bias, g, colsum, c, simd::kLanes, lane == static_cast<int32_t>(target - c), lse, uniform, gold,
-                   scale);
+  const int64_t full = V - V % W, tail = V - full;
+  const simd::i32v<W> lane = simd::lane_indices<W>();
+  for (int64_t c = 0; c < full; c += W)
+    gradient_lanes<W>(x, bias, g, colsum, c, W, lane == static_cast<int32_t>(target - c), lse, uniform, gold, scale);
   if (tail > 0)
-    gradient_lanes(x, bias, g, colsum, full, tail, lane == static_cast<int32_t>(target - full), lse, uniform, gold,
-                   scale);
+    gradient_lanes<W>(x, bias, g, colsum, full, tail, lane == static_cast<int32_t>(target - full), lse, uniform, gold,
+                      scale);
+}
+
+/// Rows [r0, r1) of logits [·, V]: each row's statistics (see row_statistics).
+template <int W, class T>
+NMT_INLINE void statistics_range(const T* x, const float* bias, const int64_t* targets, int64_t r0, int64_t r1,
+                                 int64_t V, float* lse, float* sum, float* picked) {
+  for (int64_t r = r0; r < r1; ++r) row_statistics<W>(x + r * V, bias, V, targets[r], lse[r], sum[r], picked[r]);
+}
+
+/// Rows [r0, r1) of the gradient (see row_gradient).
+template <int W, class T>
+NMT_INLINE void gradient_range(const T* x, const float* bias, T* g, float* colsum, const int64_t* targets,
+                               const float* lse, const float* scale, int64_t r0, int64_t r1, int64_t V, float uniform,
+                               float gold) {
+  for (int64_t r = r0; r < r1; ++r)
+    row_gradient<W>(x + r * V, bias, g + r * V, colsum, V, targets[r], lse[r], uniform, gold, scale[r]);
 }
 
 NMT_VECTOR_CLONES
 void statistics_fp32(const float* x, const float* bias, const int64_t* targets, int64_t r0, int64_t r1, int64_t V,
                      float* lse, float* sum, float* picked) {
-  for (int64_t r = r0; r < r1; ++r) row_statistics(x + r * V, bias, V, targets[r], lse[r], sum[r], picked[r]);
+  NMT_BY_LANES(statistics_range, x, bias, targets, r0, r1, V, lse, sum, picked);
 }
 NMT_VECTOR_CLONES
 void statistics_bf16(const uint16_t* x, const float* bias, const int64_t* targets, int64_t r0, int64_t r1, int64_t V,
                      float* lse, float* sum, float* picked) {
-  for (int64_t r = r0; r < r1; ++r) row_statistics(x + r * V, bias, V, targets[r], lse[r], sum[r], picked[r]);
+  NMT_BY_LANES(statistics_range, x, bias, targets, r0, r1, V, lse, sum, picked);
 }
 NMT_VECTOR_CLONES
 void gradient_fp32(const float* x, const float* bias, float* g, float* colsum, const int64_t* targets, const float* lse,
                    const float* scale, int64_t r0, int64_t r1, int64_t V, float uniform, float gold) {
-  for (int64_t r = r0; r < r1; ++r)
-    row_gradient(x + r * V, bias, g + r * V, colsum, V, targets[r], lse[r], uniform, gold, scale[r]);
+  NMT_BY_LANES(gradient_range, x, bias, g, colsum, targets, lse, scale, r0, r1, V, uniform, gold);
 }
 NMT_VECTOR_CLONES
 void gradient_bf16(const uint16_t* x, const float* bias, uint16_t* g, float* colsum, const int64_t* targets,
                    const float* lse, const float* scale, int64_t r0, int64_t r1, int64_t V, float uniform, float gold) {
-  for (int64_t r = r0; r < r1; ++r)
-    row_gradient(x + r * V, bias, g + r * V, colsum, V, targets[r], lse[r], uniform, gold, scale[r]);
+  NMT_BY_LANES(gradient_range, x, bias, g, colsum, targets, lse, scale, r0, r1, V, uniform, gold);
 }
 
 /// Per-row statistics of logits [N, V]: lse = log Σ_v exp(x_v), sum = Σ_v x_v, picked = x[target]
