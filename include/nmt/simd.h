@@ -101,8 +101,8 @@ using u32x16 = u32v<16>;
 using u16x16 = Lanes<16>::u16;
 constexpr int64_t kLanes = 16;
 
-/// The width the kernels run at: 16 on a CPU with AVX-512F, else 8; read once, when the library
-/// is loaded. set_vector_lanes() changes it (tests compare the two widths on one CPU).
+/// The width the kernels run at: 16 on a CPU with AVX-512F, else 8; the CPU is asked once, on
+/// the first call. set_vector_lanes() changes it (tests compare the two widths on one CPU).
 inline int& vector_lanes_setting() {
   static int lanes = [] {
 #if defined(__GNUC__) && defined(__x86_64__)
