@@ -69,6 +69,8 @@ NMT_INLINE uint16_t float_to_bf16_bits(float f) {
 // run at the width vector_lanes() names: 16 where the CPU has AVX-512, 8 elsewhere (README "A
 // seventh session"). Layer norm stays at 16 lanes: plain arithmetic in fp32 (its bf16 store's
 // NaN select runs where bf16 is used, on CPUs with AVX-512).
+// Each width is spelled out: GCC 12 drops a vector_size that depends on a template parameter
+// (`float __attribute__((vector_size(4 * W)))` in a template is a plain float).
 template <int W>
 struct Lanes;
 template <>
