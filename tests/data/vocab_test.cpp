@@ -48,7 +48,11 @@ const std::vector<std::string> kToyCorpus = {
     "Children play soccer in the street.",
 };
 
+}  // namespace
+
 /// Trains one small model for all tests of this file (training takes a fraction of a second).
+/// Outside the anonymous namespace: the TEST_F classes derive from it, and in the unity build
+/// (CMakeLists.txt) a base from an anonymous namespace draws -Wsubobject-linkage.
 class VocabTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -73,8 +77,6 @@ class VocabTest : public ::testing::Test {
   static fs::path* dir_;
 };
 fs::path* VocabTest::dir_ = nullptr;
-
-}  // namespace
 
 TEST_F(VocabTest, TrainsEncodesAndDecodesWithLibTorchLoaded) {
   // Really use libtorch_cpu in this process, before and after SentencePiece.
