@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Set up (install missing packages), build, and run every test through ctest; then, when the whole
 # suite runs (no arguments), the fuzz smoke: scripts/fuzz.sh runs the libFuzzer targets
-# $NMT_FUZZ_SMOKE_TARGETS (default fuzz_config fuzz_metrics: those whose code needs no LibTorch
-# and builds in seconds; fuzz_corpus and fuzz_checkpoint would add minutes) for $NMT_FUZZ_SMOKE_SECONDS each
-# (default 10; 0 skips the smoke) from their seeds, and a crash fails the run.
+# $NMT_FUZZ_SMOKE_TARGETS (default all four: fuzz_config fuzz_metrics fuzz_corpus fuzz_checkpoint;
+# their clang build and 10 s runs take about 2 minutes) for $NMT_FUZZ_SMOKE_SECONDS each (default
+# 10; 0 skips the smoke) from their seeds, and a crash or a failed build fails the run.
 # Prints one line per test while it runs; on failure, each failing test's output after the run;
 # one line per fuzz target; ctest's summary line ("N% tests passed, M tests failed out of K") last.
 # Usage: scripts/test.sh [CTEST ARGS...]   e.g. scripts/test.sh -R Variational
@@ -29,7 +29,7 @@ if ((status != 0)); then
   sed -n '/^The following tests FAILED:/,$p' "$LOG" | grep -v '^Errors while running CTest' || true
 fi
 SMOKE="${NMT_FUZZ_SMOKE_SECONDS:-10}"
-read -r -a SMOKE_TARGETS <<< "${NMT_FUZZ_SMOKE_TARGETS:-fuzz_config fuzz_metrics}"
+read -r -a SMOKE_TARGETS <<< "${NMT_FUZZ_SMOKE_TARGETS:-fuzz_config fuzz_metrics fuzz_corpus fuzz_checkpoint}"
 if (($# == 0)) && ((SMOKE > 0)); then
   echo
   fuzz_log="$BUILD/fuzz-smoke.log"
