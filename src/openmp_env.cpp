@@ -11,4 +11,10 @@ bool set_openmp_waiting() {
   return true;
 }
 
+bool set_openblas_waiting() {
+  if (std::getenv("OPENBLAS_THREAD_TIMEOUT") != nullptr) return false;
+  setenv("OPENBLAS_THREAD_TIMEOUT", kOpenBlasThreadTimeout, 1);
+  return true;
+}
+
 }  // namespace nmt

@@ -251,14 +251,16 @@ void run_bench(const BenchOptions& o, std::ostream& out) {
   for (auto& p : model->parameters()) params += p.numel();
   out << fmt::format("nmt bench: {} ({}, {:.2f}M parameters, vocabulary {}), {} threads\n", o.config_file,
                      model_type, params / 1e6, tgt_vocab.size(), threads);
-  // How the OpenMP workers wait (nmt/openmp_env.h): libgomp read these when it was loaded.
+  // How the workers wait (nmt/openmp_env.h): libgomp and OpenBLAS read these when they were loaded.
   const auto env_or_unset = [](const char* name) {
     const char* value = std::getenv(name);
     return std::string(value ? value : "unset");
   };
-  out << fmt::format("CPU: {} (bf16 units: {}); memory allocator: {}; OpenMP: OMP_WAIT_POLICY={} GOMP_SPINCOUNT={}\n",
+  out << fmt::format("CPU: {} (bf16 units: {}); memory allocator: {}; OpenMP: OMP_WAIT_POLICY={} GOMP_SPINCOUNT={}; "
+                     "OPENBLAS_THREAD_TIMEOUT={}\n",
                      cpu_model_name(), feature.empty() ? "none" : feature, memory_allocator(),
-                     env_or_unset("OMP_WAIT_POLICY"), env_or_unset("GOMP_SPINCOUNT"));
+                     env_or_unset("OMP_WAIT_POLICY"), env_or_unset("GOMP_SPINCOUNT"),
+                     env_or_unset("OPENBLAS_THREAD_TIMEOUT"));
   out << fmt::format("GEMM ceilings (at::mm, n = {}, {} s each): fp32 {:.1f} GFLOP/s, bf16 {:.1f} GFLOP/s "
                      "({:.2f}x)\n", kCeilingSize, kCeilingSeconds, fp32_ceiling, bf16_ceiling, bf16_ceiling / fp32_ceiling);
   out << fmt::format("precision: {}\n", choice.reason);

@@ -25,10 +25,12 @@ std::vector<std::string> model_library_paths() {
 }
 
 int run_in_model_library(int argc, char** argv) {
-  // libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT when it is loaded, which is now: briefly
-  // spinning OpenMP workers (nmt/openmp_env.h), without re-executing the program
+  // libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT, and OpenBLAS OPENBLAS_THREAD_TIMEOUT, when
+  // they are loaded, which is now: briefly spinning OpenMP workers and OpenBLAS threads that
+  // sleep after a product (nmt/openmp_env.h), without re-executing the program
   // (nmt::tune_process sees NMT_NO_REEXEC and does not).
   nmt::set_openmp_waiting();
+  nmt::set_openblas_waiting();
   setenv("NMT_NO_REEXEC", "1", 1);
   std::string tried;
   for (const auto& path : model_library_paths()) {

@@ -57,4 +57,26 @@ TEST(OpenMpWaiting, LeavesAUsersSpinCountAlone) {
   EXPECT_EQ(env("GOMP_SPINCOUNT"), "0");
 }
 
+TEST(OpenBlasWaiting, SetsAShortTimeoutWhenTheUserSetNone) {
+  ScopedEnv timeout("OPENBLAS_THREAD_TIMEOUT", std::nullopt);
+  EXPECT_TRUE(nmt::set_openblas_waiting());
+  EXPECT_EQ(env("OPENBLAS_THREAD_TIMEOUT"), nmt::kOpenBlasThreadTimeout);
+  EXPECT_FALSE(nmt::set_openblas_waiting());  // found set: unchanged
+  EXPECT_EQ(env("OPENBLAS_THREAD_TIMEOUT"), nmt::kOpenBlasThreadTimeout);
+}
+
+TEST(OpenBlasWaiting, LeavesAUsersTimeoutAlone) {
+  ScopedEnv timeout("OPENBLAS_THREAD_TIMEOUT", "28");
+  EXPECT_FALSE(nmt::set_openblas_waiting());
+  EXPECT_EQ(env("OPENBLAS_THREAD_TIMEOUT"), "28");
+}
+
+TEST(OpenBlasWaiting, IsIndependentOfTheOpenMpVariables) {
+  ScopedEnv policy("OMP_WAIT_POLICY", "ACTIVE"), spin("GOMP_SPINCOUNT", std::nullopt),
+      timeout("OPENBLAS_THREAD_TIMEOUT", std::nullopt);
+  EXPECT_FALSE(nmt::set_openmp_waiting());
+  EXPECT_TRUE(nmt::set_openblas_waiting());
+  EXPECT_EQ(env("GOMP_SPINCOUNT"), std::nullopt);
+}
+
 }  // namespace

@@ -45,9 +45,11 @@ class BenchCli : public ::testing::TestWithParam<BenchCase> {};
 
 TEST_P(BenchCli, ReportsSpeedFlopsMemoryAndProfile) {
   TempDir dir;
-  // Without the OpenMP variables (ctest sets OMP_WAIT_POLICY), as a user runs it: the front end
-  // sets both before it loads the model library, and bench reports what the process runs with.
-  auto r = run_shell(std::string("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT \"$NMT\" bench -c ") + GetParam().config +
+  // Without the OpenMP and OpenBLAS variables (ctest sets OMP_WAIT_POLICY), as a user runs it:
+  // the front end sets them before it loads the model library, and bench reports what the
+  // process runs with.
+  auto r = run_shell(std::string("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u OPENBLAS_THREAD_TIMEOUT \"$NMT\" bench -c ") +
+                     GetParam().config +
                      " --work-dir " + dir.file("work") +
                      " --threads 1 --warmup 1 --steps 2 --profile-steps 1 --sentences 4 --beam 2 --top 5" +
                      " --set train.precision=" + GetParam().precision);
@@ -58,7 +60,8 @@ TEST_P(BenchCli, ReportsSpeedFlopsMemoryAndProfile) {
   for (const std::string& field : std::vector<std::string>{"CPU: ", "GEMM ceilings (at::mm", "GFLOP/s, bf16 ", "precision: train.precision",
                                   "target tokens/s", "MFLOP per target token", "of the " + precision + " GEMM ceiling",
                                   "sentences/s", "peak resident memory", "self CPU time", " precision=" + precision,
-                                  std::string("OpenMP: OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=") + nmt::kOpenMpSpinCount})
+                                  std::string("OpenMP: OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=") + nmt::kOpenMpSpinCount,
+                                  std::string("OPENBLAS_THREAD_TIMEOUT=") + nmt::kOpenBlasThreadTimeout})
     EXPECT_NE(r.output.find(field), std::string::npos) << "no '" << field << "' in:\n" << r.output;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.output, m, std::regex("train_mflop_per_tok=([0-9.]+)"))) << r.output;
