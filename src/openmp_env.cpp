@@ -17,4 +17,10 @@ bool set_openblas_waiting() {
   return true;
 }
 
+bool set_thread_waiting() {
+  const bool openmp = set_openmp_waiting();
+  const bool openblas = set_openblas_waiting();
+  return openmp || openblas;
+}
+
 }  // namespace nmt

@@ -29,9 +29,7 @@ void tune_process(char** argv) {
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   bound_onednn_primitive_cache();
-  // Both run: each sets its variables if the user has not (no short-circuit).
-  const bool openmp = set_openmp_waiting(), openblas = set_openblas_waiting();
-  if (std::getenv("NMT_NO_REEXEC") == nullptr && (openmp || openblas)) {
+  if (std::getenv("NMT_NO_REEXEC") == nullptr && set_thread_waiting()) {
     setenv("NMT_NO_REEXEC", "1", 1);  // never loop, whatever happens to the variable
     // Exec the resolved path (not /proc/self/exe) so the process keeps its name in ps/top.
     std::error_code ec;

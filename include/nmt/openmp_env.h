@@ -40,4 +40,8 @@ bool set_openmp_waiting();
 /// otherwise leaves the user's setting alone and returns false. Other BLAS libraries ignore it.
 bool set_openblas_waiting();
 
+/// Both of the above (each whatever the other returns); true when either set anything, i.e.
+/// when a library loaded before the call would now read other settings.
+bool set_thread_waiting();
+
 }  // namespace nmt

@@ -29,8 +29,7 @@ int run_in_model_library(int argc, char** argv) {
   // they are loaded, which is now: briefly spinning OpenMP workers and OpenBLAS threads that
   // sleep after a product (nmt/openmp_env.h), without re-executing the program
   // (nmt::tune_process sees NMT_NO_REEXEC and does not).
-  nmt::set_openmp_waiting();
-  nmt::set_openblas_waiting();
+  nmt::set_thread_waiting();
   setenv("NMT_NO_REEXEC", "1", 1);
   std::string tried;
   for (const auto& path : model_library_paths()) {

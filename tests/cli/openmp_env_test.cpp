@@ -79,4 +79,22 @@ TEST(OpenBlasWaiting, IsIndependentOfTheOpenMpVariables) {
   EXPECT_EQ(env("GOMP_SPINCOUNT"), std::nullopt);
 }
 
+TEST(ThreadWaiting, SetsBothAndSaysWhetherItSetAnything) {
+  {
+    ScopedEnv policy("OMP_WAIT_POLICY", "ACTIVE"), spin("GOMP_SPINCOUNT", std::nullopt),
+        timeout("OPENBLAS_THREAD_TIMEOUT", std::nullopt);
+    EXPECT_TRUE(nmt::set_thread_waiting());  // the OpenMP settings are the user's; OpenBLAS's was unset
+    EXPECT_EQ(env("OPENBLAS_THREAD_TIMEOUT"), nmt::kOpenBlasThreadTimeout);
+    EXPECT_EQ(env("OMP_WAIT_POLICY"), "ACTIVE");
+  }
+  {
+    ScopedEnv policy("OMP_WAIT_POLICY", std::nullopt), spin("GOMP_SPINCOUNT", std::nullopt),
+        timeout("OPENBLAS_THREAD_TIMEOUT", "28");
+    EXPECT_TRUE(nmt::set_thread_waiting());  // OpenBLAS's is the user's; the OpenMP ones were unset
+    EXPECT_EQ(env("GOMP_SPINCOUNT"), nmt::kOpenMpSpinCount);
+    EXPECT_EQ(env("OPENBLAS_THREAD_TIMEOUT"), "28");
+    EXPECT_FALSE(nmt::set_thread_waiting());  // all set now
+  }
+}
+
 }  // namespace
