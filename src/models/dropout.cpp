@@ -13,6 +13,7 @@
 #include <ATen/record_function.h>
 #include <torch/autograd.h>
 
+#include "nmt/models/bias_gradient.h"
 #include "nmt/precision.h"
 #include "nmt/simd.h"
 
@@ -473,23 +474,6 @@ struct MaskedDropout : torch::autograd::Function<MaskedDropout> {
     return {apply_mask(grads[0], key_of(draw), ctx->saved_data["threshold"].toInt()), at::Tensor()};
   }
 };
-
-/// The bias gradient [F] of rows [N, F], summed in blocks of 32 rows on ATen's threads and then
-/// over the blocks in a fixed order, so that it does not depend on the thread count:
-/// block(r0, r1, sums) adds rows [r0, r1) to sums [F] (zeros), and writes whatever else its
-/// pass writes.
-template <class Block>
-at::Tensor blockwise_bias_gradient(int64_t N, int64_t F, const at::TensorOptions& options, Block block) {
-  constexpr int64_t kBlockRows = 32;
-  const int64_t blocks = std::max<int64_t>(1, (N + kBlockRows - 1) / kBlockRows);
-  auto partial = at::zeros({blocks, F}, options.dtype(at::kFloat));
-  float* sums = partial.data_ptr<float>();
-  const int64_t grain = std::max<int64_t>(1, simd::rows_per_task(F) / kBlockRows);
-  at::parallel_for(0, blocks, grain, [&](int64_t k0, int64_t k1) {
-    for (int64_t k = k0; k < k1; ++k) block(k * kBlockRows, std::min(N, (k + 1) * kBlockRows), sums + k * F);
-  });
-  return partial.sum(0);
-}
 
 /// x + dropout(y (+ bias)) in one pass (x fp32, y fp32 or bf16, both contiguous, one shape;
 /// bias fp32 [F] for y's last dimension F, or [0] for none: LibTorch 1.13's Function takes no

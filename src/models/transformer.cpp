@@ -14,6 +14,7 @@
 #include <torch/nn/init.h>
 #include <torch/utils.h>
 
+#include "nmt/models/attention_heads.h"
 #include "nmt/models/batched_matmul.h"
 #include "nmt/models/layer_norm.h"
 #include "nmt/models/dropout.h"
@@ -77,66 +78,26 @@ MultiHeadAttentionImpl::MultiHeadAttentionImpl(int64_t d_model, int64_t heads, d
   out_proj_ = register_module("out_proj", Linear(d_model, d_model));
 }
 
-namespace {
-
-/// [B, L, n·H·d_k] → n tensors [B, H, L, d_k] (the heads of n projections made by one product):
-/// views of x, or with `copy` contiguous copies made in one pass (for products that would copy
-/// each operand themselves). The backward pass writes the n gradients into one [B, L, n·H·d_k]
-/// tensor in one pass, where ATen's unbind/permute/view backward stacks them and then copies
-/// the stack into that layout.
-struct SplitHeads : torch::autograd::Function<SplitHeads> {
-  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
-                                                int64_t n, int64_t heads, bool copy) {
-    RECORD_USER_SCOPE("nmt::split_heads");
-    const int64_t B = x.size(0), L = x.size(1), dk = x.size(2) / (n * heads);
-    ctx->saved_data["sizes"] = std::vector<int64_t>{B, L, n, heads, dk};
-    ctx->saved_data["dtype"] = static_cast<int64_t>(x.scalar_type());
-    auto split = x.view({B, L, n, heads, dk}).permute({2, 0, 3, 1, 4});  // [n, B, H, L, d_k]
-    return (copy ? split.contiguous() : split).unbind(0);
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    RECORD_USER_SCOPE("nmt::split_heads_backward");
-    const auto sizes = ctx->saved_data["sizes"].toIntVector();
-    const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["dtype"].toInt());
-    at::TensorOptions options;
-    for (const auto& g : grads)
-      if (g.defined()) options = g.options().dtype(dtype);
-    auto dx = at::empty(sizes, options);  // [B, L, n, H, d_k]
-    for (int64_t i = 0; i < sizes[2]; ++i) {
-      auto part = dx.select(2, i);  // [B, L, H, d_k]
-      if (grads[i].defined()) part.copy_(grads[i].permute({0, 2, 1, 3}));
-      else part.zero_();
-    }
-    return {dx.view({sizes[0], sizes[1], sizes[2] * sizes[3] * sizes[4]}), at::Tensor(), at::Tensor(), at::Tensor()};
-  }
-};
-
-}  // namespace
-
-std::vector<at::Tensor> MultiHeadAttentionImpl::split_heads(const at::Tensor& x, int64_t n) const {
-  // Views where batched_matmul multiplies them as they are; copies where its products would copy
-  // each operand into a contiguous tensor anyway (bf16 autocast, other devices).
-  return SplitHeads::apply(x, n, heads_, !batched_matmul_takes_views(x));
-}
-
-std::vector<at::Tensor> MultiHeadAttentionImpl::project_qkv(const at::Tensor& x) {
-  return split_heads(in_proj_(x), 3);
-}
-
-at::Tensor MultiHeadAttentionImpl::project_q(const at::Tensor& x) {
+std::vector<at::Tensor> MultiHeadAttentionImpl::project(const at::Tensor& x, int64_t first, int64_t n) {
+  const bool whole = first == 0 && n == 3;
   // Narrowed views of the weights miss autocast's cache: cast the whole weights (cached) first.
-  auto q = at::linear(x, autocast_operand(in_proj_->weight).narrow(0, 0, d_model_),
-                      autocast_operand(in_proj_->bias).narrow(0, 0, d_model_));
-  return split_heads(q, 1)[0];
+  auto weight = whole ? in_proj_->weight : autocast_operand(in_proj_->weight).narrow(0, first * d_model_, n * d_model_);
+  auto narrow = [&](const at::Tensor& bias) { return whole ? bias : bias.narrow(0, first * d_model_, n * d_model_); };
+  // Where batched_matmul multiplies views as they are (fp32 CPU), the heads are views of the
+  // product with its bias. Elsewhere its products would copy each head, so the split copies
+  // them in one pass, on the CPU with the bias added there (in fp32) instead of by the product.
+  // The module itself where it may multiply in int8 (set_int8).
+  const bool views = batched_matmul_takes_views(x);
+  if (x.is_cpu() && !views && !in_proj_->int8()) return split_heads(at::linear(x, weight), n, heads_, true, narrow(in_proj_->bias));
+  auto y = whole ? in_proj_(x) : at::linear(x, weight, narrow(autocast_operand(in_proj_->bias)));
+  return split_heads(y, n, heads_, !views);
 }
 
-std::vector<at::Tensor> MultiHeadAttentionImpl::project_kv(const at::Tensor& memory) {
-  auto kv = at::linear(memory, autocast_operand(in_proj_->weight).narrow(0, d_model_, 2 * d_model_),
-                       autocast_operand(in_proj_->bias).narrow(0, d_model_, 2 * d_model_));
-  return split_heads(kv, 2);
-}
+std::vector<at::Tensor> MultiHeadAttentionImpl::project_qkv(const at::Tensor& x) { return project(x, 0, 3); }
+
+at::Tensor MultiHeadAttentionImpl::project_q(const at::Tensor& x) { return project(x, 0, 1)[0]; }
+
+std::vector<at::Tensor> MultiHeadAttentionImpl::project_kv(const at::Tensor& memory) { return project(memory, 1, 2); }
 
 at::Tensor MultiHeadAttentionImpl::attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                           const at::Tensor& bias, at::Tensor* weights, at::Tensor* out_bias) {

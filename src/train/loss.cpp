@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -36,10 +37,11 @@ NMT_INLINE simd::f32v<W> load_logits(const T* x, const float* bias, int64_t c, i
 /// vectorised passes: the row's log Σ exp, Σ x and x[target]. Each pass runs over the full
 /// vectors first and the tail once after them: a tail test inside the loop (a vector chosen by a
 /// scalar condition, a lane written at a variable index) made GCC keep the vectors in memory in
-/// the AVX2 clone (the loss's own work took about 1.5× as long).
-template <int W, class T>
-NMT_INLINE void row_statistics(const T* x, const float* bias, int64_t V, int64_t target, float& lse, float& sum,
-                               float& picked) {
+/// the AVX2 clone (the loss's own work took about 1.5× as long). With kKeep, e [V] receives
+/// exp(x + bias − max) of every logit. Returns Σ exp(x + bias − max).
+template <int W, bool kKeep = false, class T>
+NMT_INLINE double row_statistics(const T* x, const float* bias, int64_t V, int64_t target, float& lse, float& sum,
+                                 float& picked, float* e = nullptr) {
   using F = simd::f32v<W>;
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const int64_t full = V - V % W, tail = V - full;
@@ -55,11 +57,21 @@ NMT_INLINE void row_statistics(const T* x, const float* bias, int64_t V, int64_t
   }
   const float m = simd::lanes_max(max);
   F exps = {};
-  for (int64_t c = 0; c < full; c += W) exps += simd::exp_nonpositive(load_logits<W>(x, bias, c, W, 0.0f) - m);
-  if (tail > 0) exps += simd::exp_nonpositive(load_logits<W>(x, bias, full, tail, kNegInf) - m);
-  lse = m + static_cast<float>(std::log(simd::lanes_sum(exps)));
+  for (int64_t c = 0; c < full; c += W) {
+    const F p = simd::exp_nonpositive(load_logits<W>(x, bias, c, W, 0.0f) - m);
+    if constexpr (kKeep) simd::store(e + c, p, W);
+    exps += p;
+  }
+  if (tail > 0) {
+    const F p = simd::exp_nonpositive(load_logits<W>(x, bias, full, tail, kNegInf) - m);  // missing lanes: 0
+    if constexpr (kKeep) simd::store(e + full, p, tail);
+    exps += p;
+  }
+  const double z = simd::lanes_sum(exps);
+  lse = m + static_cast<float>(std::log(z));
   sum = static_cast<float>(simd::lanes_sum(total));
   picked = simd::to_float(x[target]) + (bias ? bias[target] : 0.0f);
+  return z;
 }
 
 /// Lanes [c, c + n) of one row of the gradient (see row_gradient); `hit` marks the target's lane.
@@ -87,6 +99,36 @@ NMT_INLINE void row_gradient(const T* x, const float* bias, T* g, float* colsum,
                       scale);
 }
 
+/// Lanes [c, c + n) of one row of the gradient from e = exp(x + bias − max) and inverse = 1/Σ e:
+/// g = scale·(e·inverse − ε/V − (1 − ε)·onehot(target)), as gradient_lanes.
+template <int W, class T>
+NMT_INLINE void gradient_from_exps(const float* e, T* g, float* colsum, int64_t c, int64_t n, simd::i32v<W> hit,
+                                   float inverse, float uniform, float gold, float scale) {
+  using F = simd::f32v<W>;
+  const F d = (simd::load<W>(e + c, n, 0.0f) * inverse - uniform - (hit ? simd::splat<F>(gold) : simd::splat<F>(0.0f))) * scale;
+  simd::store(g + c, d, n);
+  if (colsum) simd::store(colsum + c, simd::load<W>(colsum + c, n, 0.0f) + simd::load<W>(g + c, n, 0.0f), n);
+}
+
+/// One row's statistics (as row_statistics) and then its gradient (as row_gradient) with one
+/// e^x per logit: the second pass keeps exp(x + bias − max) in e [V] (scratch), which the
+/// gradient pass scales by 1/Σ instead of computing exp(x + bias − lse) again. g may be x itself
+/// (the gradient written over the logits): the gradient pass reads only e.
+template <int W, class T>
+NMT_INLINE void row_statistics_gradient(const T* x, const float* bias, T* g, float* colsum, float* e, int64_t V,
+                                        int64_t target, float uniform, float gold, float scale, float& lse,
+                                        float& sum, float& picked) {
+  const double z = row_statistics<W, true>(x, bias, V, target, lse, sum, picked, e);
+  const int64_t full = V - V % W, tail = V - full;
+  const auto inverse = static_cast<float>(1.0 / z);
+  const simd::i32v<W> lane = simd::lane_indices<W>();
+  for (int64_t c = 0; c < full; c += W)
+    gradient_from_exps<W>(e, g, colsum, c, W, lane == static_cast<int32_t>(target - c), inverse, uniform, gold, scale);
+  if (tail > 0)
+    gradient_from_exps<W>(e, g, colsum, full, tail, lane == static_cast<int32_t>(target - full), inverse, uniform, gold,
+                          scale);
+}
+
 /// Rows [r0, r1) of logits [·, V]: each row's statistics (see row_statistics).
 template <int W, class T>
 NMT_INLINE void statistics_range(const T* x, const float* bias, const int64_t* targets, int64_t r0, int64_t r1,
@@ -101,6 +143,18 @@ NMT_INLINE void gradient_range(const T* x, const float* bias, T* g, float* colsu
                                float gold) {
   for (int64_t r = r0; r < r1; ++r)
     row_gradient<W>(x + r * V, bias, g + r * V, colsum, V, targets[r], lse[r], uniform, gold, scale[r]);
+}
+
+/// Rows [r0, r1): each row's statistics and gradient (see row_statistics_gradient), row r scaled
+/// by scale[r]; e [V] is scratch.
+template <int W, class T>
+NMT_INLINE void statistics_gradient_range(const T* x, const float* bias, T* g, float* colsum, float* e,
+                                          const int64_t* targets, const float* scale, int64_t r0, int64_t r1,
+                                          int64_t V, float uniform, float gold, float* lse, float* sum,
+                                          float* picked) {
+  for (int64_t r = r0; r < r1; ++r)
+    row_statistics_gradient<W>(x + r * V, bias, g + r * V, colsum, e, V, targets[r], uniform, gold, scale[r], lse[r],
+                               sum[r], picked[r]);
 }
 
 NMT_VECTOR_CLONES
@@ -122,6 +176,21 @@ NMT_VECTOR_CLONES
 void gradient_bf16(const uint16_t* x, const float* bias, uint16_t* g, float* colsum, const int64_t* targets,
                    const float* lse, const float* scale, int64_t r0, int64_t r1, int64_t V, float uniform, float gold) {
   NMT_BY_LANES(gradient_range, x, bias, g, colsum, targets, lse, scale, r0, r1, V, uniform, gold);
+}
+
+NMT_VECTOR_CLONES
+void statistics_gradient_fp32(const float* x, const float* bias, float* g, float* colsum, float* e,
+                              const int64_t* targets, const float* scale, int64_t r0, int64_t r1, int64_t V,
+                              float uniform, float gold, float* lse, float* sum, float* picked) {
+  NMT_BY_LANES(statistics_gradient_range, x, bias, g, colsum, e, targets, scale, r0, r1, V, uniform, gold, lse, sum,
+               picked);
+}
+NMT_VECTOR_CLONES
+void statistics_gradient_bf16(const uint16_t* x, const float* bias, uint16_t* g, float* colsum, float* e,
+                              const int64_t* targets, const float* scale, int64_t r0, int64_t r1, int64_t V,
+                              float uniform, float gold, float* lse, float* sum, float* picked) {
+  NMT_BY_LANES(statistics_gradient_range, x, bias, g, colsum, e, targets, scale, r0, r1, V, uniform, gold, lse, sum,
+               picked);
 }
 
 /// Per-row statistics of logits [N, V]: lse = log Σ_v exp(x_v), sum = Σ_v x_v, picked = x[target]
@@ -163,9 +232,9 @@ constexpr int64_t kBlockRows = 32;
 /// The gradient of logits [N, V] (+ bias) into grad [N, V] (logits' dtype; may be logits itself),
 /// row r scaled by row_scale[r], in blocks of 32 rows on ATen's threads; with `partial`
 /// ([⌈N/32⌉, V] fp32 zeros) also each block's column sums, so that the bias gradient
-/// partial.sum(0) does not depend on the threads. With `first`, each block's statistics are
-/// computed into it just before its gradient, while its rows are in cache (the targets are
-/// checked first); otherwise stats holds them already.
+/// partial.sum(0) does not depend on the threads. With `first`, each row's statistics are
+/// computed into it with its gradient, with one e^x per logit (row_statistics_gradient; the
+/// targets are checked first); otherwise stats holds them already.
 void gradient(const at::Tensor& logits, const at::Tensor& bias, const at::Tensor& targets, RowStatistics& stats,
               const at::Tensor& row_scale, double eps, at::Tensor& grad, at::Tensor* partial, bool first) {
   const int64_t N = logits.size(0), V = logits.size(1);
@@ -178,10 +247,21 @@ void gradient(const at::Tensor& logits, const at::Tensor& bias, const at::Tensor
   const int64_t blocks = (N + kBlockRows - 1) / kBlockRows;
   const int64_t grain = std::max<int64_t>(1, simd::rows_per_task(V) / kBlockRows);
   at::parallel_for(0, blocks, grain, [&](int64_t k0, int64_t k1) {
+    std::vector<float> exps(static_cast<size_t>(first ? V : 0));  // a row's e^x, kept for its gradient
     for (int64_t k = k0; k < k1; ++k) {
       const int64_t r0 = k * kBlockRows, r1 = std::min(N, r0 + kBlockRows);
-      if (first) statistics_rows(logits, b, y, r0, r1, stats);
       float* colsum = sums ? sums + k * V : nullptr;
+      if (first) {
+        float *lse = stats.lse.data_ptr<float>(), *sum = stats.sum.data_ptr<float>(), *picked = stats.picked.data_ptr<float>();
+        if (logits.scalar_type() == at::kFloat)
+          statistics_gradient_fp32(logits.data_ptr<float>(), b, grad.data_ptr<float>(), colsum, exps.data(), y, sc, r0,
+                                   r1, V, uniform, gold, lse, sum, picked);
+        else
+          statistics_gradient_bf16(reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>()), b,
+                                   reinterpret_cast<uint16_t*>(grad.data_ptr<at::BFloat16>()), colsum, exps.data(), y,
+                                   sc, r0, r1, V, uniform, gold, lse, sum, picked);
+        continue;
+      }
       if (logits.scalar_type() == at::kFloat)
         gradient_fp32(logits.data_ptr<float>(), b, grad.data_ptr<float>(), colsum, y, l, sc, r0, r1, V, uniform, gold);
       else

@@ -71,8 +71,8 @@ class MultiHeadAttentionImpl : public torch::nn::Module {
   int64_t heads() const { return heads_; }
 
  private:
-  /// [B, L, n·d] → n tensors [B, H, L, d_k].
-  std::vector<at::Tensor> split_heads(const at::Tensor& x, int64_t n) const;
+  /// Projections first..first+n−1 (0: Q, 1: K, 2: V) of x [B, L, d] → n tensors [B, H, L, d_k].
+  std::vector<at::Tensor> project(const at::Tensor& x, int64_t first, int64_t n);
 
   int64_t d_model_, heads_;
   double attention_dropout_;
