@@ -26,7 +26,8 @@ namespace {
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 /// Residual connection around `sublayer`: pre-norm x + dropout(f(LN(x))), post-norm LN(x + dropout(f(x))).
-/// In pre-norm, LN(x) only feeds f's first product: under bf16 autocast it is written in bf16.
+/// In pre-norm, LN(x) only feeds f's first product: under bf16 autocast it is written in bf16,
+/// and x's gradient from the sum is added in the norm's backward pass (layer_norm_for_residual).
 /// sublayer(in, bias) returns f(in); in training it may leave out its last product's bias and
 /// give it in *bias instead, for dropout_add to add in its pass (bias is null otherwise).
 template <class F>
@@ -35,8 +36,9 @@ at::Tensor residual(const at::Tensor& x, torch::nn::LayerNorm& norm, bool pre_no
   at::Tensor bias;
   at::Tensor* out_bias = training ? &bias : nullptr;
   if (pre_norm) {
-    auto y = sublayer(layer_norm_for_product(norm, x), out_bias);
-    return models::dropout_add(x, y, p, training, bias);
+    auto [normed, skip] = layer_norm_for_residual(norm, x);
+    auto y = sublayer(normed, out_bias);
+    return models::dropout_add(skip, y, p, training, bias);
   }
   auto y = sublayer(x, out_bias);
   return norm(models::dropout_add(x, y, p, training, bias));

@@ -94,6 +94,42 @@ TEST(LayerNormCast, RejectsWhatItDoesNotCompute) {
   EXPECT_THROW(layer_norm_cast(a.x, a.weight, a.bias, 1e-5, torch::kHalf), c10::Error);
 }
 
+TEST(LayerNormCastResidual, GivesTheNormAndXAndAddsTheResidualsGradientAsAutogradWould) {
+  // x feeds the norm and a residual sum: the fused backward pass gives x the gradient that
+  // autograd gives the two separate uses (the same fp32 sum of the same two gradients), also when
+  // only one of the two outputs is used.
+  const int64_t D = 40;
+  for (auto dtype : {torch::kBFloat16, torch::kFloat}) {
+    for (int uses : {3, 1, 2}) {  // bit 1: the norm's output used, bit 2: the residual's
+      auto a = inputs(D);
+      auto b = clone(a);
+      auto [y, skip] = nmt::models::layer_norm_cast_residual(a.x, a.weight, a.bias, 1e-5, dtype);
+      auto ref = layer_norm_cast(b.x, b.weight, b.bias, 1e-5, dtype);
+      EXPECT_TRUE(torch::equal(y, ref));
+      EXPECT_TRUE(torch::equal(skip, a.x));
+      EXPECT_EQ(skip.data_ptr(), a.x.data_ptr());  // an alias, not a copy
+      auto gy = torch::randn(y.sizes()).to(dtype), gs = torch::randn(skip.sizes());
+      auto loss = torch::zeros({});
+      auto ref_loss = torch::zeros({});
+      if (uses & 1) {
+        loss = loss + (y.to(torch::kFloat) * gy.to(torch::kFloat)).sum();
+        ref_loss = ref_loss + (ref.to(torch::kFloat) * gy.to(torch::kFloat)).sum();
+      }
+      if (uses & 2) {
+        loss = loss + (skip * gs).sum();
+        ref_loss = ref_loss + (b.x * gs).sum();
+      }
+      loss.backward();
+      ref_loss.backward();
+      EXPECT_TRUE(torch::equal(a.x.grad(), b.x.grad())) << "uses " << uses << ", dtype " << dtype;
+      if (uses & 1) {
+        EXPECT_TRUE(torch::equal(a.weight.grad(), b.weight.grad())) << uses;
+        EXPECT_TRUE(torch::equal(a.bias.grad(), b.bias.grad())) << uses;
+      }
+    }
+  }
+}
+
 TEST(LayerNormForProduct, Bf16UnderAutocastOnlyAndTheModulesResultOtherwise) {
   torch::nn::LayerNorm norm(torch::nn::LayerNormOptions({16}));
   auto x = torch::randn({3, 5, 16});
