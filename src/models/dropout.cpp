@@ -290,8 +290,13 @@ void bias_relu_mask_backward_bf16(const uint16_t* dout, const uint16_t* out, uin
   NMT_BY_LANES(bias_relu_mask_backward_rows, dout, out, dy, dbias, F, r0, r1, scale);
 }
 
+/// Scratch rows of S floats padded to whole vectors of any width, so that the passes over them
+/// load and store whole vectors (a partial vector goes lane by lane, and attention's rows are
+/// short: mostly one partial vector at Multi30k's lengths).
+int64_t padded_row(int64_t S) { return (S + simd::kLanes - 1) / simd::kLanes * simd::kLanes; }
+
 /// Row `s` [S] of attention scores → p [S] = softmax(scale·s + bias) (bias [S] or null), in
-/// fp32 with one rounding to T; z [S] is scratch.
+/// fp32 with one rounding to T; z [padded_row(S)] is scratch.
 template <int W, class T>
 NMT_INLINE void softmax_row(const T* s, const float* bias, T* p, float* z, int64_t S, float scale) {
   using F = simd::f32v<W>;
@@ -301,27 +306,26 @@ NMT_INLINE void softmax_row(const T* s, const float* bias, T* p, float* z, int64
     const int64_t n = std::min<int64_t>(W, S - c);
     F v = simd::load<W>(s + c, n, kNegInf) * scale;  // missing lanes −inf
     if (bias) v += simd::load<W>(bias + c, n, 0.0f);
-    simd::store(z + c, v, n);
+    simd::store(z + c, v, W);
     max = simd::maximum(max, v);
   }
   const float m = simd::lanes_max(max);
   F total = {};
   for (int64_t c = 0; c < S; c += W) {
-    const int64_t n = std::min<int64_t>(W, S - c);
-    const F e = simd::exp_nonpositive(simd::load<W>(z + c, n, kNegInf) - m);  // missing lanes 0
-    simd::store(z + c, e, n);
+    const F e = simd::exp_nonpositive(simd::load<W>(z + c, W, 0.0f) - m);  // missing lanes: e^−inf = 0
+    simd::store(z + c, e, W);
     total += e;
   }
   const float inverse = static_cast<float>(1.0 / simd::lanes_sum(total));
   for (int64_t c = 0; c < S; c += W) {
     const int64_t n = std::min<int64_t>(W, S - c);
-    simd::store(p + c, simd::load<W>(z + c, n, 0.0f) * inverse, n);
+    simd::store(p + c, simd::load<W>(z + c, W, 0.0f) * inverse, n);
   }
 }
 
 /// The softmax's gradient for rows [r0, r1) of S: dp = factor·d_dropped (+ d_probs), then
 /// ds = scale·p·(dp − Σ p·dp), written in T. factor [(r1 − r0)·S] holds each element's dropout
-/// factor (1 without dropout); d_probs may be null; dp [S] is scratch.
+/// factor (1 without dropout); d_probs may be null; dp [padded_row(S)] is scratch.
 template <int W, class T>
 NMT_INLINE void softmax_backward_rows(const T* p, const T* d_dropped, const T* d_probs, const float* factor, T* ds,
                                       float* dp, int64_t r0, int64_t r1, int64_t S, float scale) {
@@ -333,13 +337,13 @@ NMT_INLINE void softmax_backward_rows(const T* p, const T* d_dropped, const T* d
       const int64_t n = std::min<int64_t>(W, S - c);
       simd::f32v<W> g = simd::load<W>(d_dropped + row + c, n, 0.0f) * simd::load<W>(f + c, n, 0.0f);
       if (d_probs) g += simd::load<W>(d_probs + row + c, n, 0.0f);
-      simd::store(dp + c, g, n);
+      simd::store(dp + c, g, W);  // missing lanes 0
       dot += simd::load<W>(p + row + c, n, 0.0f) * g;
     }
     const auto total = static_cast<float>(simd::lanes_sum(dot));
     for (int64_t c = 0; c < S; c += W) {
       const int64_t n = std::min<int64_t>(W, S - c);
-      simd::store(ds + row + c, simd::load<W>(p + row + c, n, 0.0f) * (simd::load<W>(dp + c, n, 0.0f) - total) * scale, n);
+      simd::store(ds + row + c, simd::load<W>(p + row + c, n, 0.0f) * (simd::load<W>(dp + c, W, 0.0f) - total) * scale, n);
     }
   }
 }
@@ -613,7 +617,7 @@ struct AttentionSoftmaxDropout : torch::autograd::Function<AttentionSoftmaxDropo
     const auto s = static_cast<float>(scale);
     const bool bf16 = scores.scalar_type() == at::kBFloat16;
     at::parallel_for(0, rows, simd::rows_per_task(S), [&](int64_t r0, int64_t r1) {
-      std::vector<float> z(static_cast<size_t>(S));
+      std::vector<float> z(static_cast<size_t>(padded_row(S)));
       for (int64_t a = r0; a < r1; a += block_rows(S)) {
         const int64_t b = std::min(r1, a + block_rows(S));
         if (bf16)
@@ -657,7 +661,7 @@ struct AttentionSoftmaxDropout : torch::autograd::Function<AttentionSoftmaxDropo
     auto ds = at::empty_like(probs);
     const bool bf16 = type == at::kBFloat16;
     at::parallel_for(0, rows, simd::rows_per_task(S), [&](int64_t r0, int64_t r1) {
-      std::vector<float> factor(static_cast<size_t>(block_rows(S) * S)), dp(static_cast<size_t>(S));
+      std::vector<float> factor(static_cast<size_t>(block_rows(S) * S)), dp(static_cast<size_t>(padded_row(S)));
       for (int64_t a = r0; a < r1; a += block_rows(S)) {
         const int64_t b = std::min(r1, a + block_rows(S));
         if (bf16) {
