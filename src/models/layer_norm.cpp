@@ -177,9 +177,7 @@ struct LayerNormCast : torch::autograd::Function<LayerNormCast> {
   }
 };
 
-}  // namespace
-
-namespace {
+/// Throws c10::Error unless layer_norm_cast computes these.
 void check_layer_norm_cast(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                            at::ScalarType out_dtype) {
   TORCH_CHECK(x.is_cpu() && x.scalar_type() == at::kFloat && x.dim() >= 1, "layer_norm_cast: x must be an fp32 CPU tensor, got ",

@@ -86,11 +86,12 @@ std::vector<at::Tensor> MultiHeadAttentionImpl::project(const at::Tensor& x, int
   auto weight = whole ? in_proj_->weight : autocast_operand(in_proj_->weight).narrow(0, first * d_model_, n * d_model_);
   auto narrow = [&](const at::Tensor& bias) { return whole ? bias : bias.narrow(0, first * d_model_, n * d_model_); };
   // Where batched_matmul multiplies views as they are (fp32 CPU), the heads are views of the
-  // product with its bias. Elsewhere its products would copy each head, so the split copies
-  // them in one pass, on the CPU with the bias added there (in fp32) instead of by the product.
-  // The module itself where it may multiply in int8 (set_int8).
+  // product. Elsewhere its products would copy each head, so the split copies them in one pass;
+  // on the CPU it also adds the bias (in fp32) as it copies, so the product needs none. int8
+  // decoding multiplies through the module (set_int8), bias included.
   const bool views = batched_matmul_takes_views(x);
-  if (x.is_cpu() && !views && !in_proj_->int8()) return split_heads(at::linear(x, weight), n, heads_, true, narrow(in_proj_->bias));
+  if (x.is_cpu() && !views && !in_proj_->int8())
+    return split_heads(at::linear(x, weight), n, heads_, true, narrow(in_proj_->bias));
   auto y = whole ? in_proj_(x) : at::linear(x, weight, narrow(autocast_operand(in_proj_->bias)));
   return split_heads(y, n, heads_, !views);
 }
