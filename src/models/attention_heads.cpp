@@ -130,19 +130,23 @@ struct SplitHeads : torch::autograd::Function<SplitHeads> {
     at::Tensor dx, dbias;
     if (one_pass(options)) {
       std::vector<at::Tensor> g(static_cast<size_t>(s.n));
-      std::vector<const void*> gp(static_cast<size_t>(s.n), nullptr);
-      for (int64_t i = 0; i < s.n; ++i)
-        if (grads[i].defined()) {
-          g[i] = grads[i].to(dtype).contiguous();
-          gp[i] = g[i].data_ptr();
-        }
+      std::vector<const float*> g32(static_cast<size_t>(s.n), nullptr);  // null: no gradient, zeros
+      std::vector<const uint16_t*> g16(static_cast<size_t>(s.n), nullptr);
+      for (int64_t i = 0; i < s.n; ++i) {
+        if (!grads[i].defined()) continue;
+        g[i] = grads[i].to(dtype).contiguous();
+        if (dtype == at::kBFloat16)
+          g16[i] = reinterpret_cast<const uint16_t*>(g[i].data_ptr<at::BFloat16>());
+        else
+          g32[i] = g[i].data_ptr<float>();
+      }
       dx = at::empty({s.B, s.L, s.row_length()}, options);
       void* dxp = dx.data_ptr();
       auto rows = [&](int64_t r0, int64_t r1, float* db) {
         if (dtype == at::kBFloat16)
-          merge_bf16(reinterpret_cast<const uint16_t* const*>(gp.data()), static_cast<uint16_t*>(dxp), db, s, r0, r1);
+          merge_bf16(g16.data(), static_cast<uint16_t*>(dxp), db, s, r0, r1);
         else
-          merge_fp32(reinterpret_cast<const float* const*>(gp.data()), static_cast<float*>(dxp), db, s, r0, r1);
+          merge_fp32(g32.data(), static_cast<float*>(dxp), db, s, r0, r1);
       };
       if (with_bias)
         dbias = blockwise_bias_gradient(s.B * s.L, s.row_length(), options, rows);
