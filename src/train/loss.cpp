@@ -240,7 +240,12 @@ void gradient(const at::Tensor& logits, const at::Tensor& bias, const at::Tensor
   const int64_t N = logits.size(0), V = logits.size(1);
   if (first) check_targets(targets, V, "sequence_loss_from_output_layer");
   const int64_t* y = targets.data_ptr<int64_t>();
-  const float *l = stats.lse.data_ptr<float>(), *sc = row_scale.data_ptr<float>();
+  const float* sc = row_scale.data_ptr<float>();
+  // With `first` the row pass writes all three statistics; otherwise lse is read (and the
+  // others may be undefined).
+  float* lse = stats.lse.data_ptr<float>();
+  float* sum = first ? stats.sum.data_ptr<float>() : nullptr;
+  float* picked = first ? stats.picked.data_ptr<float>() : nullptr;
   const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
   float* sums = partial ? partial->data_ptr<float>() : nullptr;
   const auto uniform = static_cast<float>(eps / static_cast<double>(V)), gold = static_cast<float>(1.0 - eps);
@@ -252,7 +257,6 @@ void gradient(const at::Tensor& logits, const at::Tensor& bias, const at::Tensor
       const int64_t r0 = k * kBlockRows, r1 = std::min(N, r0 + kBlockRows);
       float* colsum = sums ? sums + k * V : nullptr;
       if (first) {
-        float *lse = stats.lse.data_ptr<float>(), *sum = stats.sum.data_ptr<float>(), *picked = stats.picked.data_ptr<float>();
         if (logits.scalar_type() == at::kFloat)
           statistics_gradient_fp32(logits.data_ptr<float>(), b, grad.data_ptr<float>(), colsum, exps.data(), y, sc, r0,
                                    r1, V, uniform, gold, lse, sum, picked);
@@ -263,10 +267,10 @@ void gradient(const at::Tensor& logits, const at::Tensor& bias, const at::Tensor
         continue;
       }
       if (logits.scalar_type() == at::kFloat)
-        gradient_fp32(logits.data_ptr<float>(), b, grad.data_ptr<float>(), colsum, y, l, sc, r0, r1, V, uniform, gold);
+        gradient_fp32(logits.data_ptr<float>(), b, grad.data_ptr<float>(), colsum, y, lse, sc, r0, r1, V, uniform, gold);
       else
         gradient_bf16(reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>()), b,
-                      reinterpret_cast<uint16_t*>(grad.data_ptr<at::BFloat16>()), colsum, y, l, sc, r0, r1, V, uniform,
+                      reinterpret_cast<uint16_t*>(grad.data_ptr<at::BFloat16>()), colsum, y, lse, sc, r0, r1, V, uniform,
                       gold);
     }
   });
