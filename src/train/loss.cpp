@@ -11,6 +11,7 @@
 #include <torch/autograd.h>
 
 #include "nmt/data/batch.h"
+#include "nmt/models/bias_gradient.h"
 #include "nmt/simd.h"
 
 namespace nmt::train {
@@ -226,17 +227,14 @@ void statistics(const at::Tensor& logits, const at::Tensor& bias, const at::Tens
                    [&](int64_t r0, int64_t r1) { statistics_rows(logits, b, y, r0, r1, stats); });
 }
 
-/// Rows of the gradient of a block, for the bias gradient's partial sums.
-constexpr int64_t kBlockRows = 32;
-
 /// The gradient of logits [N, V] (+ bias) into grad [N, V] (logits' dtype; may be logits itself),
-/// row r scaled by row_scale[r], in blocks of 32 rows on ATen's threads; with `partial`
-/// ([⌈N/32⌉, V] fp32 zeros) also each block's column sums, so that the bias gradient
-/// partial.sum(0) does not depend on the threads. With `first`, each row's statistics are
-/// computed into it with its gradient, with one e^x per logit (row_statistics_gradient; the
-/// targets are checked first); otherwise stats holds them already.
+/// row r scaled by row_scale[r], on ATen's threads; with `bias_grad` also the bias gradient
+/// (fp32 [V], the column sums of the gradient) into *bias_grad, summed in fixed blocks of rows
+/// (models::blockwise_bias_gradient) so that it does not depend on the threads. With `first`,
+/// each row's statistics are computed into it with its gradient, with one e^x per logit
+/// (row_statistics_gradient; the targets are checked first); otherwise stats holds them already.
 void gradient(const at::Tensor& logits, const at::Tensor& bias, const at::Tensor& targets, RowStatistics& stats,
-              const at::Tensor& row_scale, double eps, at::Tensor& grad, at::Tensor* partial, bool first) {
+              const at::Tensor& row_scale, double eps, at::Tensor& grad, at::Tensor* bias_grad, bool first) {
   const int64_t N = logits.size(0), V = logits.size(1);
   if (first) check_targets(targets, V, "sequence_loss_from_output_layer");
   const int64_t* y = targets.data_ptr<int64_t>();
@@ -247,33 +245,31 @@ void gradient(const at::Tensor& logits, const at::Tensor& bias, const at::Tensor
   float* sum = first ? stats.sum.data_ptr<float>() : nullptr;
   float* picked = first ? stats.picked.data_ptr<float>() : nullptr;
   const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
-  float* sums = partial ? partial->data_ptr<float>() : nullptr;
   const auto uniform = static_cast<float>(eps / static_cast<double>(V)), gold = static_cast<float>(1.0 - eps);
-  const int64_t blocks = (N + kBlockRows - 1) / kBlockRows;
-  const int64_t grain = std::max<int64_t>(1, simd::rows_per_task(V) / kBlockRows);
-  at::parallel_for(0, blocks, grain, [&](int64_t k0, int64_t k1) {
-    std::vector<float> exps(static_cast<size_t>(first ? V : 0));  // a row's e^x, kept for its gradient
-    for (int64_t k = k0; k < k1; ++k) {
-      const int64_t r0 = k * kBlockRows, r1 = std::min(N, r0 + kBlockRows);
-      float* colsum = sums ? sums + k * V : nullptr;
-      if (first) {
-        if (logits.scalar_type() == at::kFloat)
-          statistics_gradient_fp32(logits.data_ptr<float>(), b, grad.data_ptr<float>(), colsum, exps.data(), y, sc, r0,
-                                   r1, V, uniform, gold, lse, sum, picked);
-        else
-          statistics_gradient_bf16(reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>()), b,
-                                   reinterpret_cast<uint16_t*>(grad.data_ptr<at::BFloat16>()), colsum, exps.data(), y,
-                                   sc, r0, r1, V, uniform, gold, lse, sum, picked);
-        continue;
-      }
+  // Rows [r0, r1), their column sums added to colsum [V] (or null).
+  auto rows = [&](int64_t r0, int64_t r1, float* colsum) {
+    if (first) {
+      std::vector<float> exps(static_cast<size_t>(V));  // a row's e^x, kept for its gradient
       if (logits.scalar_type() == at::kFloat)
-        gradient_fp32(logits.data_ptr<float>(), b, grad.data_ptr<float>(), colsum, y, lse, sc, r0, r1, V, uniform, gold);
+        statistics_gradient_fp32(logits.data_ptr<float>(), b, grad.data_ptr<float>(), colsum, exps.data(), y, sc, r0,
+                                 r1, V, uniform, gold, lse, sum, picked);
       else
-        gradient_bf16(reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>()), b,
-                      reinterpret_cast<uint16_t*>(grad.data_ptr<at::BFloat16>()), colsum, y, lse, sc, r0, r1, V, uniform,
-                      gold);
+        statistics_gradient_bf16(reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>()), b,
+                                 reinterpret_cast<uint16_t*>(grad.data_ptr<at::BFloat16>()), colsum, exps.data(), y,
+                                 sc, r0, r1, V, uniform, gold, lse, sum, picked);
+      return;
     }
-  });
+    if (logits.scalar_type() == at::kFloat)
+      gradient_fp32(logits.data_ptr<float>(), b, grad.data_ptr<float>(), colsum, y, lse, sc, r0, r1, V, uniform, gold);
+    else
+      gradient_bf16(reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>()), b,
+                    reinterpret_cast<uint16_t*>(grad.data_ptr<at::BFloat16>()), colsum, y, lse, sc, r0, r1, V, uniform,
+                    gold);
+  };
+  if (bias_grad)
+    *bias_grad = models::blockwise_bias_gradient(N, V, logits.options(), rows);
+  else
+    at::parallel_for(0, N, simd::rows_per_task(V), [&](int64_t r0, int64_t r1) { rows(r0, r1, nullptr); });
 }
 
 /// Whether the vectorised row loops take `logits` (else the chunked ATen expressions below).
@@ -372,13 +368,13 @@ struct OutputLayerLoss : torch::autograd::Function<OutputLayerLoss> {
     const auto ones = at::ones({n}, f32);  // the gradient of the loss sum: scaled in backward()
     auto grad = at::empty({n, V}, h.options());  // the logits, then their gradient
     const bool bias_grad = bias.defined() && bias.requires_grad();
-    auto partial = bias_grad ? at::zeros({(n + kBlockRows - 1) / kBlockRows, V}, f32) : at::Tensor();
+    at::Tensor dbias;  // the bias gradient of the loss sum: scaled in backward()
     at::mm_out(grad, h, weight.t());  // the logits without the bias
     RowStatistics stats{lse, sum, picked};
-    gradient(grad, bias, y, stats, ones, eps, grad, bias_grad ? &partial : nullptr, /*first=*/true);
+    gradient(grad, bias, y, stats, ones, eps, grad, bias_grad ? &dbias : nullptr, /*first=*/true);
     auto nll = lse - picked;  // −log p(y)
     auto token = eps > 0 ? (1.0 - eps) * nll + eps * (lse - sum / static_cast<double>(V)) : nll;
-    ctx->save_for_backward({h, weight, grad, partial, rows});
+    ctx->save_for_backward({h, weight, grad, dbias, rows});
     ctx->saved_data["rows"] = hidden.size(0);
     auto nll_sum = nll.sum();
     ctx->mark_non_differentiable({nll_sum});
@@ -389,7 +385,7 @@ struct OutputLayerLoss : torch::autograd::Function<OutputLayerLoss> {
                                                  torch::autograd::variable_list grads) {
     RECORD_USER_SCOPE("nmt::output_layer_loss_backward");
     const auto saved = ctx->get_saved_variables();
-    const auto &h = saved[0], &weight = saved[1], &grad = saved[2], &partial = saved[3], &rows = saved[4];
+    const auto &h = saved[0], &weight = saved[1], &grad = saved[2], &dbias = saved[3], &rows = saved[4];
     torch::autograd::variable_list out(5);
     if (!grads[0].defined()) return out;
     const double scale = grads[0].item<double>();
@@ -398,7 +394,7 @@ struct OutputLayerLoss : torch::autograd::Function<OutputLayerLoss> {
       out[0].index_copy_(0, rows, at::mm(grad, weight).mul_(scale));
     }
     if (ctx->needs_input_grad(1)) out[1] = at::mm(grad.t(), h).mul_(scale);
-    if (partial.defined() && ctx->needs_input_grad(2)) out[2] = partial.sum(0).mul_(scale);  // blocks in a fixed order
+    if (dbias.defined() && ctx->needs_input_grad(2)) out[2] = dbias.mul(scale);
     return out;
   }
 };
